@@ -1,0 +1,56 @@
+# switchboard — every command a developer or CI needs. `make demo` and `make test` are the two
+# that matter on a fresh machine.
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: demo run-all test test-real lint audit bench dist brokers brokers-stop fmt kill-test soak
+
+## The chain on the embedded broker: sends "hello world", prints the log and the reply.
+demo:
+	$(CARGO) run -q -p switchboard --bin switchboard -- demo "hello world"
+
+## Serve until Ctrl-C: all-in-one on the embedded broker, or every service as its own process
+## when KAFKA_BROKERS is set (see scripts/run-all.sh).
+run-all:
+	@if [ -n "$$KAFKA_BROKERS" ]; then bash scripts/run-all.sh; \
+	else $(CARGO) run -q -p switchboard --bin switchboard -- run; fi
+
+## Unit, embedded-broker and end-to-end tests (no external broker needed).
+test:
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+## Conformance suites and the end-to-end chain on real brokers (starts tansu, checks RabbitMQ).
+test-real:
+	bash scripts/test-real.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+audit:
+	cargo audit --db ../shared/advisory-db --no-fetch --stale --deny warnings
+
+bench:
+	bash scripts/bench.sh
+
+## kill -9 relay, processor and worker while verified requests and jobs flow (real brokers).
+kill-test:
+	bash scripts/kill-test.sh
+
+## 5 minutes of verified load on the embedded all-in-one, printing resident memory.
+soak:
+	bash scripts/soak.sh
+
+dist:
+	$(CARGO) build --release --workspace --bins
+	@ls -1 target/release/ | grep -E '^(switchboard|gateway|relay|processor|worker)$$' | sed 's|^|target/release/|'
+
+brokers:
+	bash scripts/brokers.sh start
+
+brokers-stop:
+	bash scripts/brokers.sh stop
+
+fmt:
+	$(CARGO) fmt --all

@@ -1,0 +1,26 @@
+//! Protobuf messages and gRPC stubs of switchboard, generated at build time from
+//! `proto/switchboard/v1/*.proto` by `build.rs` (so they can never go stale), plus the
+//! hand-written conversions in [`convert`].
+
+#![allow(clippy::all)]
+
+#[allow(warnings, clippy::all, missing_docs)]
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/switchboard.rs"));
+}
+
+pub mod client;
+pub mod convert;
+pub mod topics;
+
+pub use generated::envelope::{failure, Envelope, Failure, Hop, TraceContext};
+
+/// The standard gRPC health service (`grpc.health.v1.Health`, `Check` only).
+pub mod health {
+    pub use crate::generated::health::{health_check_response::ServingStatus, HealthCheckRequest, HealthCheckResponse};
+    pub use crate::generated::health_grpc::{create_health, Health, HealthClient};
+}
+pub use generated::job::{Job, JobEvent, JobStatus};
+pub use generated::processor::{ProcessRequest, ProcessResponse};
+pub use generated::processor_grpc::{create_processor, Processor, ProcessorClient};
+pub use protobuf::Message as ProtoMessage;

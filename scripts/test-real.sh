@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The real-broker suite: conformance of the Kafka and AMQP adapters, the chain end to end on
+# Kafka in-process, the demo with every service as its own process, and the kill test. Starts tansu (unless
+# KAFKA_BROKERS is set) and RabbitMQ if it is down; an unreachable broker fails the run.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+started_brokers=0
+cleanup() { if [[ $started_brokers == 1 ]]; then bash scripts/brokers.sh stop; fi; }
+trap cleanup EXIT
+if [[ -z "${KAFKA_BROKERS:-}" ]]; then
+    bash scripts/brokers.sh start
+    started_brokers=1
+    export KAFKA_BROKERS=127.0.0.1:9092
+else
+    bash scripts/brokers.sh start   # uses KAFKA_BROKERS, checks/starts RabbitMQ, creates topics
+fi
+export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+export SWITCHBOARD_REAL_BROKERS=1
+
+echo "test-real: adapters and conformance on Kafka ($KAFKA_BROKERS) and RabbitMQ"
+cargo test -p switchboard-kafka -p switchboard-amqp -- --include-ignored
+echo "test-real: the worker on RabbitMQ (round trip, killed worker, retries, dead letters)"
+cargo test -p switchboard-worker -- --include-ignored
+echo "test-real: the chain on Kafka"
+cargo test -p switchboard --test real_chain -- --include-ignored
+echo "test-real: demo with separate processes"
+GATEWAY_ADDR="${GATEWAY_ADDR:-127.0.0.1:18080}" PROCESSOR_ADDR="${PROCESSOR_ADDR:-127.0.0.1:15051}" bash scripts/demo.sh
+echo "test-real: kill test (kill -9 relay, processor, worker under load; nothing lost)"
+bash scripts/kill-test.sh

@@ -1,0 +1,408 @@
+//! The connection thread: owns the AMQP connection and its publishing channel, takes commands
+//! over a bounded async channel and answers on one-shot channels.
+//!
+//! Publishes are pipelined: each waits in `pending` for its publisher confirm, which a small
+//! forwarder thread turns into a command. When the connection is lost, unconfirmed publishes go
+//! back to `parked` and are sent again after the reconnect (at-least-once: a job whose confirm
+//! was lost may be stored twice).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use amiquip::{AmqpProperties, Channel, Confirm, ConfirmSmoother, Connection, Publish};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_lite::future;
+use switchboard_ports::{Error, ErrorKind, Message, PublishError, QueueOptions};
+
+use crate::{headers, topology, AmqpConfig};
+
+/// Where a reply goes: a one-shot channel (bounded, capacity 1).
+pub(crate) type Reply<T> = async_channel::Sender<T>;
+
+/// A one-shot channel.
+pub(crate) fn oneshot<T>() -> (Reply<T>, async_channel::Receiver<T>) {
+    async_channel::bounded(1)
+}
+
+/// A publish: to a queue through the default exchange, or to a fanout exchange.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub exchange: String,
+    pub routing_key: String,
+    pub message: Message,
+    pub attempt: u32,
+    /// Per-message TTL (a retry shorter than its queue's delay).
+    pub expiration: Option<Duration>,
+}
+
+pub(crate) enum Command {
+    Declare {
+        queue: String,
+        options: QueueOptions,
+        reply: Reply<Result<(), Error>>,
+    },
+    DeclareFanout {
+        exchange: String,
+        reply: Reply<Result<(), Error>>,
+    },
+    Delete {
+        queue: String,
+        options: QueueOptions,
+        reply: Reply<Result<(), Error>>,
+    },
+    Publish {
+        outgoing: Outgoing,
+        reply: Reply<Result<(), PublishError>>,
+    },
+    /// A fresh channel for a consumer, once connected.
+    OpenChannel {
+        reply: Reply<Channel>,
+    },
+    Close {
+        reply: Reply<()>,
+    },
+    Confirmed {
+        session: u64,
+        confirm: Confirm,
+    },
+    Lost {
+        session: u64,
+    },
+}
+
+pub(crate) fn broker_error(what: &str, e: amiquip::Error) -> Error {
+    let kind = match &e {
+        amiquip::Error::ServerClosedChannel { code, .. } if *code == 404 || *code == 406 => ErrorKind::Invalid,
+        _ => ErrorKind::Unavailable,
+    };
+    Error::new(kind, what.to_owned()).with_source(e)
+}
+
+struct Pending {
+    outgoing: Outgoing,
+    reply: Reply<Result<(), PublishError>>,
+    deadline: Instant,
+}
+
+impl Pending {
+    fn fail(self, error: Error) {
+        let _ = self.reply.try_send(Err(PublishError::new(error, self.outgoing.message)));
+    }
+}
+
+struct Session {
+    id: u64,
+    channel: Channel,
+    smoother: ConfirmSmoother,
+    next_tag: u64,
+    // Dropped last: closing the connection ends its channels.
+    connection: Connection,
+}
+
+pub(crate) struct Owner {
+    config: AmqpConfig,
+    commands: async_channel::Receiver<Command>,
+    /// Sender handed to forwarder threads.
+    events: async_channel::Sender<Command>,
+    session: Option<Session>,
+    sessions: u64,
+    queues: BTreeMap<String, QueueOptions>,
+    exchanges: BTreeSet<String>,
+    pending: BTreeMap<u64, Pending>,
+    parked: VecDeque<Pending>,
+    channel_waiters: Vec<Reply<Channel>>,
+    backoff: Box<dyn Iterator<Item = Duration> + Send>,
+    next_attempt: Instant,
+    closing: Option<Reply<()>>,
+}
+
+impl Owner {
+    /// Connects once (so a wrong URL or a broker down fails at start), then runs the thread.
+    pub(crate) fn start(config: AmqpConfig) -> Result<async_channel::Sender<Command>, Error> {
+        let (tx, rx) = async_channel::bounded(config.command_capacity.max(1));
+        let backoff = Self::backoff(&config);
+        let mut owner = Owner {
+            config,
+            commands: rx,
+            events: tx.clone(),
+            session: None,
+            sessions: 0,
+            queues: BTreeMap::new(),
+            exchanges: BTreeSet::new(),
+            pending: BTreeMap::new(),
+            parked: VecDeque::new(),
+            channel_waiters: Vec::new(),
+            backoff,
+            next_attempt: Instant::now(),
+            closing: None,
+        };
+        owner.connect()?;
+        std::thread::Builder::new()
+            .name("amqp-connection".into())
+            .spawn(move || owner.run())
+            .map_err(|e| Error::new(ErrorKind::Other, "cannot start the amqp thread").with_source(e))?;
+        Ok(tx)
+    }
+
+    fn backoff(config: &AmqpConfig) -> Box<dyn Iterator<Item = Duration> + Send> {
+        let b = ExponentialBuilder::default()
+            .with_min_delay(config.reconnect_min)
+            .with_max_delay(config.reconnect_max)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        Box::new(b)
+    }
+
+    fn connect(&mut self) -> Result<(), Error> {
+        let connection =
+            Connection::insecure_open(&self.config.url).map_err(|e| broker_error("cannot connect to rabbitmq", e))?;
+        let mut session = self.open_session(connection).map_err(|e| broker_error("cannot open a channel", e))?;
+        // Topology first: parked publishes and consumers need their queues.
+        let redeclared = (|| -> amiquip::Result<()> {
+            let ch = session.connection.open_channel(None)?;
+            for (queue, options) in &self.queues {
+                topology::declare(&ch, queue, options)?;
+            }
+            for exchange in &self.exchanges {
+                topology::declare_fanout(&ch, exchange)?;
+            }
+            ch.close()
+        })();
+        if let Err(e) = redeclared {
+            let _ = session.connection.close();
+            return Err(broker_error("cannot re-declare the topology", e));
+        }
+        log::info!("amqp: connected (session {})", session.id);
+        self.session = Some(session);
+        self.backoff = Self::backoff(&self.config);
+        for reply in std::mem::take(&mut self.channel_waiters) {
+            self.give_channel(reply);
+        }
+        for p in std::mem::take(&mut self.parked) {
+            self.publish(p);
+        }
+        Ok(())
+    }
+
+    fn open_session(&mut self, mut connection: Connection) -> amiquip::Result<Session> {
+        let channel = connection.open_channel(None)?;
+        let confirms = channel.listen_for_publisher_confirms()?;
+        channel.enable_publisher_confirms()?;
+        self.sessions += 1;
+        let id = self.sessions;
+        let events = self.events.clone();
+        // Confirms arrive on a crossbeam channel; forwarding them makes them commands, so the
+        // thread waits on one queue. The receiver disconnects when the channel or connection dies.
+        let spawned = std::thread::Builder::new().name("amqp-confirms".into()).spawn(move || {
+            for confirm in confirms.iter() {
+                if events.send_blocking(Command::Confirmed { session: id, confirm }).is_err() {
+                    return;
+                }
+            }
+            let _ = events.send_blocking(Command::Lost { session: id });
+        });
+        if let Err(e) = spawned {
+            log::error!("amqp: cannot start the confirm forwarder: {e}");
+        }
+        Ok(Session { id, channel, smoother: ConfirmSmoother::new(), next_tag: 0, connection })
+    }
+
+    fn run(mut self) {
+        loop {
+            self.expire();
+            if self.session.is_none() && Instant::now() >= self.next_attempt && self.closing.is_none() {
+                if let Err(e) = self.connect() {
+                    let delay = self.backoff.next().unwrap_or(self.config.reconnect_max);
+                    log::warn!("amqp: reconnect failed, next try in {delay:?}: {e}");
+                    self.next_attempt = Instant::now() + delay;
+                }
+            }
+            if self.closing.is_some() && self.pending.is_empty() && (self.parked.is_empty() || self.session.is_none()) {
+                break;
+            }
+            // Wake for the next reconnect attempt or publish deadline even when no command comes.
+            let mut wake = self.pending.values().chain(&self.parked).map(|p| p.deadline).min();
+            if self.session.is_none() {
+                wake = Some(wake.map_or(self.next_attempt, |w| w.min(self.next_attempt)));
+            }
+            let command = match wake {
+                None => self.commands.recv_blocking().ok(),
+                Some(at) => {
+                    let timer = async_io::Timer::at(at);
+                    let got = future::block_on(future::or(async { Some(self.commands.recv().await) }, async {
+                        timer.await;
+                        None
+                    }));
+                    match got {
+                        None => continue,
+                        Some(c) => c.ok(),
+                    }
+                }
+            };
+            let Some(command) = command else { break };
+            self.handle(command);
+        }
+        for p in std::mem::take(&mut self.parked).into_iter().chain(std::mem::take(&mut self.pending).into_values()) {
+            p.fail(Error::closed());
+        }
+        if let Some(s) = self.session.take() {
+            drop(s.channel);
+            let _ = s.connection.close();
+        }
+        if let Some(reply) = self.closing.take() {
+            let _ = reply.try_send(());
+        }
+        log::info!("amqp: connection thread done");
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Publish { outgoing, reply } => {
+                let p = Pending { outgoing, reply, deadline: Instant::now() + self.config.publish_timeout };
+                if self.closing.is_some() {
+                    p.fail(Error::closed());
+                } else {
+                    self.publish(p);
+                }
+            }
+            Command::Declare { queue, options, reply } => {
+                let r = self.on_temp_channel("cannot declare the queue", |ch| topology::declare(ch, &queue, &options));
+                if r.is_ok() {
+                    self.queues.insert(queue, options);
+                }
+                let _ = reply.try_send(r);
+            }
+            Command::DeclareFanout { exchange, reply } => {
+                let r =
+                    self.on_temp_channel("cannot declare the exchange", |ch| topology::declare_fanout(ch, &exchange));
+                if r.is_ok() {
+                    self.exchanges.insert(exchange);
+                }
+                let _ = reply.try_send(r);
+            }
+            Command::Delete { queue, options, reply } => {
+                let r = self.on_temp_channel("cannot delete the queue", |ch| topology::delete(ch, &queue, &options));
+                if r.is_ok() {
+                    self.queues.remove(&queue);
+                }
+                let _ = reply.try_send(r);
+            }
+            Command::OpenChannel { reply } => {
+                if self.session.is_some() {
+                    self.give_channel(reply);
+                } else if self.closing.is_none() {
+                    self.channel_waiters.push(reply);
+                }
+            }
+            Command::Close { reply } => self.closing = Some(reply),
+            Command::Confirmed { session, confirm } => self.confirmed(session, confirm),
+            Command::Lost { session } => {
+                if self.session.as_ref().is_some_and(|s| s.id == session) {
+                    self.lose_session("the publishing channel closed");
+                }
+            }
+        }
+    }
+
+    fn on_temp_channel(&mut self, what: &str, f: impl FnOnce(&Channel) -> amiquip::Result<()>) -> Result<(), Error> {
+        let Some(s) = self.session.as_mut() else {
+            return Err(Error::new(ErrorKind::Unavailable, "not connected to rabbitmq"));
+        };
+        // A failed declare closes its channel: keep that away from the publishing channel.
+        let ch = s.connection.open_channel(None).map_err(|e| broker_error(what, e))?;
+        let r = f(&ch).map_err(|e| broker_error(what, e));
+        let _ = ch.close();
+        r
+    }
+
+    fn give_channel(&mut self, reply: Reply<Channel>) {
+        let Some(s) = self.session.as_mut() else {
+            self.channel_waiters.push(reply);
+            return;
+        };
+        match s.connection.open_channel(None) {
+            Ok(ch) => {
+                let _ = reply.try_send(ch);
+            }
+            Err(e) => {
+                self.channel_waiters.push(reply);
+                self.lose_session(&format!("cannot open a channel: {e}"));
+            }
+        }
+    }
+
+    fn publish(&mut self, p: Pending) {
+        let Some(s) = self.session.as_mut() else {
+            self.parked.push_back(p);
+            return;
+        };
+        let o = &p.outgoing;
+        let mut props = AmqpProperties::default()
+            .with_delivery_mode(2)
+            .with_headers(headers::to_table(&o.message.headers, o.attempt));
+        if let Some(ttl) = o.expiration {
+            props = props.with_expiration(ttl.as_millis().to_string());
+        }
+        let publish = Publish::with_properties(&o.message.payload, o.routing_key.clone(), props);
+        match s.channel.basic_publish(o.exchange.clone(), publish) {
+            Ok(()) => {
+                s.next_tag += 1;
+                self.pending.insert(s.next_tag, p);
+            }
+            Err(e) => {
+                self.parked.push_back(p);
+                self.lose_session(&format!("publish failed: {e}"));
+            }
+        }
+    }
+
+    fn confirmed(&mut self, session: u64, confirm: Confirm) {
+        let Some(s) = self.session.as_mut().filter(|s| s.id == session) else { return };
+        for c in s.smoother.process(confirm) {
+            match c {
+                Confirm::Ack(c) => {
+                    if let Some(p) = self.pending.remove(&c.delivery_tag) {
+                        let _ = p.reply.try_send(Ok(()));
+                    }
+                }
+                Confirm::Nack(c) => {
+                    if let Some(p) = self.pending.remove(&c.delivery_tag) {
+                        // reject-publish on a full queue is the usual cause.
+                        p.fail(Error::new(ErrorKind::Unavailable, "broker refused the message (queue full)"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn lose_session(&mut self, why: &str) {
+        let Some(s) = self.session.take() else { return };
+        log::warn!("amqp: connection lost (session {}): {why}", s.id);
+        // Unconfirmed publishes go first, in their order, before publishes parked since.
+        let mut unconfirmed: VecDeque<Pending> = std::mem::take(&mut self.pending).into_values().collect();
+        unconfirmed.extend(std::mem::take(&mut self.parked));
+        self.parked = unconfirmed;
+        // Closing the connection ends every consumer's channel, so consumers come back for new ones.
+        drop(s.channel);
+        let _ = s.connection.close();
+        self.next_attempt = Instant::now();
+    }
+
+    fn expire(&mut self) {
+        let now = Instant::now();
+        let timeout = || Error::new(ErrorKind::Timeout, "no confirm from rabbitmq in time");
+        let expired: Vec<u64> = self.pending.iter().filter(|(_, p)| p.deadline <= now).map(|(t, _)| *t).collect();
+        for tag in expired {
+            if let Some(p) = self.pending.remove(&tag) {
+                p.fail(timeout());
+            }
+        }
+        let (late, keep): (VecDeque<Pending>, VecDeque<Pending>) =
+            std::mem::take(&mut self.parked).into_iter().partition(|p| p.deadline <= now);
+        self.parked = keep;
+        for p in late {
+            p.fail(Error::new(ErrorKind::Timeout, "rabbitmq unreachable: not enqueued in time"));
+        }
+    }
+}

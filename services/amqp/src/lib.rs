@@ -1,0 +1,24 @@
+//! RabbitMQ adapter of the switchboard work-queue and fanout ports, on amiquip.
+//!
+//! amiquip is synchronous, so one thread owns the connection and its publishing channel and
+//! takes commands over an async channel (replies come back on one-shot channels); each consumer
+//! runs on its own thread with its own channel. Enqueues wait for publisher confirms; queues are
+//! durable and messages persistent; a lost connection is re-opened with exponential backoff and
+//! jitter, the topology re-declared and consumers resumed.
+//!
+//! Topology of a queue `jobs` (see [`AmqpWorkQueue`]): `jobs` (bounded, `reject-publish`),
+//! `jobs.dlq`, and one TTL queue per retry delay (`jobs.retry.1000ms`…) dead-lettering back
+//! into `jobs`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+mod config;
+mod connection;
+mod consumer;
+mod headers;
+mod queue;
+mod topology;
+
+pub use config::{AmqpConfig, DEFAULT_URL};
+pub use queue::AmqpWorkQueue;

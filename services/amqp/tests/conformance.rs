@@ -1,0 +1,17 @@
+//! The work-queue conformance suite and the reconnect test against a real RabbitMQ
+//! (`AMQP_URL`, default 127.0.0.1:5672). Ignored by default; run with
+//! `cargo test -p switchboard-amqp -- --include-ignored` (make test-real). They fail when the
+//! broker is unreachable.
+
+#[path = "real/reconnect.rs"]
+mod reconnect;
+
+use switchboard_amqp::{AmqpConfig, AmqpWorkQueue};
+
+#[track_caller]
+fn connect() -> AmqpWorkQueue {
+    let config = AmqpConfig::from_env();
+    AmqpWorkQueue::connect(config).unwrap_or_else(|e| panic!("RabbitMQ unreachable (set AMQP_URL): {e}"))
+}
+
+switchboard_testkit::queue_conformance!(connect(), [#[ignore = "needs RabbitMQ: make test-real"]]);

@@ -1,0 +1,86 @@
+use std::sync::Arc;
+
+use log::info;
+use switchboard_kafka::{KafkaAdmin, KafkaConfig, KafkaPublisher, KafkaSubscriber, OffsetReset};
+use switchboard_ports::TopicAdmin;
+use switchboard_testkit::fake::pubsub::{FakeConfig, MemoryBroker};
+
+use crate::pubsub::{PubSub, StartingAt};
+
+/// Broker flags, each with an environment fallback.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BrokerArgs {
+    /// Kafka bootstrap servers, e.g. 127.0.0.1:9092. Unset: the embedded broker (all-in-one only).
+    #[arg(long, env = "KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Partitions of topics this service creates when they are missing.
+    #[arg(long, env = "SWITCHBOARD_PARTITIONS", default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1024))]
+    pub partitions: i32,
+    /// RabbitMQ URL for the jobs queue, e.g. amqp://guest:guest@127.0.0.1:5672/%2f. Unset: the
+    /// embedded work queue (all-in-one only).
+    #[arg(long, env = "AMQP_URL")]
+    pub amqp_url: Option<String>,
+    /// Embedded broker only: messages kept per partition. Requests older than their deadline
+    /// are useless, so a few thousand bound the all-in-one's memory without losing live work.
+    #[arg(long, env = "SWITCHBOARD_EMBEDDED_RETENTION", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub embedded_retention: u64,
+}
+
+/// Why the brokers could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// A service deployed alone was started without a real broker.
+    #[error("{0} needs a real broker: set KAFKA_BROKERS (the embedded broker only exists inside the all-in-one `switchboard`)")]
+    NoBroker(&'static str),
+    /// The broker refused or could not be reached.
+    #[error("kafka: {0}")]
+    Port(#[from] switchboard_ports::Error),
+    /// A service deployed alone needs RabbitMQ and none is configured.
+    #[error(
+        "{0} needs RabbitMQ: set AMQP_URL (the embedded work queue only exists inside the all-in-one `switchboard`)"
+    )]
+    NoQueue(&'static str),
+    /// RabbitMQ refused or could not be reached.
+    #[error("rabbitmq: {0}")]
+    Amqp(switchboard_ports::Error),
+}
+
+impl BrokerArgs {
+    /// Kafka when configured, else the embedded broker; creates `topics` on Kafka when missing.
+    pub async fn connect(&self, topics: &[&str]) -> Result<PubSub, BrokerError> {
+        match &self.kafka_brokers {
+            Some(brokers) => self.kafka(brokers, topics).await,
+            None => {
+                info!("no KAFKA_BROKERS: using the embedded broker");
+                let config =
+                    FakeConfig { retention_messages: self.embedded_retention as usize, ..FakeConfig::default() };
+                Ok(PubSub::embedded(MemoryBroker::with_config(config)))
+            }
+        }
+    }
+
+    /// Kafka, or an error naming `service` when none is configured.
+    pub async fn require_kafka(&self, service: &'static str, topics: &[&str]) -> Result<PubSub, BrokerError> {
+        match &self.kafka_brokers {
+            Some(brokers) => self.kafka(brokers, topics).await,
+            None => Err(BrokerError::NoBroker(service)),
+        }
+    }
+
+    async fn kafka(&self, brokers: &str, topics: &[&str]) -> Result<PubSub, BrokerError> {
+        let config = KafkaConfig::new(brokers);
+        let admin = KafkaAdmin::new(&config)?;
+        for topic in topics {
+            admin.ensure_topic(topic, self.partitions).await?;
+        }
+        info!("kafka at {brokers}: topics {topics:?} ready");
+        let subscriber = KafkaSubscriber::new(&config);
+        Ok(PubSub {
+            publisher: Arc::new(KafkaPublisher::new(&config)?),
+            requests: Arc::new(StartingAt::new(subscriber.clone(), OffsetReset::Earliest)),
+            replies: Arc::new(StartingAt::new(subscriber, OffsetReset::Latest)),
+            kind: "kafka",
+        })
+    }
+}

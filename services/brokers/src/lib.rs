@@ -1,0 +1,15 @@
+//! Broker selection for every switchboard binary: `KAFKA_BROKERS` set means real Kafka (topics
+//! created when missing); unset means the embedded broker, which only the all-in-one accepts —
+//! a service deployed alone cannot share an in-process broker with anyone. Likewise `AMQP_URL`
+//! set means RabbitMQ for the jobs queue, unset the embedded work queue.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+mod args;
+mod pubsub;
+mod queue;
+
+pub use args::{BrokerArgs, BrokerError};
+pub use pubsub::PubSub;
+pub use queue::{JobNames, Queues};

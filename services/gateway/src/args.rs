@@ -1,0 +1,44 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use switchboard_proto::topics::Topics;
+
+use crate::GatewayConfig;
+
+/// Gateway flags, each with an environment fallback.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayArgs {
+    /// HTTP listen address.
+    #[arg(long, env = "GATEWAY_ADDR", default_value = "127.0.0.1:8080")]
+    pub gateway_addr: SocketAddr,
+    /// Time budget of one request in milliseconds (becomes the envelope deadline).
+    #[arg(long, env = "SWITCHBOARD_REQUEST_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub request_timeout_ms: u64,
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 65536)]
+    pub max_body_bytes: usize,
+    /// Requests waiting for a reply at once; beyond it 503 at once.
+    #[arg(long, env = "SWITCHBOARD_MAX_PENDING", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_pending: u64,
+    /// Open client connections at once; beyond it new connections wait in the listen backlog.
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+}
+
+impl GatewayArgs {
+    /// The gateway configuration these flags describe, with the publish breaker read from
+    /// `SWITCHBOARD_GATEWAY_BREAKER_*` (see switchboard-breaker's `Config::from_env`).
+    pub fn config(&self, topics: &Topics) -> Result<GatewayConfig, switchboard_breaker::ConfigError> {
+        Ok(GatewayConfig {
+            addr: self.gateway_addr,
+            requests_topic: topics.requests.clone(),
+            replies_topic: topics.replies.clone(),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            max_body_bytes: self.max_body_bytes,
+            max_pending: self.max_pending as usize,
+            max_connections: self.max_connections as usize,
+            breaker: switchboard_breaker::Config::from_env("SWITCHBOARD_GATEWAY_BREAKER")?,
+            ..GatewayConfig::default()
+        })
+    }
+}

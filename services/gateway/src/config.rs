@@ -1,0 +1,58 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use switchboard_telemetry::{Metrics, Readiness};
+
+/// Route templates, the only values of the `route` label of the HTTP metrics.
+pub const ROUTES: [&str; 6] = ["/messages", "/jobs", "/jobs/:id", "/healthz", "/readyz", "/metrics"];
+
+/// Gateway settings; defaults match the documented topic names and limits.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Listen address (`GATEWAY_ADDR`); port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// Topic requests are published to.
+    pub requests_topic: String,
+    /// Topic replies come back on (the envelope's reply-to).
+    pub replies_topic: String,
+    /// Consumer group of this instance on the replies topic: unique per instance, so every
+    /// gateway sees the replies and keeps those it is waiting for.
+    pub reply_group: String,
+    /// Time budget of one request, carried in the envelope as its deadline.
+    pub request_timeout: Duration,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Requests waiting for a reply at once (the gateway's bulkhead); beyond it the gateway
+    /// answers 503 at once.
+    pub max_pending: usize,
+    /// Open client connections at once; at the limit the gateway stops accepting until one
+    /// closes (backpressure instead of a task per connection without bound).
+    pub max_connections: usize,
+    /// Circuit breaker around the gateway's publishes to the broker.
+    pub breaker: switchboard_breaker::Config,
+    /// How long a stopping gateway waits for requests in flight to get their replies.
+    pub grace: Duration,
+    /// Where the gateway's metrics go (shared with the other services in the all-in-one).
+    pub metrics: Metrics,
+    /// Readiness checks reported at `/readyz`; the gateway adds its own.
+    pub readiness: Readiness,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            addr: "127.0.0.1:8080".parse().unwrap(),
+            requests_topic: "switchboard.requests".into(),
+            replies_topic: "switchboard.replies".into(),
+            reply_group: format!("switchboard-gateway-{}", uuid::Uuid::new_v4()),
+            request_timeout: Duration::from_secs(5),
+            max_body_bytes: 64 * 1024,
+            max_pending: 10_000,
+            max_connections: 10_000,
+            breaker: switchboard_breaker::Config::default(),
+            grace: Duration::from_secs(10),
+            metrics: Metrics::builder("gateway").routes(ROUTES).build(),
+            readiness: Readiness::new(),
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The jobs API: `POST /jobs` enqueues a job on the work queue and answers 202 once the broker
+//! confirmed it; `GET /jobs/{id}` shows its status from a bounded store that every gateway
+//! fills from the job-events fanout, so any instance can answer for any job.
+
+mod args;
+mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{info, warn};
+use serde::Serialize;
+use switchboard_ports::{Error, ErrorKind, Fanout, FanoutListener, Message, QueueOptions, WorkQueue};
+use switchboard_proto::convert::{now_millis, Stage};
+use switchboard_proto::{Envelope, JobEvent, JobStatus, ProtoMessage};
+use switchboard_telemetry::{TraceContext, TRACEPARENT};
+use tide::{Request, StatusCode};
+
+use crate::errors::error;
+use crate::routes::{admit, json, unavailable, State};
+
+pub use args::JobsArgs;
+pub use store::{JobState, JobStore, JobView};
+
+const SERVICE: &str = "gateway";
+
+/// Settings of the jobs API; defaults match the documented names and limits.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct JobsConfig {
+    /// Work queue jobs go to (`SWITCHBOARD_JOBS_QUEUE`).
+    pub queue: String,
+    /// How the queue is declared: must match the workers' options.
+    pub queue_options: QueueOptions,
+    /// Fanout exchange the workers report on (`SWITCHBOARD_JOB_EVENTS_EXCHANGE`).
+    pub events_exchange: String,
+    /// Jobs whose status this gateway keeps (`SWITCHBOARD_JOB_STORE_MAX`).
+    pub store_max: usize,
+    /// How long a status is kept (`SWITCHBOARD_JOB_TTL_SECS`).
+    pub ttl: Duration,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            queue: "switchboard.jobs".into(),
+            queue_options: QueueOptions::default(),
+            events_exchange: "switchboard.job-events".into(),
+            store_max: 100_000,
+            ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl JobsConfig {
+    /// Sets the queue and exchange names.
+    pub fn with_names(mut self, queue: impl Into<String>, events_exchange: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self.events_exchange = events_exchange.into();
+        self
+    }
+
+    /// Sets the queue options.
+    pub fn with_queue_options(mut self, options: QueueOptions) -> Self {
+        self.queue_options = options;
+        self
+    }
+
+    /// Sets the store bounds.
+    pub fn with_store(mut self, max: usize, ttl: Duration) -> Self {
+        self.store_max = max;
+        self.ttl = ttl;
+        self
+    }
+}
+
+/// The jobs API of one gateway: its queue, its store, and the task feeding the store.
+pub(crate) struct Jobs {
+    config: JobsConfig,
+    queue: Arc<dyn WorkQueue>,
+    store: Arc<JobStore>,
+    // Dropping the task (with the last route holding `Jobs`) stops listening.
+    _events: smol::Task<()>,
+}
+
+impl Jobs {
+    /// Declares the queue and starts listening for job events: once this returns, the store
+    /// hears about every job reported from now on.
+    pub(crate) async fn start(
+        config: JobsConfig,
+        queue: Arc<dyn WorkQueue>,
+        fanout: Arc<dyn Fanout>,
+    ) -> Result<Arc<Jobs>, Error> {
+        queue.declare(&config.queue, &config.queue_options).await?;
+        let listener = fanout.listen(&config.events_exchange).await?;
+        let store = Arc::new(JobStore::new(config.store_max, config.ttl));
+        let events = smol::spawn(feed(listener, store.clone()));
+        info!("jobs on queue {}, events from {}", config.queue, config.events_exchange);
+        Ok(Arc::new(Jobs { config, queue, store, _events: events }))
+    }
+}
+
+/// Applies every job event heard to the store.
+async fn feed(listener: FanoutListener, store: Arc<JobStore>) {
+    while let Some(m) = listener.recv().await {
+        match JobEvent::parse_from_bytes(&m.payload) {
+            Ok(e) if !e.id.is_empty() => {
+                let Some(view) = view_of(e) else { continue };
+                store.apply(view);
+            }
+            Ok(_) => warn!("job event without id dropped"),
+            Err(e) => warn!("undecodable job event dropped: {e}"),
+        }
+    }
+    warn!("job events listener ended: job statuses are no longer updated");
+}
+
+fn view_of(e: JobEvent) -> Option<JobView> {
+    let status = match e.status.enum_value() {
+        Ok(JobStatus::JOB_STATUS_QUEUED) => JobState::Queued,
+        Ok(JobStatus::JOB_STATUS_RUNNING) => JobState::Running,
+        Ok(JobStatus::JOB_STATUS_DONE) => JobState::Done,
+        Ok(JobStatus::JOB_STATUS_FAILED) => JobState::Failed,
+        _ => {
+            warn!("job event with unknown status dropped id={}", e.id);
+            return None;
+        }
+    };
+    let result = (status == JobState::Done).then_some(e.result);
+    let error = (status == JobState::Failed).then_some(e.error);
+    Some(JobView { id: e.id, status, result, error, attempt: e.attempt })
+}
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs").field("config", &self.config).field("stored", &self.store.len()).finish()
+    }
+}
+
+#[derive(Serialize)]
+struct Accepted<'a> {
+    id: &'a str,
+    status: JobState,
+}
+
+/// Registers `POST /jobs` and `GET /jobs/:id` on `app`.
+pub(crate) fn routes(app: &mut tide::Server<State>, jobs: Arc<Jobs>) {
+    let post = jobs.clone();
+    app.at("/jobs").post(move |req| post_job(post.clone(), req));
+    app.at("/jobs/:id").get(move |req| get_job(jobs.clone(), req));
+}
+
+async fn post_job(jobs: Arc<Jobs>, mut req: Request<State>) -> tide::Result {
+    let state = req.state().clone();
+    let text = match admit(&mut req).await {
+        Ok(text) => text,
+        Err(res) => return Ok(res),
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    // The envelope only records the hops: a job has no reply topic and no request deadline.
+    let mut envelope = Envelope::start(&id, text, "", Duration::ZERO);
+    envelope.deadline_unix_ms = 0;
+    let trace = TraceContext::continue_or_new(req.header(TRACEPARENT).map(|v| v.as_str())).child();
+    envelope.set_traceparent(trace.to_string());
+    envelope.record(Stage::RestRequest, SERVICE);
+    info!("REST request: {} id={id}", envelope.body);
+    envelope.record(Stage::RabbitmqPublisher, SERVICE);
+
+    let mut job = switchboard_proto::Job::new();
+    job.id = id.clone();
+    job.body = envelope.body.clone();
+    job.hops = envelope.hops.clone();
+    job.trace = envelope.trace.clone();
+    job.created_unix_ms = now_millis();
+    let message = Message::new(job.write_to_bytes().expect("in-memory message encodes"))
+        .with_header("job-id", id.as_bytes())
+        .with_header(TRACEPARENT, trace.to_string().as_bytes());
+    // Accepted only once the broker confirmed it: from then on the job survives this gateway.
+    if let Err(e) = jobs.queue.enqueue(&jobs.config.queue, message).await {
+        warn!("job not enqueued id={id}: {e}");
+        let why = match e.error.kind() {
+            ErrorKind::Unavailable => "job queue full or unavailable",
+            _ => "job queue unavailable",
+        };
+        return Ok(unavailable(why, 1));
+    }
+    info!("RABBITMQ Publisher: {} id={id}", envelope.body);
+    state.metrics.job("accepted");
+    jobs.store.apply(JobView::new(&id, JobState::Queued, 0));
+    let mut res = json(StatusCode::Accepted, &Accepted { id: &id, status: JobState::Queued });
+    res.insert_header("Location", format!("/jobs/{id}"));
+    res.insert_header(TRACEPARENT, trace.to_string());
+    Ok(res)
+}
+
+async fn get_job(jobs: Arc<Jobs>, req: Request<State>) -> tide::Result {
+    let id = req.param("id").unwrap_or_default();
+    Ok(match jobs.store.get(id) {
+        Some(view) => json(StatusCode::Ok, &view),
+        None => error(StatusCode::NotFound, "not_found", &format!("no job {id} (unknown, or forgotten after its TTL)")),
+    })
+}

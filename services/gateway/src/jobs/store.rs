@@ -1,0 +1,211 @@
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+/// Where a job stands, as `GET /jobs/{id}` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Accepted and on the queue.
+    Queued,
+    /// A worker is on it.
+    Running,
+    /// Finished with a result (final).
+    Done,
+    /// Given up, with an error (final).
+    Failed,
+}
+
+impl JobState {
+    fn rank(self) -> u8 {
+        match self {
+            JobState::Queued => 0,
+            JobState::Running => 1,
+            JobState::Done | JobState::Failed => 2,
+        }
+    }
+
+    /// Done or failed: nothing changes it any more.
+    pub fn is_final(self) -> bool {
+        self.rank() == 2
+    }
+}
+
+/// A job as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobView {
+    /// The job id.
+    pub id: String,
+    /// Its status.
+    pub status: JobState,
+    /// The result, once done.
+    pub result: Option<String>,
+    /// The error, once failed.
+    pub error: Option<String>,
+    /// The attempt the status belongs to (0 while queued).
+    pub attempt: u32,
+}
+
+impl JobView {
+    /// A job update without result or error.
+    pub fn new(id: impl Into<String>, status: JobState, attempt: u32) -> Self {
+        JobView { id: id.into(), status, result: None, error: None, attempt }
+    }
+}
+
+/// The jobs a gateway knows about: bounded in count and in time.
+///
+/// Holds at most `max` jobs (the oldest is evicted to make room) for at most `ttl` after it
+/// first heard of each. Statuses only move forward (queued → running → done | failed); the
+/// first final status wins, so a repeated `done` (a job run twice after a lost ack) changes
+/// nothing the client sees.
+#[derive(Debug)]
+pub struct JobStore {
+    max: usize,
+    ttl: Duration,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    jobs: HashMap<String, (Instant, JobView)>,
+    /// First-heard order, which is also expiry order: (first heard, id).
+    order: VecDeque<(Instant, String)>,
+}
+
+impl JobStore {
+    /// A store of at most `max` (at least 1) jobs, each kept `ttl`.
+    pub fn new(max: usize, ttl: Duration) -> Self {
+        JobStore { max: max.max(1), ttl, inner: Mutex::new(Inner::default()) }
+    }
+
+    /// Applies `update` if it moves the job forward; returns whether it changed anything.
+    pub fn apply(&self, update: JobView) -> bool {
+        self.apply_at(update, Instant::now())
+    }
+
+    /// [`apply`](JobStore::apply) at time `now`.
+    pub fn apply_at(&self, update: JobView, now: Instant) -> bool {
+        let mut inner = self.inner.lock();
+        inner.expire(now, self.ttl);
+        if let Some((_, current)) = inner.jobs.get_mut(&update.id) {
+            let forward = update.status.rank() > current.status.rank()
+                || (update.status == JobState::Running
+                    && current.status == JobState::Running
+                    && update.attempt > current.attempt);
+            if !forward || current.status.is_final() {
+                return false;
+            }
+            *current = update;
+            return true;
+        }
+        while inner.jobs.len() >= self.max {
+            let Some((_, oldest)) = inner.order.pop_front() else { break };
+            inner.jobs.remove(&oldest);
+        }
+        inner.order.push_back((now, update.id.clone()));
+        inner.jobs.insert(update.id.clone(), (now, update));
+        true
+    }
+
+    /// The job `id`, unless unknown or expired.
+    pub fn get(&self, id: &str) -> Option<JobView> {
+        self.get_at(id, Instant::now())
+    }
+
+    /// [`get`](JobStore::get) at time `now`.
+    pub fn get_at(&self, id: &str, now: Instant) -> Option<JobView> {
+        let mut inner = self.inner.lock();
+        inner.expire(now, self.ttl);
+        inner.jobs.get(id).map(|(_, v)| v.clone())
+    }
+
+    /// Jobs held.
+    pub fn len(&self) -> usize {
+        self.inner.lock().jobs.len()
+    }
+
+    /// True when no job is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Inner {
+    fn expire(&mut self, now: Instant, ttl: Duration) {
+        while let Some((first_heard, _)) = self.order.front() {
+            if now.saturating_duration_since(*first_heard) < ttl {
+                break;
+            }
+            let (_, id) = self.order.pop_front().expect("front exists");
+            self.jobs.remove(&id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(id: &str, result: &str, attempt: u32) -> JobView {
+        JobView { result: Some(result.into()), ..JobView::new(id, JobState::Done, attempt) }
+    }
+
+    #[test]
+    fn statuses_only_move_forward_and_the_first_final_wins() {
+        let s = JobStore::new(10, Duration::from_secs(60));
+        assert!(s.apply(JobView::new("a", JobState::Queued, 0)));
+        assert!(s.apply(JobView::new("a", JobState::Running, 1)));
+        assert!(!s.apply(JobView::new("a", JobState::Queued, 0)), "back to queued");
+        assert!(s.apply(JobView::new("a", JobState::Running, 2)), "a later attempt runs");
+        assert!(!s.apply(JobView::new("a", JobState::Running, 1)), "an older attempt's event");
+        assert!(s.apply(done("a", "FIRST", 2)));
+        assert!(!s.apply(done("a", "SECOND", 3)), "a duplicate done is absorbed");
+        let failed = JobView { error: Some("late".into()), ..JobView::new("a", JobState::Failed, 3) };
+        assert!(!s.apply(failed), "failed after done");
+        assert!(!s.apply(JobView::new("a", JobState::Running, 4)));
+        assert_eq!(s.get("a"), Some(done("a", "FIRST", 2)));
+    }
+
+    #[test]
+    fn events_before_the_queued_entry_are_kept() {
+        // A fast worker can report before the accepting gateway records `queued`.
+        let s = JobStore::new(10, Duration::from_secs(60));
+        assert!(s.apply(done("b", "R", 1)));
+        assert!(!s.apply(JobView::new("b", JobState::Queued, 0)));
+        assert_eq!(s.get("b").unwrap().status, JobState::Done);
+    }
+
+    #[test]
+    fn the_oldest_is_evicted_at_the_bound() {
+        let s = JobStore::new(3, Duration::from_secs(60));
+        for id in ["1", "2", "3", "4"] {
+            s.apply(JobView::new(id, JobState::Queued, 0));
+        }
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.get("1"), None, "oldest evicted");
+        // Updating a job does not make it younger: it is still evicted in first-heard order.
+        s.apply(JobView::new("2", JobState::Running, 1));
+        s.apply(JobView::new("5", JobState::Queued, 0));
+        assert_eq!(s.get("2"), None);
+        assert!(["3", "4", "5"].iter().all(|id| s.get(id).is_some()));
+        assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn jobs_expire_after_the_ttl() {
+        let s = JobStore::new(10, Duration::from_secs(60));
+        let t0 = Instant::now();
+        s.apply_at(JobView::new("old", JobState::Queued, 0), t0);
+        s.apply_at(JobView::new("new", JobState::Queued, 0), t0 + Duration::from_secs(30));
+        assert!(s.get_at("old", t0 + Duration::from_secs(59)).is_some());
+        assert_eq!(s.get_at("old", t0 + Duration::from_secs(60)), None, "expired");
+        assert!(s.get_at("new", t0 + Duration::from_secs(60)).is_some());
+        assert_eq!(s.len(), 1, "expired entries are dropped, not just hidden");
+        // A late event for an expired job starts a fresh entry.
+        assert!(s.apply_at(done("old", "R", 1), t0 + Duration::from_secs(61)));
+        assert_eq!(s.get_at("old", t0 + Duration::from_secs(61)).unwrap().status, JobState::Done);
+    }
+}

@@ -1,0 +1,20 @@
+//! The gateway: the REST edge. `POST /messages` starts a transaction (the `REST request` and
+//! `KAFKA Publisher` hops), the reply consumer matches replies to callers by correlation id
+//! (the second `KAFKA Consumer` hop), and the caller gets the upper-cased result.
+
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+mod args;
+mod config;
+mod errors;
+mod jobs;
+mod pending;
+mod replies;
+mod routes;
+mod serve;
+
+pub use args::GatewayArgs;
+pub use config::{GatewayConfig, ROUTES};
+pub use jobs::{JobState, JobStore, JobView, JobsArgs, JobsConfig};
+pub use pending::{Pending, PendingFull, Waiter};
+pub use serve::Gateway;

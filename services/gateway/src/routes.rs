@@ -1,0 +1,244 @@
+use std::sync::Arc;
+
+use futures_lite::{AsyncReadExt, FutureExt};
+use log::{info, warn};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use switchboard_ports::{Message, Publisher};
+use switchboard_proto::convert::Stage;
+use switchboard_proto::{failure, Envelope};
+use switchboard_telemetry::{metrics_response, Metrics, Readiness, TraceContext, TRACEPARENT};
+use tide::{Request, Response, StatusCode};
+
+use crate::errors::error;
+use crate::{GatewayConfig, Pending};
+
+const SERVICE: &str = "gateway";
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct State {
+    pub config: Arc<GatewayConfig>,
+    pub publisher: Arc<dyn Publisher>,
+    pub pending: Arc<Pending>,
+    pub breaker: switchboard_breaker::CircuitBreaker,
+    pub metrics: Metrics,
+    pub readiness: Readiness,
+    /// Set when shutdown begins: new requests are refused, those in flight finish.
+    pub draining: Arc<AtomicBool>,
+}
+
+pub(crate) fn app(state: State) -> tide::Server<State> {
+    let mut app = tide::with_state(state);
+    app.with(Track);
+    app.at("/messages").post(post_message);
+    app.at("/healthz").get(|_| async { Ok(json(StatusCode::Ok, &serde_json::json!({"status": "ok"}))) });
+    app.at("/readyz").get(|req: Request<State>| async move {
+        Ok(Response::from(req.state().readiness.report().await.into_response()))
+    });
+    app.at("/metrics")
+        .get(|req: Request<State>| async move { Ok(Response::from(metrics_response(&req.state().metrics))) });
+    app
+}
+
+/// Records every request in the HTTP metrics, labelled by route template.
+struct Track;
+
+#[tide::utils::async_trait]
+impl tide::Middleware<State> for Track {
+    async fn handle(&self, req: Request<State>, next: tide::Next<'_, State>) -> tide::Result {
+        let metrics = req.state().metrics.clone();
+        let route = route_of(req.url().path());
+        let method = req.method();
+        let _in_flight = metrics.http_in_flight();
+        let started = Instant::now();
+        let res = next.run(req).await;
+        metrics.http_request(route, method.as_ref(), u16::from(res.status()), started.elapsed());
+        Ok(res)
+    }
+}
+
+fn route_of(path: &str) -> &'static str {
+    match path {
+        "/messages" => "/messages",
+        "/jobs" => "/jobs",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        p if p.starts_with("/jobs/") => "/jobs/:id",
+        _ => switchboard_telemetry::OTHER,
+    }
+}
+
+#[derive(Deserialize)]
+struct MessageRequest {
+    message: Option<String>,
+}
+
+#[derive(Serialize)]
+struct MessageReply<'a> {
+    id: &'a str,
+    message: String,
+    hops: Vec<HopView<'a>>,
+}
+
+#[derive(Serialize)]
+struct HopView<'a> {
+    name: &'a str,
+    service: &'a str,
+    at_unix_micros: i64,
+    /// Microseconds since the first hop: the transaction's timeline.
+    elapsed_us: i64,
+}
+
+/// What `/messages` and `/jobs` check first: the gateway is not draining, and the body is a
+/// valid message. Returns the message text, or the response refusing it.
+pub(crate) async fn admit(req: &mut Request<State>) -> Result<String, Response> {
+    let state = req.state().clone();
+    if state.draining.load(Ordering::Relaxed) {
+        let mut res = unavailable("shutting down", 1);
+        res.insert_header("Connection", "close");
+        return Err(res);
+    }
+    read_message(req, state.config.max_body_bytes).await
+}
+
+async fn post_message(mut req: Request<State>) -> tide::Result {
+    let state = req.state().clone();
+    let text = match admit(&mut req).await {
+        Ok(text) => text,
+        Err(res) => return Ok(res),
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut envelope = Envelope::start(&id, text, &state.config.replies_topic, state.config.request_timeout);
+    // Continue the caller's W3C trace (or start one); this hop is a child span of it.
+    let trace = TraceContext::continue_or_new(req.header(TRACEPARENT).map(|v| v.as_str())).child();
+    envelope.set_traceparent(trace.to_string());
+    envelope.record(Stage::RestRequest, SERVICE);
+    info!("REST request: {} id={id}", envelope.body);
+
+    let Ok(waiter) = state.pending.register(&id) else {
+        return Ok(unavailable("too many requests in flight", 1));
+    };
+    envelope.record(Stage::KafkaPublisher, SERVICE);
+    let mut message =
+        Message::new(envelope.encode()).with_key(id.as_bytes()).with_header("correlation-id", id.as_bytes());
+    if let Some(tp) = envelope.traceparent() {
+        message = message.with_header("traceparent", tp.as_bytes());
+    }
+    let published = state.publisher.publish(&state.config.requests_topic, message).await;
+    state.metrics.published(&state.config.requests_topic, published.is_ok());
+    if let Err(e) = published {
+        warn!("request not published id={id}: {e}");
+        return Ok(unavailable("broker unavailable", retry_after_secs(&e.error)));
+    }
+    info!("KAFKA Publisher: {} id={id}", envelope.body);
+
+    let budget = envelope.remaining().unwrap_or(state.config.request_timeout);
+    let reply = waiter.reply().or(async {
+        async_io::Timer::after(budget).await;
+        None
+    });
+    let Some(reply) = reply.await else {
+        warn!("no reply within {budget:?} id={id}");
+        return Ok(error(StatusCode::GatewayTimeout, "deadline_exceeded", "the chain did not answer in time"));
+    };
+    drop(waiter);
+    let mut res = respond(reply);
+    res.insert_header(TRACEPARENT, trace.to_string());
+    Ok(res)
+}
+
+/// The body's `message`, or the 4xx response explaining why there is none.
+async fn read_message(req: &mut Request<State>, max: usize) -> Result<String, Response> {
+    let is_json = req.content_type().is_some_and(|m| m.essence() == "application/json");
+    if !is_json {
+        let mut res = error(StatusCode::UnsupportedMediaType, "unsupported_media_type", "send application/json");
+        // The body stays unread: close rather than reuse the connection (as for 413).
+        res.insert_header("Connection", "close");
+        return Err(res);
+    }
+    if req.len().is_some_and(|n| n > max) {
+        return Err(too_large(max));
+    }
+    // Read at most max+1 bytes: a body without Content-Length cannot grow past the limit.
+    let mut bytes = Vec::new();
+    let body = req.take_body();
+    if let Err(e) = body.into_reader().take(max as u64 + 1).read_to_end(&mut bytes).await {
+        return Err(error(StatusCode::BadRequest, "unreadable_body", &e.to_string()));
+    }
+    if bytes.len() > max {
+        return Err(too_large(max));
+    }
+    let parsed: MessageRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BadRequest, "invalid_json", &format!("invalid JSON body: {e}")))?;
+    match parsed.message {
+        Some(m) if !m.trim().is_empty() => Ok(m),
+        Some(_) => Err(error(StatusCode::BadRequest, "empty_message", "`message` must not be empty")),
+        None => Err(error(StatusCode::BadRequest, "missing_message", "`message` is required")),
+    }
+}
+
+fn respond(reply: Envelope) -> Response {
+    if let Some(f) = reply.failure.as_ref() {
+        let code = f.code.enum_value_or_default();
+        return match code {
+            failure::Code::UNAVAILABLE => unavailable(&f.message, f.retry_after_ms.div_ceil(1000).max(1)),
+            failure::Code::DEADLINE_EXCEEDED => error(StatusCode::GatewayTimeout, "deadline_exceeded", &f.message),
+            failure::Code::INVALID => error(StatusCode::UnprocessableEntity, "invalid", &f.message),
+            _ => error(StatusCode::BadGateway, "upstream_failed", &f.message),
+        };
+    }
+    info!("REST response: {} id={}", reply.body, reply.id);
+    let upper = reply.body.to_uppercase();
+    info!("{}", "#".repeat(92));
+    info!("End of transaction with Message: id={}", reply.id);
+    info!("{upper}");
+    info!("{}", "#".repeat(92));
+    let start = reply.hops.first().map(|h| h.at_unix_micros).unwrap_or(0);
+    let body = MessageReply {
+        id: &reply.id,
+        message: upper,
+        hops: reply
+            .hops
+            .iter()
+            .map(|h| HopView {
+                name: &h.name,
+                service: &h.service,
+                at_unix_micros: h.at_unix_micros,
+                elapsed_us: h.at_unix_micros - start,
+            })
+            .collect(),
+    };
+    json(StatusCode::Ok, &body)
+}
+
+fn too_large(max: usize) -> Response {
+    let mut res = error(StatusCode::PayloadTooLarge, "payload_too_large", &format!("body exceeds {max} bytes"));
+    // The rest of the body is unread: close rather than reuse the connection (RFC 9110 15.5.14).
+    res.insert_header("Connection", "close");
+    res
+}
+
+/// Seconds until the breaker lets publishes through again, when it refused this one.
+fn retry_after_secs(error: &switchboard_ports::Error) -> u32 {
+    std::error::Error::source(error)
+        .and_then(|s| s.downcast_ref::<switchboard_breaker::Rejected>())
+        .map(|r| r.retry_after_secs() as u32)
+        .unwrap_or(1)
+}
+
+pub(crate) fn unavailable(message: &str, retry_after_s: u32) -> Response {
+    let mut res = error(StatusCode::ServiceUnavailable, "unavailable", message);
+    res.insert_header("Retry-After", retry_after_s.to_string());
+    res
+}
+
+pub(crate) fn json(status: StatusCode, body: &impl Serialize) -> Response {
+    let mut res = Response::new(status);
+    res.set_content_type(tide::http::mime::JSON);
+    res.set_body(serde_json::to_string(body).expect("serializable"));
+    res
+}

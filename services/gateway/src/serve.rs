@@ -1,0 +1,162 @@
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_std::net::TcpListener;
+use futures_lite::FutureExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use log::{debug, info, warn};
+use switchboard_breaker::BreakerPublisher;
+use switchboard_breaker::State as BreakerState;
+use switchboard_ports::{Error, Publisher, Subscriber};
+use switchboard_telemetry::{watch_breaker, CheckStatus};
+
+use crate::routes::{app, State};
+use crate::{GatewayConfig, Pending};
+
+/// A bound gateway, subscribed to its replies, ready to serve.
+pub struct Gateway {
+    listener: TcpListener,
+    app: tide::Server<State>,
+    pending: Arc<Pending>,
+    replies: async_std::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("addr", &self.listener.local_addr().ok()).finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Subscribes to the replies topic, then binds the listener: once this returns, a reply to
+    /// any request accepted on the listener reaches this instance.
+    pub async fn bind(
+        config: GatewayConfig,
+        publisher: Arc<dyn Publisher>,
+        subscriber: Arc<dyn Subscriber>,
+    ) -> Result<Self, Error> {
+        let subscription = subscriber.subscribe(&config.replies_topic, &config.reply_group).await?;
+        let pending = Pending::new(config.max_pending);
+        let metrics = config.metrics.clone();
+        let running = Arc::new(AtomicBool::new(true));
+        let consume = crate::replies::consume(subscription, pending.clone(), metrics.clone(), running.clone());
+        let replies = async_std::task::spawn(consume);
+        let listener = TcpListener::bind(config.addr).await.map_err(|e| {
+            Error::new(switchboard_ports::ErrorKind::Invalid, format!("cannot listen on {}: {e}", config.addr))
+                .with_source(e)
+        })?;
+        let breaker = switchboard_breaker::CircuitBreaker::new(config.breaker.clone());
+        watch_breaker(&metrics, "gateway_publish", &breaker);
+        let publisher: Arc<dyn Publisher> = Arc::new(BreakerPublisher::new(publisher, breaker.clone()));
+        let readiness = config.readiness.clone();
+        let checked = breaker.clone();
+        readiness.add_sync_check("broker", move || match checked.state() {
+            BreakerState::Open => CheckStatus::not_ready("publish breaker open"),
+            _ => CheckStatus::Ok,
+        });
+        readiness.add_sync_check("replies", move || CheckStatus::from(running.load(Ordering::Relaxed)));
+        let state = State {
+            config: Arc::new(config),
+            publisher,
+            pending: pending.clone(),
+            breaker,
+            metrics,
+            readiness,
+            draining: Arc::new(AtomicBool::new(false)),
+        };
+        Ok(Gateway { listener, app: app(state), pending, replies })
+    }
+
+    /// Adds the jobs API (`POST /jobs`, `GET /jobs/:id`): declares `config.queue` on `queue`
+    /// and listens for job events on `fanout`; once this returns, every job reported from now
+    /// on shows up here, whichever gateway accepted it.
+    pub async fn with_jobs(
+        mut self,
+        config: crate::JobsConfig,
+        queue: Arc<dyn switchboard_ports::WorkQueue>,
+        fanout: Arc<dyn switchboard_ports::Fanout>,
+    ) -> Result<Self, Error> {
+        let jobs = crate::jobs::Jobs::start(config, queue, fanout).await?;
+        crate::jobs::routes(&mut self.app, jobs);
+        Ok(self)
+    }
+
+    /// The bound address (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The breaker guarding publishes to the broker.
+    pub fn breaker(&self) -> switchboard_breaker::CircuitBreaker {
+        self.app.state().breaker.clone()
+    }
+
+    /// Requests waiting for replies right now.
+    pub fn pending(&self) -> Arc<Pending> {
+        self.pending.clone()
+    }
+
+    /// Serves until `stop` completes, then drains: refuses new requests (503), waits up to the
+    /// configured grace period for those in flight to get their replies, and stops.
+    ///
+    /// Sockets are accepted here rather than by tide's `listen` so TCP_NODELAY can be set:
+    /// with Nagle on, a keep-alive client stalls ~40 ms per request on delayed ACKs.
+    pub async fn serve(self, stop: impl Future<Output = ()>) -> io::Result<()> {
+        info!("gateway listening on http://{}", self.listener.local_addr()?);
+        let app = self.app;
+        let listener = self.listener;
+        let slots = Arc::new(async_lock::Semaphore::new(app.state().config.max_connections.max(1)));
+        let accept = async {
+            loop {
+                let slot = slots.acquire_arc().await;
+                let (stream, peer) = listener.accept().await?;
+                stream.set_nodelay(true)?;
+                let app = app.clone();
+                async_std::task::spawn(async move {
+                    let _slot = slot;
+                    let served = async_h1::accept(stream, |req| {
+                        let app = app.clone();
+                        async move { app.respond(req).await }
+                    })
+                    .await;
+                    if let Err(e) = served {
+                        debug!("connection from {peer} ended: {e}");
+                    }
+                });
+            }
+        };
+        let outcome = accept
+            .or(async {
+                stop.await;
+                Ok(())
+            })
+            .await;
+        drop(listener);
+        let state = app.state();
+        state.draining.store(true, Ordering::Relaxed);
+        state.readiness.set_draining();
+        let grace = state.config.grace;
+        info!("gateway draining: {} requests in flight, grace {grace:?}", self.pending.len());
+        let drained = async {
+            while !self.pending.is_empty() {
+                async_io::Timer::after(Duration::from_millis(10)).await;
+            }
+            true
+        };
+        let in_time = drained
+            .or(async {
+                async_io::Timer::after(grace).await;
+                false
+            })
+            .await;
+        if !in_time {
+            warn!("gateway grace period over with {} requests still waiting", self.pending.len());
+        }
+        self.replies.cancel().await;
+        outcome
+    }
+}

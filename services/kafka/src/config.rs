@@ -1,0 +1,195 @@
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+
+/// Where a consumer group starts reading a partition it has no committed offset for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OffsetReset {
+    /// Only messages published after the member joined (a reply subscription: old replies
+    /// belong to requests nobody waits for any more).
+    #[default]
+    Latest,
+    /// Everything still in the partition (a work group such as the relay's: requests published
+    /// before the first member joined must not be lost).
+    Earliest,
+}
+
+impl OffsetReset {
+    fn as_str(self) -> &'static str {
+        match self {
+            OffsetReset::Latest => "latest",
+            OffsetReset::Earliest => "earliest",
+        }
+    }
+}
+
+/// Settings of the Kafka adapter, shared by [`KafkaPublisher`](crate::KafkaPublisher),
+/// [`KafkaSubscriber`](crate::KafkaSubscriber) and [`KafkaAdmin`](crate::KafkaAdmin).
+///
+/// Defaults are tuned for a broker on loopback (tansu in development, tests and the demo):
+/// small linger, small session timeout, Nagle off. Build one with [`KafkaConfig::new`] and
+/// change the public fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`: comma-separated `host:port` list, e.g. `127.0.0.1:9092`.
+    pub brokers: String,
+    /// `client.id`, shown in broker logs. Default `switchboard`.
+    pub client_id: String,
+    /// `session.timeout.ms` of consumer groups: how long a silent member keeps its partitions.
+    /// Default 6000 ms; brokers delay a group's first join by about half of it, so a large
+    /// value makes every subscribe slow.
+    pub session_timeout: Duration,
+    /// `heartbeat.interval.ms`; must stay well below `session_timeout`. Default 1000 ms.
+    pub heartbeat_interval: Duration,
+    /// `linger.ms`: how long the producer waits to batch records. Default 1 ms: on loopback a
+    /// request/reply round trip is dominated by this, and batching gains little. (0 with a
+    /// 1–2 ms fetch wait: lower latency in short runs, but the chain stalled under sustained
+    /// load on tansu; BENCHMARKS.md.)
+    pub linger: Duration,
+    /// `message.timeout.ms`: a publish fails with a timeout when the broker has not
+    /// acknowledged it by then (retries included). Default 30 s.
+    pub delivery_timeout: Duration,
+    /// Timeout of admin requests (`ensure_topic`) and of synchronous commits. Default 10 s.
+    pub request_timeout: Duration,
+    /// `fetch.wait.max.ms`: how long the broker may hold a fetch open when there is no data.
+    /// Default 10 ms: tansu holds every fetch this long even when a record arrives meanwhile,
+    /// so it is the consumer's added latency there (produce → consume p50: 100 ms → 53 ms,
+    /// 10 ms → 7.4 ms, 2 ms → 3.1 ms, 1 ms → 2.5 ms; 0 never delivers). 1–2 ms (with linger 0)
+    /// brings the chain at 200 req/s from p50 13 ms to 4.4–6.3 ms in 10 s runs, but on tansu
+    /// 0.6 the chain then stalls after 40–75 s of sustained 200 req/s (10 ms ran steadily),
+    /// so 10 ms stays until that is understood (BENCHMARKS.md). Against Apache Kafka, which
+    /// answers as soon as data arrives, raise it (e.g. 500 ms) to save idle fetch requests.
+    pub fetch_wait_max: Duration,
+    /// Publishes awaiting their delivery report per publisher; further publishes wait
+    /// (backpressure) instead of growing librdkafka's queue. Default 10 000.
+    pub max_in_flight: usize,
+    /// Deliveries buffered per subscription between the consumer thread and the handler.
+    /// When full the consumer pauses its partitions. Default 64.
+    pub subscription_buffer: usize,
+    /// Start position of a group without committed offsets; default [`OffsetReset::Latest`].
+    /// Use [`KafkaSubscriber::subscribe_from`](crate::KafkaSubscriber::subscribe_from) to
+    /// choose per subscription.
+    pub auto_offset_reset: OffsetReset,
+    /// Longest time the consumer thread waits in the broker poll before it serves acks, nacks
+    /// and close requests; bounds the ack→commit and nack→redelivery delay. Default 20 ms.
+    pub poll_interval: Duration,
+    /// How long `subscribe` waits for the group to assign partitions. Default 30 s.
+    pub subscribe_timeout: Duration,
+    /// How long closing a subscription or publisher may take (final commit, leaving the group,
+    /// flushing). Default 10 s.
+    pub close_timeout: Duration,
+    /// Replication factor of topics created by [`KafkaAdmin`](crate::KafkaAdmin). Default 1.
+    pub replication_factor: i32,
+    /// Raw librdkafka properties applied last, overriding the ones above.
+    pub overrides: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    /// Defaults for `brokers`.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        KafkaConfig {
+            brokers: brokers.into(),
+            client_id: "switchboard".into(),
+            session_timeout: Duration::from_millis(6000),
+            heartbeat_interval: Duration::from_millis(1000),
+            linger: Duration::from_millis(1),
+            delivery_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+            fetch_wait_max: Duration::from_millis(10),
+            max_in_flight: 10_000,
+            subscription_buffer: 64,
+            auto_offset_reset: OffsetReset::Latest,
+            poll_interval: Duration::from_millis(20),
+            subscribe_timeout: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(10),
+            replication_factor: 1,
+            overrides: Vec::new(),
+        }
+    }
+
+    /// Adds a raw librdkafka property (see librdkafka's CONFIGURATION.md).
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.overrides.push((key.into(), value.into()));
+        self
+    }
+
+    fn common(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("client.id", &self.client_id)
+            // Loopback and small messages: send each request at once.
+            .set("socket.nagle.disable", "true");
+        c
+    }
+
+    fn finish(&self, mut c: ClientConfig) -> ClientConfig {
+        for (k, v) in &self.overrides {
+            c.set(k, v);
+        }
+        c
+    }
+
+    pub(crate) fn producer(&self) -> ClientConfig {
+        let mut c = self.common();
+        c.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", millis(self.linger))
+            .set("message.timeout.ms", millis(self.delivery_timeout))
+            // Our semaphore bounds in-flight publishes first; librdkafka's queue has room for
+            // them all, so QueueFull only happens when several publishers share nothing.
+            .set("queue.buffering.max.messages", (self.max_in_flight.max(1) + 16).to_string());
+        self.finish(c)
+    }
+
+    pub(crate) fn consumer(&self, group: &str, reset: OffsetReset) -> ClientConfig {
+        let mut c = self.common();
+        c.set("group.id", group)
+            .set("session.timeout.ms", millis(self.session_timeout))
+            .set("heartbeat.interval.ms", millis(self.heartbeat_interval))
+            // At-least-once: offsets are committed by us, only after the handler acked.
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", reset.as_str())
+            .set("fetch.wait.max.ms", millis(self.fetch_wait_max))
+            .set("allow.auto.create.topics", "false")
+            // Bound librdkafka's own prefetch buffer (per partition).
+            .set("queued.max.messages.kbytes", "16384")
+            .set("queued.min.messages", "1000");
+        self.finish(c)
+    }
+
+    pub(crate) fn admin(&self) -> ClientConfig {
+        let c = self.common();
+        self.finish(c)
+    }
+}
+
+fn millis(d: Duration) -> String {
+    d.as_millis().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{KafkaConfig, OffsetReset};
+
+    #[test]
+    fn consumer_config_disables_auto_commit_and_sets_the_reset() {
+        let c = KafkaConfig::new("127.0.0.1:9092").consumer("g", OffsetReset::Earliest);
+        assert_eq!(c.get("enable.auto.commit"), Some("false"));
+        assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(c.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(c.get("session.timeout.ms"), Some("6000"));
+        assert_eq!(c.get("group.id"), Some("g"));
+    }
+
+    #[test]
+    fn producer_is_idempotent_and_overrides_win() {
+        let c = KafkaConfig::new("b:1").set("linger.ms", "7").producer();
+        assert_eq!(c.get("enable.idempotence"), Some("true"));
+        assert_eq!(c.get("acks"), Some("all"));
+        assert_eq!(c.get("linger.ms"), Some("7"));
+        assert_eq!(c.get("bootstrap.servers"), Some("b:1"));
+    }
+}

@@ -1,0 +1,98 @@
+use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
+use switchboard_ports::{Error, ErrorKind};
+
+/// A port error for `what` (a short lowercase phrase) failing with `e`, kind chosen so callers
+/// know whether a retry can help.
+pub(crate) fn port_error(what: &str, e: KafkaError) -> Error {
+    Error::new(kind_of(&e), format!("{what}: {e}")).with_source(e)
+}
+
+pub(crate) fn kind_of(e: &KafkaError) -> ErrorKind {
+    // rdkafka reports no code for admin errors although they carry one.
+    if let Some(code) = e.rdkafka_error_code().or(match e {
+        KafkaError::AdminOp(code) => Some(*code),
+        _ => None,
+    }) {
+        return code_kind(code);
+    }
+    match e {
+        KafkaError::Canceled => ErrorKind::Closed,
+        KafkaError::ClientConfig(..) | KafkaError::ClientCreation(_) | KafkaError::Nul(_) => ErrorKind::Invalid,
+        _ => ErrorKind::Other,
+    }
+}
+
+fn code_kind(code: Code) -> ErrorKind {
+    match code {
+        Code::MessageTimedOut | Code::RequestTimedOut | Code::OperationTimedOut | Code::TimedOutQueue => {
+            ErrorKind::Timeout
+        }
+        Code::BrokerTransportFailure
+        | Code::AllBrokersDown
+        | Code::Resolve
+        | Code::QueueFull
+        | Code::LeaderNotAvailable
+        | Code::NotLeaderForPartition
+        | Code::BrokerNotAvailable
+        | Code::ReplicaNotAvailable
+        | Code::NetworkException
+        | Code::CoordinatorLoadInProgress
+        | Code::CoordinatorNotAvailable
+        | Code::NotCoordinator
+        | Code::WaitingForCoordinator
+        | Code::NotEnoughReplicas
+        | Code::NotEnoughReplicasAfterAppend
+        | Code::RebalanceInProgress
+        | Code::KafkaStorageError
+        | Code::FencedLeaderEpoch
+        | Code::UnknownLeaderEpoch
+        | Code::Retry => ErrorKind::Unavailable,
+        Code::UnknownTopicOrPartition
+        | Code::UnknownTopic
+        | Code::UnknownPartition
+        | Code::InvalidTopic
+        | Code::MessageSizeTooLarge
+        | Code::InvalidMessageSize
+        | Code::InvalidMessage
+        | Code::MessageBatchTooLarge
+        | Code::InvalidArgument
+        | Code::InvalidPartitions
+        | Code::InvalidReplicationFactor
+        | Code::InvalidConfig
+        | Code::InvalidRequest
+        | Code::PolicyViolation
+        | Code::InvalidGroupId
+        | Code::InvalidSessionTimeout
+        | Code::TopicAuthorizationFailed
+        | Code::GroupAuthorizationFailed
+        | Code::ClusterAuthorizationFailed
+        | Code::UnsupportedVersion
+        | Code::UnsupportedFeature
+        | Code::Authentication => ErrorKind::Invalid,
+        Code::BrokerDestroy | Code::DestroyBroker | Code::PurgeQueue | Code::PurgeInflight => ErrorKind::Closed,
+        _ => ErrorKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
+    use switchboard_ports::ErrorKind;
+
+    use super::{kind_of, port_error};
+
+    #[test]
+    fn broker_outages_are_transient_and_bad_topics_are_not() {
+        let down = port_error("publish", KafkaError::MessageProduction(Code::AllBrokersDown));
+        assert!(down.is_transient());
+        let timeout = port_error("publish", KafkaError::MessageProduction(Code::MessageTimedOut));
+        assert_eq!(timeout.kind(), ErrorKind::Timeout);
+        let unknown = KafkaError::MessageProduction(Code::UnknownTopicOrPartition);
+        assert_eq!(kind_of(&unknown), ErrorKind::Invalid);
+        let big = port_error("publish", KafkaError::MessageProduction(Code::MessageSizeTooLarge));
+        assert!(!big.is_transient());
+        assert!(big.to_string().starts_with("publish: "));
+        assert_eq!(kind_of(&KafkaError::Canceled), ErrorKind::Closed);
+        assert_eq!(kind_of(&KafkaError::AdminOp(Code::OperationTimedOut)), ErrorKind::Timeout);
+    }
+}

@@ -1,0 +1,25 @@
+//! Ports of switchboard: what a service needs from a broker, with no broker named.
+//!
+//! Services get a [`Publisher`] and a [`Subscriber`] (Kafka-style topics with consumer groups)
+//! and never know whether the embedded broker of `switchboard-testkit` or a real one
+//! (`switchboard-kafka`) stands behind them.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+mod delivery;
+mod error;
+mod message;
+mod offsets;
+mod pubsub;
+mod queue;
+
+pub use delivery::{Delivery, Settle};
+pub use error::{Error, ErrorKind, PublishError};
+pub use message::{Headers, Message};
+pub use offsets::OffsetTracker;
+pub use pubsub::{Closer, Publisher, Subscriber, Subscription, TopicAdmin};
+pub use queue::{
+    dead_letter_queue, Fanout, FanoutListener, Job, JobSettle, JobStream, Outcome, QueueOptions, WorkQueue,
+    ATTEMPT_HEADER, ERROR_HEADER,
+};

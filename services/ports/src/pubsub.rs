@@ -1,0 +1,100 @@
+use async_trait::async_trait;
+
+use crate::{Delivery, Error, Message, PublishError};
+
+/// Publishes messages to topics.
+///
+/// Thread safety: shared by reference across tasks (`Send + Sync`); concurrent publishes are
+/// allowed and messages with the same key keep their order.
+#[async_trait]
+pub trait Publisher: Send + Sync {
+    /// Publishes one message and returns once the broker has accepted it (for Kafka: the
+    /// delivery report arrived). On error the message is handed back.
+    async fn publish(&self, topic: &str, message: Message) -> Result<(), PublishError>;
+
+    /// Waits for every accepted publish to be acknowledged, then refuses further publishes.
+    async fn close(&self) -> Result<(), Error>;
+}
+
+// A shared publisher is a publisher, so decorators (breaker, faults) can wrap `Arc<dyn Publisher>`.
+#[async_trait]
+impl<P: Publisher + ?Sized> Publisher for std::sync::Arc<P> {
+    async fn publish(&self, topic: &str, message: Message) -> Result<(), PublishError> {
+        (**self).publish(topic, message).await
+    }
+
+    async fn close(&self) -> Result<(), Error> {
+        (**self).close().await
+    }
+}
+
+/// Subscribes to topics in consumer groups.
+///
+/// Members of one group share the topic's partitions; each message goes to one member. A
+/// message not acked when its member leaves is delivered again to the next owner of its
+/// partition (at-least-once).
+#[async_trait]
+pub trait Subscriber: Send + Sync {
+    /// Joins `group` on `topic`; returns once the member can receive.
+    async fn subscribe(&self, topic: &str, group: &str) -> Result<Subscription, Error>;
+}
+
+/// Creating topics on brokers that do not create them on first use.
+#[async_trait]
+pub trait TopicAdmin: Send + Sync {
+    /// Creates `topic` with `partitions` partitions unless it exists.
+    async fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<(), Error>;
+}
+
+/// One group member's stream of deliveries.
+///
+/// The buffer between broker and handler is bounded by the adapter. Dropping the subscription
+/// leaves the group; [`close`](Subscription::close) also waits for acked offsets to be committed.
+pub struct Subscription {
+    receiver: async_channel::Receiver<Delivery>,
+    closer: Option<Box<dyn Closer>>,
+}
+
+/// Adapter hook run when a subscription closes: commit what was acked, leave the group.
+#[async_trait]
+pub trait Closer: Send + Sync {
+    /// Leaves the group after committing acked offsets.
+    async fn close(self: Box<Self>) -> Result<(), Error>;
+}
+
+impl Subscription {
+    /// Built by adapters: deliveries arrive on `receiver`; `closer` runs on close.
+    pub fn new(receiver: async_channel::Receiver<Delivery>, closer: impl Closer + 'static) -> Self {
+        Subscription { receiver, closer: Some(Box::new(closer)) }
+    }
+
+    /// The next delivery; `None` once the subscription was closed by the broker side.
+    pub async fn recv(&self) -> Option<Delivery> {
+        self.receiver.recv().await.ok()
+    }
+
+    /// Commits acked offsets and leaves the group.
+    pub async fn close(mut self) -> Result<(), Error> {
+        self.receiver.close();
+        match self.closer.take() {
+            Some(c) => c.close().await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // Deliveries still buffered go back to the broker as nacks when dropped.
+        self.receiver.close();
+        while let Ok(d) = self.receiver.try_recv() {
+            drop(d);
+        }
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").field("buffered", &self.receiver.len()).finish()
+    }
+}

@@ -1,0 +1,385 @@
+//! Work queues with RabbitMQ semantics: each job goes to one consumer, is settled once, and
+//! comes back when its consumer goes away without settling it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{Closer, Error, Message, PublishError};
+
+/// Header carrying the attempt number (decimal, first attempt is 1) across retries. Adapters
+/// read and write it; [`Job::message`] never shows it.
+pub const ATTEMPT_HEADER: &str = "x-switchboard-attempt";
+
+/// Header carrying the reason of a dead-lettered job, on the jobs of the dead-letter queue.
+pub const ERROR_HEADER: &str = "x-switchboard-error";
+
+/// How a queue is declared. Every queue comes with a dead-letter queue named `<queue>.dlq`
+/// (see [`dead_letter_queue`]) and whatever the adapter needs for delayed retries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueOptions {
+    /// Most jobs waiting in the queue (not counting jobs held by consumers). When full,
+    /// [`WorkQueue::enqueue`] fails with [`ErrorKind::Unavailable`](crate::ErrorKind) ("queue
+    /// full") and hands the message back. Default 100 000.
+    pub max_length: u32,
+    /// Retry delays the adapter prepares (RabbitMQ: one TTL queue per delay, so jobs of similar
+    /// delays wait together). [`Job::retry`] waits about as long as asked, at most the longest
+    /// delay; with none prepared, it retries at once. Default 1 s, 5 s, 30 s.
+    pub retry_delays: Vec<Duration>,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            max_length: 100_000,
+            retry_delays: vec![Duration::from_secs(1), Duration::from_secs(5), Duration::from_secs(30)],
+        }
+    }
+}
+
+impl QueueOptions {
+    /// Sets [`max_length`](QueueOptions::max_length).
+    pub fn with_max_length(mut self, max_length: u32) -> Self {
+        self.max_length = max_length;
+        self
+    }
+
+    /// Sets [`retry_delays`](QueueOptions::retry_delays) (sorted, zero and duplicates dropped).
+    pub fn with_retry_delays(mut self, delays: impl IntoIterator<Item = Duration>) -> Self {
+        let mut d: Vec<Duration> = delays.into_iter().filter(|d| !d.is_zero()).collect();
+        d.sort();
+        d.dedup();
+        self.retry_delays = d;
+        self
+    }
+
+    /// The prepared delay a retry asked to wait `after` is parked under: the smallest one at
+    /// least `after`, else the longest; `None` when no delay is prepared.
+    pub fn retry_bucket(&self, after: Duration) -> Option<Duration> {
+        self.retry_delays.iter().copied().find(|d| *d >= after).or_else(|| self.retry_delays.last().copied())
+    }
+}
+
+/// Name of the dead-letter queue of `queue`.
+pub fn dead_letter_queue(queue: &str) -> String {
+    format!("{queue}.dlq")
+}
+
+/// A broker of work queues.
+///
+/// Thread safety: `Send + Sync`, shared by reference across tasks; concurrent enqueues and
+/// consumers are allowed. Queues must be [`declare`](WorkQueue::declare)d through the same
+/// handle before they are used (declaring is idempotent, so producers and consumers both do it).
+///
+/// Delivery is at-least-once: a job not settled when its consumer goes away is delivered again
+/// with [`Job::redelivered`] set, so handlers must tolerate duplicates.
+#[async_trait]
+pub trait WorkQueue: Send + Sync {
+    /// Declares `queue` (durable), its dead-letter queue and its retry topology, unless they
+    /// exist. Declaring an existing queue with other options fails with `Invalid`.
+    async fn declare(&self, queue: &str, options: &QueueOptions) -> Result<(), Error>;
+
+    /// Enqueues a job (the message's `key` is not carried) and returns once the broker confirmed
+    /// it: from then on it survives this process. On error the message is handed back; a full
+    /// queue is `Unavailable`, an undeclared one `Invalid`.
+    async fn enqueue(&self, queue: &str, message: Message) -> Result<(), PublishError>;
+
+    /// Starts a consumer on `queue` holding at most `prefetch` (at least 1) unsettled jobs.
+    /// Consumers of one queue share its jobs round-robin.
+    async fn consume(&self, queue: &str, prefetch: u16) -> Result<JobStream, Error>;
+
+    /// Deletes `queue` with its dead-letter and retry queues, and the jobs in them.
+    async fn delete(&self, queue: &str) -> Result<(), Error>;
+
+    /// Waits until every enqueue in flight is confirmed or failed, then refuses new ones.
+    /// Consumers started from this handle stop; their unsettled jobs go back to their queues.
+    async fn close(&self) -> Result<(), Error>;
+}
+
+/// What a consumer decided for a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Done: remove it.
+    Ack,
+    /// Deliver it again after about this long, with the attempt count increased.
+    Retry(Duration),
+    /// Deliver it again after about this long, with the attempt count unchanged: the job was
+    /// not tried (e.g. a circuit breaker was open), so no attempt is spent.
+    Defer(Duration),
+    /// Move it to the dead-letter queue with this reason in [`ERROR_HEADER`].
+    DeadLetter(String),
+}
+
+/// Where a job's outcome goes: implemented by each adapter.
+#[async_trait]
+pub trait JobSettle: Send + Sync {
+    /// Applies `outcome` to the job delivered with `tag` (its `message` and `attempt` handed
+    /// back for a retry or dead-letter copy); returns once the broker has it: a copy is
+    /// confirmed before the original is removed. On error the job goes back to its queue.
+    async fn settle(&self, tag: u64, outcome: Outcome, message: Message, attempt: u32) -> Result<(), Error>;
+
+    /// The job was dropped unsettled: put it back in its queue, marked redelivered.
+    fn release(&self, tag: u64);
+}
+
+/// A job delivered to a consumer, to be settled once with [`ack`](Job::ack),
+/// [`retry`](Job::retry) or [`dead_letter`](Job::dead_letter).
+///
+/// Dropping it unsettled puts it back in the queue (marked redelivered), as when an AMQP
+/// consumer goes away. Settling after the consumer's stream was dropped fails (`Closed`): the
+/// job was already put back.
+pub struct Job {
+    message: Message,
+    queue: Arc<str>,
+    redelivered: bool,
+    attempt: u32,
+    tag: u64,
+    settle: Option<Arc<dyn JobSettle>>,
+}
+
+impl Job {
+    /// Built by adapters. `attempt` starts at 1; `tag` identifies the job to `settle`.
+    pub fn new(
+        message: Message,
+        queue: Arc<str>,
+        redelivered: bool,
+        attempt: u32,
+        tag: u64,
+        settle: Arc<dyn JobSettle>,
+    ) -> Self {
+        Job { message, queue, redelivered, attempt, tag, settle: Some(settle) }
+    }
+
+    /// The payload and headers (without [`ATTEMPT_HEADER`]).
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.message.payload
+    }
+
+    /// The queue it came from.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// True when the broker delivered it before and its consumer went away without settling.
+    pub fn redelivered(&self) -> bool {
+        self.redelivered
+    }
+
+    /// 1 for the first attempt, one more per [`retry`](Job::retry). Redelivery after a lost
+    /// consumer does not count: give up by this number (max attempts is the caller's policy).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Done: the job is removed.
+    pub async fn ack(self) -> Result<(), Error> {
+        self.finish(Outcome::Ack).await
+    }
+
+    /// Delivers the job again after about `after` (capped by
+    /// [`QueueOptions::retry_delays`]), with [`attempt`](Job::attempt) + 1. On error the job
+    /// goes back to the queue unchanged.
+    pub async fn retry(self, after: Duration) -> Result<(), Error> {
+        self.finish(Outcome::Retry(after)).await
+    }
+
+    /// Delivers the job again after about `after`, like [`retry`](Job::retry) but with
+    /// [`attempt`](Job::attempt) unchanged: for work put off without being tried.
+    pub async fn defer(self, after: Duration) -> Result<(), Error> {
+        self.finish(Outcome::Defer(after)).await
+    }
+
+    /// Moves the job to the dead-letter queue with `reason` in [`ERROR_HEADER`]. On error the
+    /// job goes back to the queue unchanged.
+    pub async fn dead_letter(self, reason: impl Into<String>) -> Result<(), Error> {
+        self.finish(Outcome::DeadLetter(reason.into())).await
+    }
+
+    async fn finish(mut self, outcome: Outcome) -> Result<(), Error> {
+        match self.settle.take() {
+            Some(s) => s.settle(self.tag, outcome, std::mem::take(&mut self.message), self.attempt).await,
+            None => Err(Error::closed()),
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Some(s) = self.settle.take() {
+            s.release(self.tag);
+        }
+    }
+}
+
+// Debug leaves out the payload, so jobs never dump user data into logs.
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("queue", &self.queue)
+            .field("redelivered", &self.redelivered)
+            .field("attempt", &self.attempt)
+            .field("tag", &self.tag)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One consumer's jobs. The buffer holds at most the consumer's prefetch.
+///
+/// Dropping the stream stops the consumer: buffered jobs and jobs still held go back to the
+/// queue. [`close`](JobStream::close) does the same and waits until the broker has them back.
+pub struct JobStream {
+    receiver: async_channel::Receiver<Job>,
+    closer: Option<Box<dyn Closer>>,
+}
+
+impl JobStream {
+    /// Built by adapters: jobs arrive on `receiver`; `closer` stops the consumer (also when
+    /// dropped).
+    pub fn new(receiver: async_channel::Receiver<Job>, closer: impl Closer + 'static) -> Self {
+        JobStream { receiver, closer: Some(Box::new(closer)) }
+    }
+
+    /// The next job; `None` once the consumer was stopped from the broker side.
+    pub async fn recv(&self) -> Option<Job> {
+        self.receiver.recv().await.ok()
+    }
+
+    /// Stops the consumer; returns once its unsettled jobs are back in the queue.
+    pub async fn close(mut self) -> Result<(), Error> {
+        self.drain();
+        match self.closer.take() {
+            Some(c) => c.close().await,
+            None => Ok(()),
+        }
+    }
+
+    fn drain(&self) {
+        self.receiver.close();
+        while let Ok(job) = self.receiver.try_recv() {
+            drop(job);
+        }
+    }
+}
+
+impl Drop for JobStream {
+    fn drop(&mut self) {
+        self.drain();
+    }
+}
+
+impl fmt::Debug for JobStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobStream").field("buffered", &self.receiver.len()).finish()
+    }
+}
+
+/// Broadcast of events to every live listener (RabbitMQ: a fanout exchange, each listener on its
+/// own exclusive auto-delete queue), e.g. job results shown by every gateway instance.
+///
+/// Best effort: a listener sees only events published while it listens, and a listener that
+/// falls behind its bounded buffer loses the oldest events. Thread safety as [`WorkQueue`].
+#[async_trait]
+pub trait Fanout: Send + Sync {
+    /// Publishes `message` to every listener of `exchange`; returns once the broker confirmed
+    /// it (not once listeners got it).
+    async fn broadcast(&self, exchange: &str, message: Message) -> Result<(), PublishError>;
+
+    /// Starts listening on `exchange`; returns once events published from now on will arrive.
+    async fn listen(&self, exchange: &str) -> Result<FanoutListener, Error>;
+}
+
+/// A listener's events. Dropping it unbinds the listener.
+pub struct FanoutListener {
+    receiver: async_channel::Receiver<Message>,
+    closer: Option<Box<dyn Closer>>,
+}
+
+impl FanoutListener {
+    /// Built by adapters: events arrive on `receiver`; `closer` unbinds (also when dropped).
+    pub fn new(receiver: async_channel::Receiver<Message>, closer: impl Closer + 'static) -> Self {
+        FanoutListener { receiver, closer: Some(Box::new(closer)) }
+    }
+
+    /// The next event; `None` once the listener was stopped from the broker side.
+    pub async fn recv(&self) -> Option<Message> {
+        self.receiver.recv().await.ok()
+    }
+
+    /// Unbinds the listener.
+    pub async fn close(mut self) -> Result<(), Error> {
+        self.receiver.close();
+        match self.closer.take() {
+            Some(c) => c.close().await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for FanoutListener {
+    fn drop(&mut self) {
+        self.receiver.close();
+    }
+}
+
+impl fmt::Debug for FanoutListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FanoutListener").field("buffered", &self.receiver.len()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Record(Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl JobSettle for Record {
+        async fn settle(&self, tag: u64, outcome: Outcome, m: Message, attempt: u32) -> Result<(), Error> {
+            assert_eq!((m.payload.as_slice(), attempt), (&b"x"[..], 1));
+            self.0.lock().unwrap().push(format!("{tag}:{outcome:?}"));
+            Ok(())
+        }
+        fn release(&self, tag: u64) {
+            self.0.lock().unwrap().push(format!("{tag}:release"));
+        }
+    }
+
+    fn job(tag: u64, r: &Arc<Record>) -> Job {
+        Job::new(Message::new("x"), "q".into(), false, 1, tag, r.clone())
+    }
+
+    #[test]
+    fn each_job_settles_once_and_drop_releases() {
+        let r = Arc::new(Record::default());
+        smol::block_on(async {
+            job(1, &r).ack().await.unwrap();
+            job(2, &r).retry(Duration::from_secs(3)).await.unwrap();
+            job(3, &r).dead_letter("bad").await.unwrap();
+            drop(job(4, &r));
+            job(5, &r).defer(Duration::from_secs(2)).await.unwrap();
+        });
+        assert_eq!(*r.0.lock().unwrap(), ["1:Ack", "2:Retry(3s)", "3:DeadLetter(\"bad\")", "4:release", "5:Defer(2s)"]);
+    }
+
+    #[test]
+    fn retry_bucket_rounds_up_and_caps() {
+        let o = QueueOptions::default().with_retry_delays([Duration::from_secs(5), Duration::from_secs(1)]);
+        assert_eq!(o.retry_bucket(Duration::from_millis(10)), Some(Duration::from_secs(1)));
+        assert_eq!(o.retry_bucket(Duration::from_secs(2)), Some(Duration::from_secs(5)));
+        assert_eq!(o.retry_bucket(Duration::from_secs(60)), Some(Duration::from_secs(5)));
+        assert_eq!(QueueOptions::default().with_retry_delays([]).retry_bucket(Duration::ZERO), None);
+    }
+}

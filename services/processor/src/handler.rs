@@ -1,0 +1,109 @@
+use std::sync::Arc;
+
+use grpcio::{RpcContext, RpcStatus, RpcStatusCode, UnarySink};
+use log::{info, warn};
+use switchboard_ports::{Message, Publisher};
+use switchboard_proto::convert::Stage;
+use switchboard_proto::{Envelope, ProcessRequest, ProcessResponse, Processor};
+use switchboard_telemetry::{Metrics, TraceContext};
+
+const SERVICE: &str = "processor";
+const PROCESS: &str = "/switchboard.v1.Processor/Process";
+
+/// Implements the generated `Processor` trait over a [`Publisher`]: an envelope with a reply
+/// topic gets its reply published there before the call answers OK; one without (a job) is
+/// answered over gRPC only.
+#[derive(Clone)]
+pub struct ProcessorHandler {
+    publisher: Arc<dyn Publisher>,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for ProcessorHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessorHandler").finish_non_exhaustive()
+    }
+}
+
+impl ProcessorHandler {
+    /// A handler publishing replies through `publisher`.
+    pub fn new(publisher: Arc<dyn Publisher>, metrics: Metrics) -> Self {
+        ProcessorHandler { publisher, metrics }
+    }
+
+    /// The work of one call, apart from gRPC plumbing; errors are gRPC statuses.
+    pub async fn handle(&self, req: ProcessRequest) -> Result<ProcessResponse, RpcStatus> {
+        let Some(mut envelope) = req.envelope.into_option() else {
+            return Err(status(RpcStatusCode::INVALID_ARGUMENT, "missing envelope"));
+        };
+        if envelope.id.is_empty() {
+            return Err(status(RpcStatusCode::INVALID_ARGUMENT, "envelope needs an id"));
+        }
+        if envelope.expired() {
+            // Expired work is answered, not done: the caller has given up on it.
+            return Err(status(RpcStatusCode::DEADLINE_EXCEEDED, "deadline passed before processing"));
+        }
+        envelope.record(Stage::GrpcServer, SERVICE);
+        info!("gRPC Server: {} id={}", envelope.body, envelope.id);
+        let trace = TraceContext::continue_or_new(envelope.traceparent()).child();
+        envelope.set_traceparent(trace.to_string());
+        if envelope.reply_to.is_empty() {
+            // No reply topic (a job from the worker): the gRPC answer is the reply.
+            let mut resp = ProcessResponse::new();
+            resp.envelope = Some(envelope).into();
+            return Ok(resp);
+        }
+        envelope.record(Stage::KafkaPublisher, SERVICE);
+        let message = reply_message(&envelope);
+        let published = self.publisher.publish(&envelope.reply_to, message).await;
+        self.metrics.published(&envelope.reply_to, published.is_ok());
+        match published {
+            Ok(()) => {
+                info!("KAFKA Publisher: {} id={}", envelope.body, envelope.id);
+                let mut resp = ProcessResponse::new();
+                resp.envelope = Some(envelope).into();
+                Ok(resp)
+            }
+            Err(e) => {
+                warn!("reply publish failed id={}: {}", envelope.id, e);
+                Err(status(RpcStatusCode::UNAVAILABLE, &format!("reply not published: {}", e.error)))
+            }
+        }
+    }
+}
+
+fn reply_message(envelope: &Envelope) -> Message {
+    let mut m = Message::new(envelope.encode())
+        .with_key(envelope.id.as_bytes())
+        .with_header("correlation-id", envelope.id.as_bytes());
+    if let Some(tp) = envelope.traceparent() {
+        m = m.with_header("traceparent", tp.as_bytes());
+    }
+    m
+}
+
+fn status(code: RpcStatusCode, msg: &str) -> RpcStatus {
+    RpcStatus::with_message(code, msg.to_string())
+}
+
+impl Processor for ProcessorHandler {
+    fn process(&mut self, ctx: RpcContext<'_>, req: ProcessRequest, sink: UnarySink<ProcessResponse>) {
+        let this = self.clone();
+        // Runs on grpcio's completion-queue thread: the publish future only waits on channels.
+        ctx.spawn(async move {
+            let sent = match this.handle(req).await {
+                Ok(resp) => {
+                    this.metrics.grpc_call(PROCESS, 0);
+                    sink.success(resp).await
+                }
+                Err(st) => {
+                    this.metrics.grpc_call(PROCESS, st.code().into());
+                    sink.fail(st).await
+                }
+            };
+            if let Err(e) = sent {
+                warn!("gRPC reply not sent: {e}");
+            }
+        });
+    }
+}

@@ -1,0 +1,54 @@
+//! `processor`: the gRPC processor deployed alone; publishes replies to Kafka.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Parser;
+use switchboard_brokers::BrokerArgs;
+use switchboard_processor::{ProcessorArgs, ProcessorServer};
+use switchboard_proto::topics::Topics;
+use switchboard_telemetry::{AdminServer, Metrics, Readiness, Shutdown};
+
+#[derive(Debug, Parser)]
+#[command(version, about = "switchboard processor: gRPC Process → reply on Kafka")]
+struct Cli {
+    #[command(flatten)]
+    topics: Topics,
+    #[command(flatten)]
+    processor: ProcessorArgs,
+    /// Admin HTTP address: /healthz, /readyz, /metrics.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = "127.0.0.1:9102")]
+    admin_addr: SocketAddr,
+    #[command(flatten)]
+    brokers: BrokerArgs,
+}
+
+fn main() {
+    switchboard_telemetry::init_logging("processor");
+    let cli = Cli::parse();
+    if let Err(e) = smol::block_on(run(cli)) {
+        eprintln!("processor: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = Shutdown::from_env()?;
+    let (metrics, readiness) = (Metrics::new("processor"), Readiness::new());
+    let admin = AdminServer::bind(cli.admin_addr, metrics.clone(), readiness.clone()).await.context("admin port")?;
+    let admin = smol::spawn(admin.run(shutdown.wait()));
+
+    let ports = cli.brokers.require_kafka("processor", &[&cli.topics.replies]).await?;
+    let mut config = cli.processor.config();
+    config.metrics = metrics;
+    let server = ProcessorServer::start(&config, ports.publisher.clone())?;
+    shutdown.wait().await;
+    readiness.set_draining();
+    // grpcio's shutdown waits for the calls in flight; the grace period bounds it.
+    if shutdown.within_grace(server.shutdown()).await.is_err() {
+        log::warn!("grace period over with calls in flight");
+    }
+    ports.publisher.close().await?;
+    admin.await;
+    Ok(())
+}

@@ -1,0 +1,82 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use grpcio::{Environment, Server, ServerBuilder, ServerCredentials};
+use switchboard_proto::health::ServingStatus;
+
+use crate::health::Health;
+use log::info;
+use switchboard_ports::Publisher;
+use switchboard_telemetry::Metrics;
+
+use crate::ProcessorHandler;
+
+/// Where and how the processor serves.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Listen address (`PROCESSOR_ADDR`); port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// grpcio completion-queue threads.
+    pub threads: usize,
+    /// Where the processor's metrics go.
+    pub metrics: Metrics,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { addr: "127.0.0.1:50051".parse().unwrap(), threads: 1, metrics: Metrics::new("processor") }
+    }
+}
+
+/// A running processor gRPC server.
+pub struct ProcessorServer {
+    server: Server,
+    addr: SocketAddr,
+    health: Health,
+}
+
+impl std::fmt::Debug for ProcessorServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessorServer").field("addr", &self.addr).finish()
+    }
+}
+
+impl ProcessorServer {
+    /// Binds and starts serving; replies go out through `publisher`.
+    pub fn start(config: &ServerConfig, publisher: Arc<dyn Publisher>) -> Result<Self, grpcio::Error> {
+        Self::start_on(Arc::new(Environment::new(config.threads.max(1))), config, publisher)
+    }
+
+    /// Like [`start`](ProcessorServer::start) on an existing grpcio environment (shared with
+    /// the relay's client in the all-in-one); `config.threads` is then the environment's.
+    pub fn start_on(
+        env: Arc<Environment>,
+        config: &ServerConfig,
+        publisher: Arc<dyn Publisher>,
+    ) -> Result<Self, grpcio::Error> {
+        let service = switchboard_proto::create_processor(ProcessorHandler::new(publisher, config.metrics.clone()));
+        let health = Health::default();
+        let mut server = ServerBuilder::new(env)
+            .register_service(service)
+            .register_service(switchboard_proto::health::create_health(health.clone()))
+            .build()?;
+        let port = server.add_listening_port(config.addr.to_string(), ServerCredentials::insecure())?;
+        server.start();
+        health.set(ServingStatus::SERVING);
+        let addr = SocketAddr::new(config.addr.ip(), port);
+        info!("processor listening on {addr}");
+        Ok(ProcessorServer { server, addr, health })
+    }
+
+    /// The bound address (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Reports NOT_SERVING (so health-checking balancers drain it), stops taking calls and
+    /// waits for those in flight.
+    pub async fn shutdown(mut self) {
+        self.health.set(ServingStatus::NOT_SERVING);
+        let _ = self.server.shutdown().await;
+    }
+}

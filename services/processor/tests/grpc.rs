@@ -1,0 +1,83 @@
+//! The processor over real gRPC on loopback, with the embedded broker behind it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use grpcio::{CallOption, ChannelBuilder, Environment, RpcStatusCode};
+use switchboard_ports::Subscriber;
+use switchboard_processor::{ProcessorServer, ServerConfig, HEALTH_SERVICE_NAME};
+use switchboard_proto::convert::Stage;
+use switchboard_proto::health::{HealthCheckRequest, HealthClient, ServingStatus};
+use switchboard_proto::{client::processor_client, Envelope, ProcessRequest};
+use switchboard_testkit::fake::pubsub::MemoryBroker;
+
+fn start() -> (ProcessorServer, MemoryBroker) {
+    let broker = MemoryBroker::new();
+    let config = ServerConfig { addr: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() };
+    (ProcessorServer::start(&config, Arc::new(broker.clone())).unwrap(), broker)
+}
+
+fn request(envelope: Envelope) -> ProcessRequest {
+    let mut r = ProcessRequest::new();
+    r.envelope = Some(envelope).into();
+    r
+}
+
+#[test]
+fn process_appends_its_hops_and_publishes_the_reply_before_answering() {
+    smol::block_on(async {
+        let (server, broker) = start();
+        let replies = broker.subscribe("replies", "test").await.unwrap();
+        let client = processor_client(&server.local_addr().to_string());
+        let mut envelope = Envelope::start("id-1", "x", "replies", Duration::from_secs(5));
+        envelope.record(Stage::GrpcClient, "test");
+        let resp = client.process_async(&request(envelope)).unwrap().await.unwrap();
+        let answered = resp.envelope.unwrap();
+        assert_eq!(answered.body, "x and gRPC client and gRPC server and Kafka publisher");
+        let published = replies.recv().await.unwrap();
+        assert_eq!(Envelope::decode(&published.message().payload).unwrap(), answered);
+        assert_eq!(published.message().header_str("correlation-id"), Some("id-1"));
+        published.ack();
+        let job = Envelope::start("job-1", "y", "", Duration::from_secs(5));
+        let answered = client.process_async(&request(job)).unwrap().await.unwrap().envelope.unwrap();
+        assert_eq!(answered.body, "y and gRPC server", "no reply topic: answered over gRPC, nothing published");
+        server.shutdown().await;
+    });
+}
+
+#[test]
+fn invalid_and_expired_envelopes_get_proper_status_codes() {
+    smol::block_on(async {
+        let (server, _broker) = start();
+        let client = processor_client(&server.local_addr().to_string());
+        let missing = client.process_async(&ProcessRequest::new()).unwrap().await.unwrap_err();
+        assert!(
+            matches!(missing, grpcio::Error::RpcFailure(ref s) if s.code() == RpcStatusCode::INVALID_ARGUMENT),
+            "{missing:?}"
+        );
+        let mut expired = Envelope::start("id-2", "x", "replies", Duration::from_secs(5));
+        expired.deadline_unix_ms = switchboard_proto::convert::now_millis() - 10;
+        let err = client.process_async(&request(expired)).unwrap().await.unwrap_err();
+        assert!(
+            matches!(err, grpcio::Error::RpcFailure(ref s) if s.code() == RpcStatusCode::DEADLINE_EXCEEDED),
+            "{err:?}"
+        );
+        server.shutdown().await;
+    });
+}
+
+#[test]
+fn standard_health_service_reports_serving() {
+    let (server, _broker) = start();
+    let env = Arc::new(Environment::new(1));
+    let channel = ChannelBuilder::new(env).connect(&server.local_addr().to_string());
+    let health = HealthClient::new(channel);
+    let mut req = HealthCheckRequest::new();
+    req.service = HEALTH_SERVICE_NAME.to_string();
+    let resp = health.check_opt(&req, CallOption::default().timeout(Duration::from_secs(5))).unwrap();
+    assert_eq!(resp.status.enum_value(), Ok(ServingStatus::SERVING));
+    req.service = "no.such.Service".into();
+    let err = health.check_opt(&req, CallOption::default().timeout(Duration::from_secs(5))).unwrap_err();
+    assert!(matches!(err, grpcio::Error::RpcFailure(ref s) if s.code() == RpcStatusCode::NOT_FOUND), "{err:?}");
+    smol::block_on(server.shutdown());
+}

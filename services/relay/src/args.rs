@@ -1,0 +1,40 @@
+use switchboard_proto::topics::Topics;
+
+use crate::RelayConfig;
+
+/// Relay flags, each with an environment fallback.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayArgs {
+    /// Consumer group shared by all relays.
+    #[arg(long, env = "SWITCHBOARD_RELAY_GROUP", default_value = "switchboard-relay")]
+    pub relay_group: String,
+    /// Requests one relay handles at once.
+    #[arg(long, env = "SWITCHBOARD_RELAY_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub relay_max_in_flight: u64,
+    /// Retries towards the processor allowed, as a percentage of recent calls (retry budget).
+    #[arg(long, env = "SWITCHBOARD_RELAY_RETRY_BUDGET_PERCENT", default_value_t = 20.0, value_parser = budget_percent)]
+    pub relay_retry_budget_percent: f32,
+}
+
+fn budget_percent(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(p) if (1.0..=1000.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?} is not a percentage from 1 to 1000")),
+    }
+}
+
+impl RelayArgs {
+    /// The relay configuration these flags describe, with the processor breaker read from
+    /// `SWITCHBOARD_RELAY_BREAKER_*` (see switchboard-breaker's `Config::from_env`).
+    pub fn config(&self, topics: &Topics) -> Result<RelayConfig, switchboard_breaker::ConfigError> {
+        Ok(RelayConfig {
+            requests_topic: topics.requests.clone(),
+            group: self.relay_group.clone(),
+            dead_letter_topic: topics.requests_dlq.clone(),
+            max_in_flight: self.relay_max_in_flight as usize,
+            retry_budget_percent: self.relay_retry_budget_percent,
+            breaker: switchboard_breaker::Config::from_env("SWITCHBOARD_RELAY_BREAKER")?,
+            ..RelayConfig::default()
+        })
+    }
+}

@@ -1,0 +1,45 @@
+use std::time::Duration;
+
+use switchboard_telemetry::{Metrics, Readiness};
+
+/// Relay settings; defaults match the documented topic names.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Topic the gateway publishes requests to.
+    pub requests_topic: String,
+    /// Consumer group shared by every relay instance.
+    pub group: String,
+    /// Where undecodable or invalid requests go, with the reason in `x-switchboard-error`.
+    pub dead_letter_topic: String,
+    /// Requests handled at once by one relay (bounded concurrency towards the processor).
+    pub max_in_flight: usize,
+    /// Used when an envelope carries no deadline.
+    pub default_budget: Duration,
+    /// First retry delay after a transient gRPC failure (doubles, with jitter).
+    pub retry_base: Duration,
+    /// Circuit breaker around the processor calls.
+    pub breaker: switchboard_breaker::Config,
+    /// Retries allowed, as a percentage of recent calls (Finagle-style retry budget).
+    pub retry_budget_percent: f32,
+    /// Where the relay's metrics go.
+    pub metrics: Metrics,
+    /// Readiness checks; the relay adds its own.
+    pub readiness: Readiness,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            requests_topic: "switchboard.requests".into(),
+            group: "switchboard-relay".into(),
+            dead_letter_topic: "switchboard.requests.dlq".into(),
+            max_in_flight: 256,
+            default_budget: Duration::from_secs(5),
+            retry_base: Duration::from_millis(20),
+            breaker: switchboard_breaker::Config::default(),
+            retry_budget_percent: 20.0,
+            metrics: Metrics::new("relay"),
+            readiness: Readiness::new(),
+        }
+    }
+}

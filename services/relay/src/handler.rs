@@ -1,0 +1,227 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use grpcio::{CallOption, RpcStatusCode};
+use log::{info, warn};
+use switchboard_breaker::{CircuitBreaker, RetryBudget};
+use switchboard_ports::{Message, Publisher};
+use switchboard_proto::convert::Stage;
+use switchboard_proto::{failure, Envelope, ProcessRequest, ProcessorClient};
+use switchboard_telemetry::TraceContext;
+
+use crate::RelayConfig;
+
+const SERVICE: &str = "relay";
+
+/// What became of one request; every outcome but `Retry` lets the delivery be acked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The processor took it and published the reply.
+    Processed,
+    /// Answered with a failure reply (deadline passed, processor unavailable).
+    Answered(failure::Code),
+    /// Sent to the dead-letter topic with this reason.
+    DeadLettered(String),
+    /// Not handled (a publish failed): leave it unacked for redelivery.
+    Retry,
+}
+
+/// Handles one request message: decode, call the processor, answer failures.
+#[derive(Clone)]
+pub struct RequestHandler {
+    config: Arc<RelayConfig>,
+    client: ProcessorClient,
+    publisher: Arc<dyn Publisher>,
+    breaker: CircuitBreaker,
+    budget: Arc<RetryBudget>,
+}
+
+impl std::fmt::Debug for RequestHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestHandler").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl RequestHandler {
+    /// A handler calling the processor through `client` and publishing failures and dead
+    /// letters through `publisher`.
+    pub fn new(
+        config: Arc<RelayConfig>,
+        client: ProcessorClient,
+        publisher: Arc<dyn Publisher>,
+        breaker: CircuitBreaker,
+    ) -> Self {
+        // A budget below 1% or above 1000% is refused by the breaker crate; fall back to 20%.
+        let budget = RetryBudget::new(config.retry_budget_percent, 10, Duration::from_secs(10)).unwrap_or_default();
+        RequestHandler { config, client, publisher, breaker, budget: Arc::new(budget) }
+    }
+
+    /// The breaker guarding the processor calls.
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+
+    /// Handles one message's payload.
+    pub async fn handle(&self, message: &Message) -> Outcome {
+        let mut envelope = match Envelope::decode(&message.payload) {
+            Ok(e) if !e.id.is_empty() && !e.reply_to.is_empty() => e,
+            Ok(_) => return self.dead_letter(message, "envelope without id or reply topic").await,
+            Err(e) => return self.dead_letter(message, &format!("undecodable envelope: {e}")).await,
+        };
+        if envelope.deadline_unix_ms == 0 {
+            envelope.deadline_unix_ms =
+                switchboard_proto::convert::now_millis() + self.config.default_budget.as_millis() as i64;
+        }
+        envelope.record(Stage::KafkaConsumer, SERVICE);
+        info!("KAFKA Consumer: {} id={}", envelope.body, envelope.id);
+        // The relay's span: a child of the gateway's, carried on to the processor.
+        let trace = TraceContext::continue_or_new(envelope.traceparent()).child();
+        envelope.set_traceparent(trace.to_string());
+        if envelope.expired() {
+            return self.answer(envelope, failure::Code::DEADLINE_EXCEEDED, "deadline passed in the queue", None).await;
+        }
+        envelope.record(Stage::GrpcClient, SERVICE);
+        info!("gRPC Client: {} id={}", envelope.body, envelope.id);
+        self.call_processor(envelope).await
+    }
+
+    async fn call_processor(&self, envelope: Envelope) -> Outcome {
+        let mut request = ProcessRequest::new();
+        request.envelope = Some(envelope).into();
+        let mut delay = self.config.retry_base;
+        self.budget.deposit();
+        loop {
+            let envelope = request.envelope.as_ref().expect("set above");
+            let Some(remaining) = envelope.remaining().filter(|r| !r.is_zero()) else {
+                let envelope = request.envelope.take().unwrap_or_default();
+                return self
+                    .answer(envelope, failure::Code::DEADLINE_EXCEEDED, "processor did not answer in time", None)
+                    .await;
+            };
+            let permit = match self.breaker.try_acquire() {
+                Ok(permit) => permit,
+                Err(rejected) => {
+                    // Fail fast: the caller hears 503 + Retry-After now, not at its deadline.
+                    let envelope = request.envelope.take().unwrap_or_default();
+                    let why = "processor unavailable (circuit open)";
+                    return self.answer(envelope, failure::Code::UNAVAILABLE, why, Some(rejected.retry_after())).await;
+                }
+            };
+            let mut opt = CallOption::default().timeout(remaining);
+            if let Some(headers) = switchboard_proto::client::call_metadata(envelope) {
+                opt = opt.headers(headers);
+            }
+            let started = Instant::now();
+            let result = match self.client.process_async_opt(&request, opt) {
+                Ok(receiver) => receiver.await,
+                Err(e) => Err(e),
+            };
+            let metrics = &self.config.metrics;
+            metrics.hop("relay_grpc_call", started.elapsed());
+            metrics.grpc_call(PROCESS, grpc_code(&result));
+            let status = match result {
+                Ok(_) => {
+                    permit.success();
+                    return Outcome::Processed;
+                }
+                Err(grpcio::Error::RpcFailure(status)) => status,
+                Err(e) => grpcio::RpcStatus::with_message(RpcStatusCode::UNAVAILABLE, e.to_string()),
+            };
+            let envelope = request.envelope.as_ref().expect("set above");
+            match status.code() {
+                RpcStatusCode::INVALID_ARGUMENT => {
+                    // The request's fault, not the processor's: the breaker ignores it.
+                    permit.ignore();
+                    let payload = envelope.encode();
+                    return self.dead_letter(&Message::new(payload), status.message()).await;
+                }
+                RpcStatusCode::DEADLINE_EXCEEDED => {
+                    permit.failure();
+                    let envelope = request.envelope.take().unwrap_or_default();
+                    let why = "processor did not answer in time";
+                    return self.answer(envelope, failure::Code::DEADLINE_EXCEEDED, why, None).await;
+                }
+                _ => {
+                    permit.failure();
+                    warn!("processor call failed id={}: {:?} {}", envelope.id, status.code(), status.message());
+                    // Idempotent by correlation id (the gateway keeps the first reply), so a
+                    // retry is safe while the deadline leaves room and the budget allows it.
+                    let pause = jitter(delay);
+                    if envelope.remaining().is_none_or(|r| r <= pause) {
+                        // The budget ran out retrying: the caller hears 504, not a fail-fast 503.
+                        let envelope = request.envelope.take().unwrap_or_default();
+                        let why = format!("processor unavailable until the deadline: {}", status.message());
+                        return self.answer(envelope, failure::Code::DEADLINE_EXCEEDED, &why, None).await;
+                    }
+                    if !self.budget.try_withdraw() {
+                        let envelope = request.envelope.take().unwrap_or_default();
+                        let why = "processor unavailable (retry budget exhausted)";
+                        return self.answer(envelope, failure::Code::UNAVAILABLE, why, Some(pause)).await;
+                    }
+                    async_io::Timer::after(pause).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    /// Publishes a failure reply so the caller hears at once instead of at its deadline.
+    async fn answer(
+        &self,
+        mut envelope: Envelope,
+        code: failure::Code,
+        why: &str,
+        retry_after: Option<Duration>,
+    ) -> Outcome {
+        warn!("answering id={} with {:?}: {}", envelope.id, code, why);
+        envelope.fail(code, why, retry_after);
+        let topic = envelope.reply_to.clone();
+        let message = Message::new(envelope.encode())
+            .with_key(envelope.id.as_bytes())
+            .with_header("correlation-id", envelope.id.as_bytes());
+        let published = self.publisher.publish(&topic, message).await;
+        self.config.metrics.published(&topic, published.is_ok());
+        match published {
+            Ok(()) => Outcome::Answered(code),
+            Err(e) => {
+                warn!("failure reply not published id={}: {}", envelope.id, e);
+                Outcome::Retry
+            }
+        }
+    }
+
+    async fn dead_letter(&self, message: &Message, reason: &str) -> Outcome {
+        warn!("dead-lettering a request: {reason}");
+        let mut dead = message.clone().with_header("x-switchboard-error", reason.as_bytes());
+        dead.key = message.key.clone();
+        let topic = &self.config.dead_letter_topic;
+        let published = self.publisher.publish(topic, dead).await;
+        self.config.metrics.published(topic, published.is_ok());
+        match published {
+            Ok(()) => {
+                let kind = if reason.starts_with("undecodable") { "undecodable" } else { "invalid" };
+                self.config.metrics.dead_lettered(topic, kind);
+                Outcome::DeadLettered(reason.to_string())
+            }
+            Err(e) => {
+                warn!("dead letter not published: {e}");
+                Outcome::Retry
+            }
+        }
+    }
+}
+
+const PROCESS: &str = "/switchboard.v1.Processor/Process";
+
+fn grpc_code<T>(result: &Result<T, grpcio::Error>) -> i32 {
+    match result {
+        Ok(_) => 0,
+        Err(grpcio::Error::RpcFailure(s)) => s.code().into(),
+        Err(_) => RpcStatusCode::UNAVAILABLE.into(),
+    }
+}
+
+fn jitter(d: Duration) -> Duration {
+    // Full jitter: spreads the retries of many relays hitting the same outage.
+    Duration::from_micros(fastrand::u64(d.as_micros() as u64 / 2..=d.as_micros() as u64))
+}

@@ -1,0 +1,15 @@
+//! The relay service: consumes requests from the broker (the `KAFKA Consumer` hop) and calls
+//! the processor over gRPC (the `gRPC Client` hop). A request is acked only once the processor
+//! has answered, so a relay killed mid-call leaves it for the next member of its group.
+
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+mod args;
+mod config;
+mod handler;
+mod run;
+
+pub use args::RelayArgs;
+pub use config::RelayConfig;
+pub use handler::{Outcome, RequestHandler};
+pub use run::{run, Relay, SubscribedRelay};

@@ -1,0 +1,68 @@
+//! `relay`: consumes requests from Kafka and calls the processor over gRPC.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Parser;
+use futures_lite::FutureExt;
+use switchboard_brokers::BrokerArgs;
+use switchboard_proto::topics::Topics;
+use switchboard_relay::{Relay, RelayArgs};
+use switchboard_telemetry::{AdminServer, Metrics, Readiness, Shutdown};
+
+#[derive(Debug, Parser)]
+#[command(version, about = "switchboard relay: Kafka requests → gRPC processor")]
+struct Cli {
+    #[command(flatten)]
+    topics: Topics,
+    #[command(flatten)]
+    relay: RelayArgs,
+    /// Where the processor serves gRPC.
+    #[arg(long, env = "PROCESSOR_ADDR", default_value = "127.0.0.1:50051")]
+    processor_addr: SocketAddr,
+    /// Admin HTTP address: /healthz, /readyz, /metrics.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = "127.0.0.1:9101")]
+    admin_addr: SocketAddr,
+    #[command(flatten)]
+    brokers: BrokerArgs,
+}
+
+fn main() {
+    switchboard_telemetry::init_logging("relay");
+    let cli = Cli::parse();
+    if let Err(e) = smol::block_on(run(cli)) {
+        eprintln!("relay: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = Shutdown::from_env()?;
+    let mut config = cli.relay.config(&cli.topics)?;
+    let (metrics, readiness) = (Metrics::new("relay"), Readiness::new());
+    config.metrics = metrics.clone();
+    config.readiness = readiness.clone();
+    let admin = AdminServer::bind(cli.admin_addr, metrics, readiness).await.context("admin port")?;
+    let admin = smol::spawn(admin.run(shutdown.wait()));
+
+    let ports = cli.brokers.require_kafka("relay", &[&cli.topics.requests, &cli.topics.requests_dlq]).await?;
+    let client = switchboard_proto::client::processor_client(&cli.processor_addr.to_string());
+    let relay = Relay::new(config, ports.requests, ports.publisher.clone(), client).subscribe().await?;
+    // Runs until the signal; after it the relay finishes what it holds, bounded by the grace
+    // period (which starts at the signal, not at start-up).
+    let mut run = Box::pin(relay.run(shutdown.wait()));
+    let before_signal = async { Some(run.as_mut().await) }.or(async {
+        shutdown.wait().await;
+        None
+    });
+    match before_signal.await {
+        Some(result) => result?,
+        None => match shutdown.within_grace(run).await {
+            Ok(result) => result?,
+            Err(_) => log::warn!("grace period over: requests still in flight are left to the next relay"),
+        },
+    }
+    ports.publisher.close().await?;
+    admin.await;
+    Ok(())
+}

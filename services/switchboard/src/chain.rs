@@ -1,0 +1,265 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use log::warn;
+use switchboard_breaker::CircuitBreaker;
+use switchboard_brokers::{PubSub, Queues};
+use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
+use switchboard_ports::{Publisher, Subscriber};
+use switchboard_processor::{ProcessorServer, ServerConfig};
+use switchboard_relay::RelayConfig;
+use switchboard_telemetry::Metrics;
+use switchboard_worker::WorkerConfig;
+
+/// What to start.
+#[derive(Debug, Clone, Default)]
+pub struct ChainConfig {
+    /// The gateway.
+    pub gateway: GatewayConfig,
+    /// The relay.
+    pub relay: RelayConfig,
+    /// The processor's server; the relay calls it at this address.
+    pub processor: ServerConfig,
+    /// Leave the processor out (the relay still calls `processor.addr`): for outage tests.
+    pub without_processor: bool,
+    /// The jobs API on the gateway and a worker, on these work-queue ports; `None`: no jobs.
+    pub jobs: Option<ChainJobs>,
+}
+
+/// The jobs part of a chain: the gateway's `/jobs` and one worker, over one work queue.
+#[derive(Debug, Clone)]
+pub struct ChainJobs {
+    /// The work queue and job-events fanout (embedded or RabbitMQ).
+    pub queues: Queues,
+    /// The gateway's jobs API; its queue options must match the worker's.
+    pub gateway: JobsConfig,
+    /// The worker.
+    pub worker: WorkerConfig,
+    /// The worker's breaker around processor calls.
+    pub breaker: switchboard_breaker::Config,
+}
+
+impl ChainJobs {
+    /// Defaults over `queues`.
+    pub fn new(queues: Queues) -> Self {
+        ChainJobs {
+            queues,
+            gateway: JobsConfig::default(),
+            worker: WorkerConfig::default(),
+            breaker: switchboard_breaker::Config::default(),
+        }
+    }
+
+    /// Defaults over a fresh embedded work queue.
+    pub fn embedded() -> Self {
+        Self::new(Queues::embedded(switchboard_testkit::fake::queue::FakeWorkQueue::new()))
+    }
+}
+
+/// A running chain.
+pub struct Chain {
+    gateway_addr: SocketAddr,
+    processor_addr: SocketAddr,
+    processor: Option<ProcessorServer>,
+    processor_config: ServerConfig,
+    grpc_env: Arc<grpcio::Environment>,
+    publisher: Arc<dyn Publisher>,
+    relay_breaker: CircuitBreaker,
+    gateway_breaker: CircuitBreaker,
+    metrics: Metrics,
+    pending: Arc<switchboard_gateway::Pending>,
+    stop_gateway: async_channel::Sender<()>,
+    stop_relay: async_channel::Sender<()>,
+    gateway_task: async_std::task::JoinHandle<std::io::Result<()>>,
+    relay_task: smol::Task<Result<(), switchboard_ports::Error>>,
+    /// The worker's stop signal and task, when jobs are on.
+    worker: Option<(async_channel::Sender<()>, ServiceTask)>,
+}
+
+/// A service running on its own task until told to stop.
+type ServiceTask = smol::Task<Result<(), switchboard_ports::Error>>;
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("gateway_addr", &self.gateway_addr)
+            .field("processor_addr", &self.processor_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Chain {
+    /// Starts processor, relay and gateway over one publisher and one subscriber (the embedded
+    /// broker, where start positions do not matter).
+    pub async fn start(
+        config: ChainConfig,
+        publisher: Arc<dyn Publisher>,
+        subscriber: Arc<dyn Subscriber>,
+    ) -> anyhow::Result<Chain> {
+        let ports = PubSub { publisher, requests: subscriber.clone(), replies: subscriber, kind: "custom" };
+        Self::start_on(config, ports).await
+    }
+
+    /// Starts processor, relay and gateway over `ports`.
+    pub async fn start_on(mut config: ChainConfig, ports: PubSub) -> anyhow::Result<Chain> {
+        let PubSub { publisher, requests, replies, .. } = ports;
+        // One process, one registry and one readiness report, served by the gateway.
+        config.relay.metrics = config.gateway.metrics.clone();
+        config.relay.readiness = config.gateway.readiness.clone();
+        config.processor.metrics = config.gateway.metrics.clone();
+        let metrics = config.gateway.metrics.clone();
+        // Closing a channel wakes its receiver: a one-shot stop signal per service.
+        let (stop_gateway, gateway_stopped) = async_channel::bounded::<()>(1);
+        let (stop_relay, relay_stopped) = async_channel::bounded::<()>(1);
+        let until = |rx: async_channel::Receiver<()>| async move {
+            let _ = rx.recv().await;
+        };
+
+        // One grpcio environment for the processor and its clients: a call's completion and
+        // the server's arrival share a completion-queue thread instead of handing off.
+        let grpc_env = Arc::new(grpcio::Environment::new(config.processor.threads.max(1)));
+        let (processor, processor_addr) = if config.without_processor {
+            (None, config.processor.addr)
+        } else {
+            let server = ProcessorServer::start_on(grpc_env.clone(), &config.processor, publisher.clone())
+                .context("starting the processor")?;
+            let addr = server.local_addr();
+            (Some(server), addr)
+        };
+
+        let client = switchboard_proto::client::processor_client_on(grpc_env.clone(), &processor_addr.to_string());
+        let relay = switchboard_relay::Relay::new(config.relay, requests, publisher.clone(), client);
+        let relay_breaker = relay.breaker();
+        // Subscribed before the gateway takes requests, so none is published into a group
+        // that does not exist yet.
+        let relay = relay.subscribe().await.context("relay joining its group")?;
+        let relay_task = smol::spawn(relay.run(until(relay_stopped)));
+
+        // The worker consumes before the gateway takes jobs.
+        let jobs = config.jobs.take();
+        let worker = match &jobs {
+            Some(jobs) => {
+                let client =
+                    switchboard_proto::client::processor_client_on(grpc_env.clone(), &processor_addr.to_string());
+                let worker = switchboard_worker::Worker::new(
+                    jobs.worker.clone(),
+                    jobs.queues.queue.clone(),
+                    jobs.queues.fanout.clone(),
+                    client,
+                    CircuitBreaker::new(jobs.breaker.clone()),
+                )
+                .with_metrics(metrics.clone());
+                let worker = worker.start().await.context("worker consuming jobs")?;
+                let (stop, stopped) = async_channel::bounded::<()>(1);
+                Some((stop, smol::spawn(worker.run(until(stopped), config.gateway.grace))))
+            }
+            None => None,
+        };
+
+        let gateway =
+            Gateway::bind(config.gateway, publisher.clone(), replies).await.context("starting the gateway")?;
+        let gateway = match jobs {
+            Some(jobs) => gateway
+                .with_jobs(jobs.gateway, jobs.queues.queue, jobs.queues.fanout)
+                .await
+                .context("starting the jobs API")?,
+            None => gateway,
+        };
+        let gateway_breaker = gateway.breaker();
+        let gateway_addr = gateway.local_addr()?;
+        let pending = gateway.pending();
+        let gateway_task = async_std::task::spawn(gateway.serve(until(gateway_stopped)));
+
+        let processor_config = ServerConfig { addr: processor_addr, ..config.processor };
+        Ok(Chain {
+            gateway_addr,
+            processor_addr,
+            processor,
+            processor_config,
+            grpc_env,
+            publisher,
+            relay_breaker,
+            gateway_breaker,
+            metrics,
+            pending,
+            stop_gateway,
+            stop_relay,
+            gateway_task,
+            relay_task,
+            worker,
+        })
+    }
+
+    /// Where the gateway serves HTTP.
+    pub fn gateway_addr(&self) -> SocketAddr {
+        self.gateway_addr
+    }
+
+    /// Requests the gateway is waiting on right now.
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The metrics of every service in the chain (also served at the gateway's `/metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The relay's breaker around processor calls.
+    pub fn relay_breaker(&self) -> &CircuitBreaker {
+        &self.relay_breaker
+    }
+
+    /// The gateway's breaker around publishes.
+    pub fn gateway_breaker(&self) -> &CircuitBreaker {
+        &self.gateway_breaker
+    }
+
+    /// Stops the processor (an outage, for resilience tests and demos).
+    pub async fn stop_processor(&mut self) {
+        if let Some(p) = self.processor.take() {
+            p.shutdown().await;
+        }
+    }
+
+    /// Starts the processor again at the same address; `publisher` replaces the broker
+    /// publisher for its replies (e.g. a fault-injecting one).
+    pub fn start_processor(&mut self, publisher: Option<Arc<dyn Publisher>>) -> anyhow::Result<()> {
+        self.processor.take();
+        let publisher = publisher.unwrap_or_else(|| self.publisher.clone());
+        let server = ProcessorServer::start_on(self.grpc_env.clone(), &self.processor_config, publisher)
+            .context("restarting the processor")?;
+        self.processor = Some(server);
+        Ok(())
+    }
+
+    /// Where the relay expects the processor.
+    pub fn processor_addr(&self) -> SocketAddr {
+        self.processor_addr
+    }
+
+    /// Stops the gateway, then the relay (which finishes its requests in flight), then the
+    /// processor.
+    pub async fn stop(self) {
+        // The gateway drains first: its requests in flight still need the relay and processor.
+        self.stop_gateway.close();
+        if let Err(e) = self.gateway_task.await {
+            warn!("gateway stopped with an error: {e}");
+        }
+        if let Some((stop, task)) = self.worker {
+            // Finishes its jobs in flight (broadcast, ack) within the grace period.
+            stop.close();
+            if let Err(e) = task.await {
+                warn!("worker stopped with an error: {e}");
+            }
+        }
+        self.stop_relay.close();
+        if let Err(e) = self.relay_task.await {
+            warn!("relay stopped with an error: {e}");
+        }
+        if let Some(p) = self.processor {
+            p.shutdown().await;
+        }
+    }
+}

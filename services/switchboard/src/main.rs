@@ -1,0 +1,139 @@
+//! `switchboard`: every service in one process. With no broker configured the broker is the
+//! embedded one; the services still talk as deployed (broker hops, real gRPC).
+
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient};
+use switchboard_brokers::{BrokerArgs, JobNames};
+use switchboard_gateway::{GatewayArgs, GatewayConfig, JobsArgs, ROUTES};
+use switchboard_processor::ProcessorArgs;
+use switchboard_proto::topics::Topics;
+use switchboard_relay::RelayArgs;
+use switchboard_telemetry::{Metrics, Shutdown};
+use switchboard_worker::WorkerArgs;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "All switchboard services in one process (embedded broker unless one is configured)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    topics: Topics,
+    #[command(flatten)]
+    gateway: GatewayArgs,
+    #[command(flatten)]
+    relay: RelayArgs,
+    #[command(flatten)]
+    processor: ProcessorArgs,
+    #[command(flatten)]
+    brokers: BrokerArgs,
+    #[command(flatten)]
+    job_names: JobNames,
+    #[command(flatten)]
+    jobs: JobsArgs,
+    #[command(flatten)]
+    worker: WorkerArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve until SIGINT/SIGTERM (the default).
+    Run,
+    /// Start the chain on free ports, send one message, print the reply, exit.
+    Demo {
+        /// The message to send.
+        #[arg(default_value = "hello world")]
+        message: String,
+    },
+}
+
+fn main() {
+    switchboard_telemetry::init_logging("switchboard");
+    let cli = Cli::parse();
+    if let Err(e) = smol::block_on(run(cli)) {
+        eprintln!("switchboard: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let ports = cli.brokers.connect(&cli.topics.all()).await?;
+    let kind = ports.kind;
+    // Jobs on RabbitMQ when AMQP_URL is set, else on the embedded work queue.
+    let queues = cli.brokers.connect_queues().await?;
+    let jobs = ChainJobs {
+        gateway: cli.jobs.config(&cli.job_names),
+        worker: cli.worker.config(&cli.job_names),
+        breaker: switchboard_breaker::Config::from_env("SWITCHBOARD_WORKER_BREAKER")?,
+        ..ChainJobs::new(queues)
+    };
+    let mut config = ChainConfig {
+        gateway: GatewayConfig {
+            metrics: Metrics::builder("switchboard").routes(ROUTES).build(),
+            ..cli.gateway.config(&cli.topics)?
+        },
+        relay: cli.relay.config(&cli.topics)?,
+        processor: cli.processor.config(),
+        without_processor: false,
+        jobs: Some(jobs),
+    };
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let shutdown = Shutdown::from_env()?;
+            config.gateway.grace = shutdown.grace_period();
+            let chain = Chain::start_on(config, ports).await?;
+            log::info!(
+                "switchboard up: REST on http://{}, gRPC on {} ({kind} broker)",
+                chain.gateway_addr(),
+                chain.processor_addr()
+            );
+            shutdown.wait().await;
+            log::info!("shutting down: draining requests in flight");
+            chain.stop().await;
+            Ok(())
+        }
+        Command::Demo { message } => {
+            // Free ports: the demo must not collide with a chain already serving.
+            config.gateway.addr = SocketAddr::new(config.gateway.addr.ip(), 0);
+            config.processor.addr = SocketAddr::new(config.processor.addr.ip(), 0);
+            let chain = Chain::start_on(config, ports).await?;
+            let mut client = HttpClient::new(chain.gateway_addr());
+            let reply = client.post_json("/messages", &serde_json::json!({ "message": message })).await?;
+            let job = demo_job(&mut client, &message).await;
+            chain.stop().await;
+            println!("HTTP {}", reply.status);
+            println!("{}", reply.body);
+            if reply.status != 200 {
+                bail!("the chain answered {}", reply.status);
+            }
+            let (id, result) = job?;
+            println!("\njob {id} (POST /jobs, then GET /jobs/{id}): {result}");
+            let text = reply.json()["message"].as_str().context("reply without message")?.to_string();
+            println!("\n\"{text}\"");
+            Ok(())
+        }
+    }
+}
+
+/// Sends `message` as a job and polls its status until it is done; returns its id and result.
+async fn demo_job(client: &mut HttpClient, message: &str) -> anyhow::Result<(String, String)> {
+    let accepted = client.post_json("/jobs", &serde_json::json!({ "message": message })).await?;
+    if accepted.status != 202 {
+        bail!("POST /jobs answered {}: {}", accepted.status, accepted.body);
+    }
+    let id = accepted.json()["id"].as_str().context("202 without id")?.to_string();
+    let started = std::time::Instant::now();
+    loop {
+        let status = client.get(&format!("/jobs/{id}")).await?.json();
+        match status["status"].as_str() {
+            Some("done") => return Ok((id, status["result"].as_str().unwrap_or_default().to_string())),
+            Some("failed") => bail!("job {id} failed: {}", status["error"]),
+            _ if started.elapsed() > std::time::Duration::from_secs(10) => bail!("job {id} not done in 10 s"),
+            _ => {
+                smol::Timer::after(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+}

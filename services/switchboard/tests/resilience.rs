@@ -1,0 +1,205 @@
+//! Resilience of the chain on the embedded broker, driven by testkit's fault injection: the
+//! breakers open on failures and slow calls, the caller fails fast with 503 + Retry-After, and
+//! the chain recovers once the dependency is back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use switchboard::{Chain, ChainConfig, HttpClient, HttpReply};
+use switchboard_breaker::{Config, SlidingWindow, State};
+use switchboard_ports::{ErrorKind, Publisher};
+use switchboard_testkit::fake::pubsub::MemoryBroker;
+use switchboard_testkit::fault::{Effect, FaultyPublisher, Switch, Trigger};
+
+const SEED: &str = "HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER";
+const WAIT_OPEN: Duration = Duration::from_millis(800);
+
+fn breaker_config() -> Config {
+    Config::builder()
+        .window(SlidingWindow::Count(10))
+        .min_calls(4)
+        .failure_rate(50.0)
+        .slow_call_rate(50.0)
+        .slow_call_duration(Duration::from_millis(150))
+        .wait_open(WAIT_OPEN)
+        .half_open_calls(1)
+        .build()
+        .unwrap()
+}
+
+fn config() -> ChainConfig {
+    let mut c = ChainConfig::default();
+    c.gateway.addr = "127.0.0.1:0".parse().unwrap();
+    c.processor.addr = "127.0.0.1:0".parse().unwrap();
+    c.gateway.request_timeout = Duration::from_secs(2);
+    c.gateway.breaker = breaker_config();
+    c.relay.breaker = breaker_config();
+    c
+}
+
+async fn post(client: &mut HttpClient) -> HttpReply {
+    client.post_json("/messages", &json!({"message": "hello world"})).await.expect("gateway answers")
+}
+
+/// Sends requests until one answers `status`; panics after `tries`.
+async fn until_status(client: &mut HttpClient, status: u16, tries: usize) -> HttpReply {
+    for _ in 0..tries {
+        let reply = post(client).await;
+        if reply.status == status {
+            return reply;
+        }
+    }
+    panic!("no {status} within {tries} requests");
+}
+
+#[track_caller]
+fn assert_fast_503(reply: &HttpReply, took: Duration) {
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["code"], "unavailable");
+    let retry_after: u64 = reply.retry_after.as_deref().expect("Retry-After set").parse().unwrap();
+    assert!(retry_after >= 1);
+    assert!(took <= Duration::from_millis(50), "fail-fast 503 took {took:?}");
+}
+
+/// Polls until the chain answers 200; returns how long it took.
+async fn time_to_recover(client: &mut HttpClient, limit: Duration) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if post(client).await.status == 200 {
+            return started.elapsed();
+        }
+        async_io::Timer::after(Duration::from_millis(20)).await;
+    }
+    panic!("the chain did not recover within {limit:?}");
+}
+
+/// True once `condition` holds, within 500 ms.
+async fn settles(condition: impl Fn() -> bool) -> bool {
+    for _ in 0..50 {
+        if condition() {
+            return true;
+        }
+        async_io::Timer::after(Duration::from_millis(10)).await;
+    }
+    condition()
+}
+
+#[test]
+fn processor_down_opens_the_relay_breaker_then_503_in_under_50ms_then_recovery() {
+    smol::block_on(async {
+        let broker = MemoryBroker::new();
+        let mut chain = Chain::start(config(), Arc::new(broker.clone()), Arc::new(broker)).await.unwrap();
+        let mut client = HttpClient::new(chain.gateway_addr());
+        assert_eq!(post(&mut client).await.status, 200);
+        assert_eq!(chain.relay_breaker().state(), State::Closed);
+
+        chain.stop_processor().await;
+        until_status(&mut client, 503, 10).await;
+        assert_eq!(chain.relay_breaker().state(), State::Open, "closed → open on failures");
+
+        let started = Instant::now();
+        let reply = post(&mut client).await;
+        assert_fast_503(&reply, started.elapsed());
+
+        chain.start_processor(None).unwrap();
+        // Open → half-open after the wait, half-open → closed on a successful probe.
+        let took = time_to_recover(&mut client, WAIT_OPEN + Duration::from_secs(2)).await;
+        assert!(took <= WAIT_OPEN + Duration::from_millis(1500), "recovered after {took:?}");
+        // The reply reaches the caller before the relay records the probe's gRPC answer.
+        assert!(settles(|| chain.relay_breaker().state() == State::Closed).await, "half-open → closed");
+        assert_eq!(post(&mut client).await.json()["message"], SEED);
+        chain.stop().await;
+    });
+}
+
+#[test]
+fn a_failed_probe_reopens_the_breaker() {
+    smol::block_on(async {
+        let broker = MemoryBroker::new();
+        let mut chain = Chain::start(config(), Arc::new(broker.clone()), Arc::new(broker)).await.unwrap();
+        let mut client = HttpClient::new(chain.gateway_addr());
+        chain.stop_processor().await;
+        until_status(&mut client, 503, 10).await;
+        assert_eq!(chain.relay_breaker().state(), State::Open);
+        async_io::Timer::after(WAIT_OPEN + Duration::from_millis(50)).await;
+        // The probe goes to a processor that is still down: half-open → open.
+        let reply = post(&mut client).await;
+        assert_ne!(reply.status, 200);
+        assert_eq!(chain.relay_breaker().state(), State::Open, "half-open → open on a failed probe");
+        assert!(chain.relay_breaker().metrics().transitions >= 3, "closed→open→half-open→open");
+        chain.stop().await;
+    });
+}
+
+#[test]
+fn a_processor_failing_most_calls_opens_the_breaker() {
+    smol::block_on(async {
+        let broker = MemoryBroker::new();
+        let mut chain = Chain::start(config(), Arc::new(broker.clone()), Arc::new(broker.clone())).await.unwrap();
+        let mut client = HttpClient::new(chain.gateway_addr());
+        // The processor's reply publishes fail 80% of the time (seeded): it answers UNAVAILABLE.
+        let faulty = FaultyPublisher::new(Arc::new(broker.clone()))
+            .with_rule(Trigger::Fraction { fraction: 0.8, seed: 7 }, Effect::Fail(ErrorKind::Unavailable));
+        chain.stop_processor().await;
+        chain.start_processor(Some(Arc::new(faulty) as Arc<dyn Publisher>)).unwrap();
+        until_status(&mut client, 503, 20).await;
+        assert_eq!(chain.relay_breaker().state(), State::Open);
+        let started = Instant::now();
+        assert_fast_503(&post(&mut client).await, started.elapsed());
+
+        chain.stop_processor().await;
+        chain.start_processor(None).unwrap();
+        time_to_recover(&mut client, WAIT_OPEN + Duration::from_secs(2)).await;
+        chain.stop().await;
+    });
+}
+
+#[test]
+fn a_slow_processor_opens_the_breaker_on_the_slow_call_rate() {
+    smol::block_on(async {
+        let broker = MemoryBroker::new();
+        let mut chain = Chain::start(config(), Arc::new(broker.clone()), Arc::new(broker.clone())).await.unwrap();
+        let mut client = HttpClient::new(chain.gateway_addr());
+        // Every reply publish takes 250 ms: calls succeed, but slower than the 150 ms threshold.
+        let slow = FaultyPublisher::new(Arc::new(broker.clone()))
+            .with_rule(Trigger::Always, Effect::Delay(Duration::from_millis(250)));
+        chain.stop_processor().await;
+        chain.start_processor(Some(Arc::new(slow) as Arc<dyn Publisher>)).unwrap();
+        for _ in 0..4 {
+            assert_eq!(post(&mut client).await.status, 200, "slow calls still succeed");
+        }
+        // The fourth slow call is recorded once its gRPC answer is in, just after its reply.
+        assert!(settles(|| chain.relay_breaker().state() == State::Open).await, "closed → open on the slow-call rate");
+        assert!(chain.relay_breaker().metrics().slow >= 4);
+        let started = Instant::now();
+        assert_fast_503(&post(&mut client).await, started.elapsed());
+        chain.stop().await;
+    });
+}
+
+#[test]
+fn broker_publish_failures_open_the_gateway_breaker_and_recover() {
+    smol::block_on(async {
+        let broker = MemoryBroker::new();
+        let switch = Switch::new();
+        let publisher = FaultyPublisher::new(Arc::new(broker.clone())).with_switch(switch.clone());
+        let chain = Chain::start(config(), Arc::new(publisher), Arc::new(broker)).await.unwrap();
+        let mut client = HttpClient::new(chain.gateway_addr());
+        assert_eq!(post(&mut client).await.status, 200);
+
+        switch.disconnect();
+        for _ in 0..4 {
+            assert_eq!(post(&mut client).await.status, 503, "publish failures answer 503 at once");
+        }
+        assert_eq!(chain.gateway_breaker().state(), State::Open);
+        let started = Instant::now();
+        assert_fast_503(&post(&mut client).await, started.elapsed());
+
+        switch.reconnect();
+        let took = time_to_recover(&mut client, WAIT_OPEN + Duration::from_secs(2)).await;
+        assert!(took <= WAIT_OPEN + Duration::from_millis(500), "recovered after {took:?}");
+        assert!(settles(|| chain.gateway_breaker().state() == State::Closed).await);
+        chain.stop().await;
+    });
+}

@@ -1,0 +1,273 @@
+//! A small HTTP server for `/healthz`, `/readyz` and `/metrics`, for the services that have no
+//! HTTP API of their own (relay, worker, the processor's side port).
+//!
+//! Connections are served by an executor owned by [`AdminServer::run`], so the server works
+//! under smol and async-std alike, and stopping it drops every open connection.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_std::net::{TcpListener, TcpStream};
+use futures_lite::future;
+use http_types::{Method, Request, Response, StatusCode};
+
+use crate::metrics::{Metrics, CONTENT_TYPE};
+use crate::readiness::Readiness;
+
+/// Connections served at once; further clients wait in the kernel's accept backlog. Scrapers
+/// and probes open a handful, so this only bounds misbehaving clients.
+const MAX_CONNECTIONS: usize = 64;
+
+/// A `/metrics` response: the encoded registry with the OpenMetrics content type. Tide apps
+/// convert it with `tide::Response::from(metrics_response(&metrics))`.
+pub fn metrics_response(metrics: &Metrics) -> Response {
+    let mut res = Response::new(StatusCode::Ok);
+    res.set_body(metrics.encode());
+    res.insert_header("content-type", CONTENT_TYPE);
+    res
+}
+
+/// The `/healthz` response: 200 `ok` for as long as the process can answer at all.
+pub fn health_response() -> Response {
+    let mut res = Response::new(StatusCode::Ok);
+    res.set_body("ok\n");
+    res
+}
+
+struct State {
+    metrics: Metrics,
+    readiness: Readiness,
+}
+
+/// The admin HTTP server, bound and ready to [`run`](AdminServer::run).
+///
+/// | path       | answer                                                              |
+/// |------------|---------------------------------------------------------------------|
+/// | `/healthz` | 200 `ok` while the process runs                                     |
+/// | `/readyz`  | 200 or 503 with `{"ready": bool, "checks": {...}}` ([`Readiness`])  |
+/// | `/metrics` | [`Metrics::encode`] as `application/openmetrics-text`               |
+///
+/// Other paths are 404, methods other than GET and HEAD 405.
+///
+/// ```
+/// use switchboard_telemetry::{AdminServer, Metrics, Readiness, Shutdown};
+/// use std::time::Duration;
+///
+/// smol::block_on(async {
+///     let metrics = Metrics::new("relay");
+///     let readiness = Readiness::new();
+///     let shutdown = Shutdown::new(Duration::from_secs(10));
+///     let admin = AdminServer::bind("127.0.0.1:0", metrics, readiness).await?;
+///     println!("admin on http://{}", admin.local_addr());
+///     let task = smol::spawn(admin.run(shutdown.wait()));
+///     // ... the service runs; on SIGTERM (or here, by hand) the server stops:
+///     shutdown.trigger();
+///     task.await;
+///     Ok::<_, std::io::Error>(())
+/// })?;
+/// # Ok::<_, std::io::Error>(())
+/// ```
+pub struct AdminServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    state: Arc<State>,
+}
+
+impl fmt::Debug for AdminServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminServer")
+            .field("local_addr", &self.local_addr)
+            .field("service", &self.state.metrics.service())
+            .field("readiness", &self.state.readiness)
+            .finish()
+    }
+}
+
+impl AdminServer {
+    /// Binds `addr` (port 0 picks a free port; see [`local_addr`](AdminServer::local_addr)).
+    pub async fn bind(
+        addr: impl async_std::net::ToSocketAddrs,
+        metrics: Metrics,
+        readiness: Readiness,
+    ) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        Ok(AdminServer { listener, local_addr, state: Arc::new(State { metrics, readiness }) })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `stop` completes, then closes the listener and every open connection.
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        let executor = smol::Executor::new();
+        let permits = Arc::new(async_lock::Semaphore::new(MAX_CONNECTIONS));
+        let accept = executor.run(async {
+            loop {
+                let permit = permits.acquire_arc().await;
+                let stream = match self.listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // EMFILE, ECONNABORTED and the like pass; back off so an error that
+                        // repeats does not spin.
+                        log::warn!("admin accept failed: {e}");
+                        async_io::Timer::after(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let state = self.state.clone();
+                executor
+                    .spawn(async move {
+                        serve(stream, state).await;
+                        drop(permit);
+                    })
+                    .detach();
+            }
+        });
+        future::or(stop, accept).await;
+        log::debug!("admin server on {} stopped", self.local_addr);
+    }
+}
+
+async fn serve(stream: TcpStream, state: Arc<State>) {
+    // Probes and scrapes are small request/response pairs: do not let Nagle delay them.
+    if let Err(e) = stream.set_nodelay(true) {
+        log::debug!("admin set_nodelay failed: {e}");
+    }
+    let result = async_h1::accept(stream, |req| {
+        let state = state.clone();
+        async move { Ok(route(req, &state).await) }
+    })
+    .await;
+    if let Err(e) = result {
+        log::debug!("admin connection ended: {e}");
+    }
+}
+
+async fn route(req: Request, state: &State) -> Response {
+    if !matches!(req.method(), Method::Get | Method::Head) {
+        let mut res = Response::new(StatusCode::MethodNotAllowed);
+        res.insert_header("allow", "GET, HEAD");
+        return res;
+    }
+    match req.url().path() {
+        "/healthz" => health_response(),
+        "/readyz" => state.readiness.report().await.into_response(),
+        "/metrics" => metrics_response(&state.metrics),
+        _ => Response::new(StatusCode::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::readiness::CheckStatus;
+    use crate::shutdown::Shutdown;
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+    struct Reply {
+        status: u16,
+        head: String,
+        body: String,
+    }
+
+    /// One GET over a fresh connection, read to EOF.
+    async fn get(addr: SocketAddr, path: &str) -> Reply {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).await.unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").expect("no end of headers");
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("no status");
+        Reply { status, head: head.to_ascii_lowercase(), body: body.to_owned() }
+    }
+
+    async fn start(metrics: Metrics, readiness: Readiness) -> (SocketAddr, Shutdown, smol::Task<()>) {
+        let server = AdminServer::bind("127.0.0.1:0", metrics, readiness).await.unwrap();
+        let addr = server.local_addr();
+        assert_ne!(addr.port(), 0);
+        let shutdown = Shutdown::new(Duration::from_secs(1));
+        let task = smol::spawn(server.run(shutdown.wait()));
+        (addr, shutdown, task)
+    }
+
+    #[test]
+    fn answers_healthz_readyz_and_metrics_over_http() {
+        smol::block_on(async {
+            let metrics = Metrics::new("relay");
+            metrics.published("requests", true);
+            let readiness = Readiness::new();
+            let up = Arc::new(AtomicBool::new(true));
+            let flag = up.clone();
+            readiness.add_sync_check("broker", move || flag.load(Relaxed).into());
+            readiness.add_check("breaker", || async { CheckStatus::Ok });
+            let (addr, shutdown, task) = start(metrics, readiness).await;
+
+            let health = get(addr, "/healthz").await;
+            assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
+
+            let ready = get(addr, "/readyz").await;
+            assert_eq!(ready.status, 200);
+            assert_eq!(ready.body, r#"{"ready":true,"checks":{"breaker":"ok","broker":"ok"}}"#);
+            assert!(ready.head.contains("content-type: application/json"));
+
+            up.store(false, Relaxed);
+            let not_ready = get(addr, "/readyz").await;
+            assert_eq!(not_ready.status, 503);
+            assert_eq!(not_ready.body, r#"{"ready":false,"checks":{"breaker":"ok","broker":"not ready"}}"#);
+
+            up.store(true, Relaxed);
+            assert_eq!(get(addr, "/readyz").await.status, 200);
+
+            let scrape = get(addr, "/metrics").await;
+            assert_eq!(scrape.status, 200);
+            assert!(scrape.head.contains("content-type: application/openmetrics-text; version=1.0.0"));
+            assert!(scrape.body.contains(r#"messages_published_total{topic="requests",outcome="ok"} 1"#));
+            assert!(scrape.body.contains(r#"build_info{version="#));
+
+            assert_eq!(get(addr, "/nope").await.status, 404);
+
+            shutdown.trigger();
+            task.await;
+        });
+    }
+
+    #[test]
+    fn rejects_other_methods() {
+        smol::block_on(async {
+            let (addr, shutdown, task) = start(Metrics::new("worker"), Readiness::new()).await;
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            let req = "POST /healthz HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+            stream.write_all(req.as_bytes()).await.unwrap();
+            let mut raw = String::new();
+            stream.read_to_string(&mut raw).await.unwrap();
+            assert!(raw.starts_with("HTTP/1.1 405"), "{raw}");
+            shutdown.trigger();
+            task.await;
+        });
+    }
+
+    #[test]
+    fn stop_closes_the_listener_and_open_connections() {
+        smol::block_on(async {
+            let (addr, shutdown, task) = start(Metrics::new("worker"), Readiness::new()).await;
+            // A keep-alive client that sent nothing yet holds a connection open.
+            let mut idle = TcpStream::connect(addr).await.unwrap();
+            assert_eq!(get(addr, "/healthz").await.status, 200);
+            shutdown.trigger();
+            task.await;
+            let mut buf = Vec::new();
+            let read = idle.read_to_end(&mut buf).await;
+            assert!(matches!(read, Ok(0)) || read.is_err(), "idle connection still open");
+            assert!(TcpStream::connect(addr).await.is_err(), "listener still accepting");
+        });
+    }
+}

@@ -1,0 +1,70 @@
+//! `worker`: consumes jobs from RabbitMQ (`AMQP_URL`) and runs them through the processor.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Parser;
+use switchboard_breaker::{CircuitBreaker, Config, State};
+use switchboard_brokers::{BrokerArgs, JobNames};
+use switchboard_telemetry::{AdminServer, CheckStatus, Metrics, Readiness, Shutdown};
+use switchboard_worker::{Worker, WorkerArgs};
+
+/// Environment prefix of the breaker around processor calls (`{PREFIX}_FAILURE_RATE`, …).
+const BREAKER_ENV: &str = "SWITCHBOARD_WORKER_BREAKER";
+
+#[derive(Debug, Parser)]
+#[command(version, about = "switchboard worker: RabbitMQ jobs → gRPC processor → job events")]
+struct Cli {
+    #[command(flatten)]
+    names: JobNames,
+    #[command(flatten)]
+    worker: WorkerArgs,
+    /// Where the processor serves gRPC.
+    #[arg(long, env = "PROCESSOR_ADDR", default_value = "127.0.0.1:50051")]
+    processor_addr: SocketAddr,
+    /// Admin HTTP address: /healthz, /readyz, /metrics.
+    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = "127.0.0.1:9103")]
+    admin_addr: SocketAddr,
+    #[command(flatten)]
+    brokers: BrokerArgs,
+}
+
+fn main() {
+    switchboard_telemetry::init_logging("worker");
+    let cli = Cli::parse();
+    if let Err(e) = smol::block_on(run(cli)) {
+        eprintln!("worker: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = Shutdown::from_env().context("setting up shutdown")?;
+    let breaker = CircuitBreaker::new(Config::from_env(BREAKER_ENV)?);
+    let (metrics, readiness) = (Metrics::new("worker"), Readiness::new());
+    let checked = breaker.clone();
+    readiness.add_sync_check("processor", move || match checked.state() {
+        State::Open => CheckStatus::not_ready("processor breaker open"),
+        _ => CheckStatus::Ok,
+    });
+    let admin = AdminServer::bind(cli.admin_addr, metrics.clone(), readiness.clone()).await.context("admin port")?;
+    let admin = smol::spawn(admin.run(shutdown.wait()));
+    let queues = cli.brokers.require_amqp("worker").await?;
+    let client = switchboard_proto::client::processor_client(&cli.processor_addr.to_string());
+    let worker = Worker::new(cli.worker.config(&cli.names), queues.queue.clone(), queues.fanout, client, breaker)
+        .with_metrics(metrics);
+    let draining = readiness.clone();
+    let stop = shutdown.wait();
+    worker
+        .run(
+            async move {
+                stop.await;
+                draining.set_draining();
+            },
+            shutdown.grace_period(),
+        )
+        .await?;
+    queues.queue.close().await?;
+    admin.await;
+    Ok(())
+}

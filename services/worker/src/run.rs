@@ -1,0 +1,161 @@
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures_lite::{future, FutureExt};
+use log::{info, warn};
+use switchboard_breaker::CircuitBreaker;
+use switchboard_ports::{Error, ErrorKind, Fanout, JobStream, WorkQueue};
+use switchboard_proto::ProcessorClient;
+use switchboard_telemetry::Metrics;
+
+use crate::{Handled, JobHandler, WorkerConfig};
+
+/// A worker's parts, ready to consume.
+pub struct Worker {
+    config: Arc<WorkerConfig>,
+    queue: Arc<dyn WorkQueue>,
+    fanout: Arc<dyn Fanout>,
+    client: ProcessorClient,
+    breaker: CircuitBreaker,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    /// Wires a worker: jobs from `queue`, events to `fanout`, processor calls through `client`
+    /// guarded by `breaker`.
+    pub fn new(
+        config: WorkerConfig,
+        queue: Arc<dyn WorkQueue>,
+        fanout: Arc<dyn Fanout>,
+        client: ProcessorClient,
+        breaker: CircuitBreaker,
+    ) -> Self {
+        Worker { config: Arc::new(config), queue, fanout, client, breaker, metrics: Metrics::new("worker") }
+    }
+
+    /// Records job, AMQP, gRPC and breaker metrics into `metrics` instead of a private registry.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        switchboard_telemetry::watch_breaker(&metrics, "worker_processor", &self.breaker);
+        self.metrics = metrics;
+        self
+    }
+
+    /// The breaker around processor calls (clones share its state).
+    pub fn breaker(&self) -> CircuitBreaker {
+        self.breaker.clone()
+    }
+
+    /// Declares the queue and starts consuming: once this returns, jobs reach this worker.
+    pub async fn start(self) -> Result<ConsumingWorker, Error> {
+        let Worker { config, queue, fanout, client, breaker, metrics } = self;
+        queue.declare(&config.queue, &config.queue_options).await?;
+        let jobs = queue.consume(&config.queue, config.prefetch.max(1)).await?;
+        info!("worker consuming {} (prefetch {}, {} attempts)", config.queue, config.prefetch, config.max_attempts);
+        let handler = JobHandler::new(config.clone(), client, fanout, breaker, metrics);
+        Ok(ConsumingWorker { config, handler, jobs })
+    }
+
+    /// Starts, then runs until `stop` completes (see [`ConsumingWorker::run`]).
+    pub async fn run(self, stop: impl Future<Output = ()>, grace: Duration) -> Result<(), Error> {
+        self.start().await?.run(stop, grace).await
+    }
+}
+
+/// A worker whose consumer is started.
+pub struct ConsumingWorker {
+    config: Arc<WorkerConfig>,
+    handler: JobHandler,
+    jobs: JobStream,
+}
+
+impl std::fmt::Debug for ConsumingWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumingWorker").field("config", &self.config).field("jobs", &self.jobs).finish()
+    }
+}
+
+enum Step {
+    Job(Option<switchboard_ports::Job>),
+    Finished(Handled),
+    Stop,
+}
+
+impl ConsumingWorker {
+    /// Runs jobs, at most `max_in_flight` at once, until `stop` completes; then takes no new
+    /// job, lets those in flight finish (broadcast, settle) for at most `grace`, and stops the
+    /// consumer: jobs still unsettled go back to the queue for another worker.
+    ///
+    /// Every job runs inside this future, so dropping it is a crash as far as the broker is
+    /// concerned: work stops at once and the held jobs are delivered again, flagged.
+    ///
+    /// Fails with `Closed` when the broker ended the consumer (after the same drain).
+    pub async fn run(self, stop: impl Future<Output = ()>, grace: Duration) -> Result<(), Error> {
+        let ConsumingWorker { config, handler, jobs } = self;
+        let max_in_flight = config.max_in_flight.clamp(1, usize::from(config.prefetch.max(1)));
+        let mut running = FuturesUnordered::new();
+        let mut stop = pin!(stop);
+        let mut ended = None;
+        loop {
+            let room = running.len() < max_in_flight;
+            let next_job = async {
+                if room {
+                    Step::Job(jobs.recv().await)
+                } else {
+                    future::pending().await
+                }
+            };
+            let finished = async {
+                match running.next().await {
+                    Some(handled) => Step::Finished(handled),
+                    None => future::pending().await,
+                }
+            };
+            let stopped = async {
+                stop.as_mut().await;
+                Step::Stop
+            };
+            match stopped.or(finished).or(next_job).await {
+                Step::Job(Some(job)) => {
+                    let handler = handler.clone();
+                    running.push(async move { handler.handle(job).await });
+                }
+                Step::Job(None) => {
+                    warn!("the broker stopped the consumer of {}", config.queue);
+                    ended = Some(Error::new(ErrorKind::Closed, "the broker stopped the jobs consumer"));
+                    break;
+                }
+                Step::Finished(handled) => log::debug!("job settled: {handled:?}"),
+                Step::Stop => break,
+            }
+        }
+        if !running.is_empty() {
+            info!("worker stopping: finishing {} jobs in flight (grace {grace:?})", running.len());
+        }
+        let drained = async {
+            while running.next().await.is_some() {}
+            true
+        }
+        .or(async {
+            async_io::Timer::after(grace).await;
+            false
+        })
+        .await;
+        if !drained {
+            warn!("grace period over with {} jobs in flight: they go back to the queue", running.len());
+        }
+        // Dropping what is left releases those jobs before the consumer stops.
+        drop(running);
+        jobs.close().await?;
+        info!("worker stopped consuming {}", config.queue);
+        ended.map_or(Ok(()), Err)
+    }
+}

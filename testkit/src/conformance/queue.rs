@@ -1,0 +1,402 @@
+//! Work-queue conformance cases: written once, run against every [`WorkQueue`] backend.
+//!
+//! Each case declares queues with unique names and deletes them at the end. Backends get one
+//! named `#[test]` per case from [`queue_conformance!`](crate::queue_conformance):
+//!
+//! ```ignore
+//! switchboard_testkit::queue_conformance!(FakeWorkQueue::new());
+//! // Real broker, opt-in:
+//! switchboard_testkit::queue_conformance!(connect(), [#[ignore = "needs RabbitMQ: make test-real"]]);
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+use switchboard_ports::{
+    dead_letter_queue, ErrorKind, Fanout, Job, JobStream, Message, QueueOptions, WorkQueue, ERROR_HEADER,
+};
+
+/// Longest a case may take before it fails (a hang is a failure, never a silent pass).
+pub const CASE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a case waits to be sure something does *not* arrive.
+pub const QUIET: Duration = Duration::from_millis(400);
+
+/// Runs one case on the current thread, failing it after [`CASE_TIMEOUT`].
+#[track_caller]
+pub fn run<F: Future<Output = ()>>(name: &str, case: F) {
+    smol::block_on(future::or(case, async {
+        smol::Timer::after(CASE_TIMEOUT).await;
+        panic!("case {name} timed out after {CASE_TIMEOUT:?}");
+    }));
+}
+
+/// One named `#[test]` per work-queue case against the backend built by `$make` (an expression
+/// evaluating to a `WorkQueue + Fanout`, built inside the test's executor). Optional attributes
+/// in brackets go on every test, e.g. `[#[ignore = "needs RabbitMQ"]]`.
+#[macro_export]
+macro_rules! queue_conformance {
+    ($make:expr) => {
+        $crate::queue_conformance!($make, []);
+    };
+    ($make:expr, $attrs:tt) => {
+        $crate::queue_conformance!(@cases $make, $attrs;
+            round_trip,
+            enqueue_to_undeclared_queue_fails,
+            prefetch_limit_respected,
+            unsettled_jobs_redelivered_when_consumer_gone,
+            dropped_job_redelivered,
+            retry_then_success_counts_attempts,
+            defer_keeps_attempt_count,
+            dead_letter_carries_reason,
+            consumers_share_load,
+            full_queue_rejects_enqueue,
+            none_lost_under_load,
+            fanout_reaches_every_listener);
+    };
+    (@cases $make:expr, $attrs:tt; $($case:ident),*) => {
+        $( $crate::queue_conformance!(@one $make, $attrs, $case); )*
+    };
+    (@one $make:expr, [$(#[$attr:meta])*], $case:ident) => {
+        #[test]
+        $(#[$attr])*
+        fn $case() {
+            $crate::conformance::queue::run(stringify!($case), async {
+                let backend = $make;
+                $crate::conformance::queue::$case(&backend).await;
+            });
+        }
+    };
+}
+
+/// A queue name no other case or run uses.
+pub fn unique(case: &str) -> String {
+    format!("conformance.{case}.{:016x}", fastrand::u64(..))
+}
+
+/// The next job, or `None` after `wait`.
+pub async fn recv_within(jobs: &JobStream, wait: Duration) -> Option<Job> {
+    future::or(jobs.recv(), async {
+        smol::Timer::after(wait).await;
+        None
+    })
+    .await
+}
+
+#[track_caller]
+fn expect_job(job: Option<Job>, what: &str) -> Job {
+    job.unwrap_or_else(|| panic!("expected {what}, got nothing"))
+}
+
+/// Enqueue, consume, ack: payload and headers arrive, attempt 1, not redelivered, once.
+pub async fn round_trip<Q: WorkQueue + ?Sized>(q: &Q) {
+    let name = unique("round_trip");
+    q.declare(&name, &QueueOptions::default()).await.expect("declare");
+    q.enqueue(&name, Message::new("hello").with_header("traceparent", "00-abc")).await.expect("enqueue");
+    let jobs = q.consume(&name, 1).await.expect("consume");
+    let job = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "the job");
+    assert_eq!(job.payload(), b"hello");
+    assert_eq!(job.message().header_str("traceparent"), Some("00-abc"));
+    assert_eq!(job.queue(), name);
+    assert_eq!(job.attempt(), 1);
+    assert!(!job.redelivered());
+    job.ack().await.expect("ack");
+    assert!(recv_within(&jobs, QUIET).await.is_none(), "acked job came back");
+    jobs.close().await.expect("close stream");
+    q.delete(&name).await.expect("delete");
+}
+
+/// Enqueueing to a queue never declared fails as `Invalid` and hands the message back.
+pub async fn enqueue_to_undeclared_queue_fails<Q: WorkQueue + ?Sized>(q: &Q) {
+    let name = unique("undeclared");
+    let err = q.enqueue(&name, Message::new("lost?")).await.expect_err("enqueue to undeclared queue");
+    assert_eq!(err.error.kind(), ErrorKind::Invalid, "{err}");
+    assert_eq!(err.into_inner().payload, b"lost?");
+}
+
+/// A consumer never holds more than its prefetch; settling one lets the next in.
+pub async fn prefetch_limit_respected<Q: WorkQueue + ?Sized>(q: &Q) {
+    let name = unique("prefetch");
+    q.declare(&name, &QueueOptions::default()).await.expect("declare");
+    for i in 0..5u8 {
+        q.enqueue(&name, Message::new(vec![i])).await.expect("enqueue");
+    }
+    let jobs = q.consume(&name, 2).await.expect("consume");
+    let a = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "job 1");
+    let b = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "job 2");
+    assert!(recv_within(&jobs, QUIET).await.is_none(), "a third job arrived past prefetch 2");
+    a.ack().await.expect("ack");
+    let c = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "job 3 after an ack");
+    assert!(recv_within(&jobs, QUIET).await.is_none(), "past prefetch after one ack");
+    let mut seen = vec![b.payload()[0], c.payload()[0]];
+    b.ack().await.expect("ack");
+    c.ack().await.expect("ack");
+    for _ in 0..2 {
+        let j = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "remaining job");
+        seen.push(j.payload()[0]);
+        j.ack().await.expect("ack");
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, [1, 2, 3, 4]);
+    jobs.close().await.expect("close stream");
+    q.delete(&name).await.expect("delete");
+}
+
+/// A consumer that goes away holding jobs: they come to the next consumer flagged redelivered,
+/// and settling the old copies fails.
+pub async fn unsettled_jobs_redelivered_when_consumer_gone<Q: WorkQueue + ?Sized>(q: &Q) {
+    let name = unique("consumer_gone");
+    q.declare(&name, &QueueOptions::default()).await.expect("declare");
+    for i in 0..3u8 {
+        q.enqueue(&name, Message::new(vec![i])).await.expect("enqueue");
+    }
+    let first = q.consume(&name, 3).await.expect("consume");
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(expect_job(recv_within(&first, Duration::from_secs(10)).await, "first delivery"));
+    }
+    first.close().await.expect("close first consumer");
+
+    let second = q.consume(&name, 3).await.expect("consume again");
+    let mut again = Vec::new();
+    for _ in 0..3 {
+        let j = expect_job(recv_within(&second, Duration::from_secs(10)).await, "redelivery");
+        assert!(j.redelivered(), "redelivered flag not set");
+        assert_eq!(j.attempt(), 1, "redelivery is not a retry");
+        again.push(j.payload()[0]);
+        j.ack().await.expect("ack redelivered");
+    }
+    again.sort_unstable();
+    assert_eq!(again, [0, 1, 2]);
+    for j in held {
+        assert!(j.ack().await.is_err(), "acking a job of a gone consumer succeeded");
+    }
+    assert!(recv_within(&second, QUIET).await.is_none(), "completed job came back");
+    second.close().await.expect("close stream");
+    q.delete(&name).await.expect("delete");
+}
+
+/// A job dropped unsettled comes back flagged redelivered.
+pub async fn dropped_job_redelivered<Q: WorkQueue + ?Sized>(q: &Q) {
+    let name = unique("dropped");
+    q.declare(&name, &QueueOptions::default()).await.expect("declare");
+    q.enqueue(&name, Message::new("again")).await.expect("enqueue");
+    let jobs = q.consume(&name, 1).await.expect("consume");
+    let job = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "the job");
+    assert!(!job.redelivered());
+    drop(job);
+    let job = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "the dropped job again");
+    assert!(job.redelivered());
+    assert_eq!(job.payload(), b"again");
+    job.ack().await.expect("ack");
+    jobs.close().await.expect("close stream");
+    q.delete(&name).await.expect("delete");
+}
+
+/// Retry waits, then delivers the job again with attempt + 1 and its headers; then success.
+pub async fn retry_then_success_counts_attempts<Q: WorkQueue + ?Sized>(q: &Q) {
+    let name = unique("retry");
+    let delay = Duration::from_millis(300);
+    q.declare(&name, &QueueOptions::default().with_retry_delays([delay, Duration::from_secs(2)]))
+        .await
+        .expect("declare");
+    q.enqueue(&name, Message::new("flaky").with_header("k", "v")).await.expect("enqueue");
+    let jobs = q.consume(&name, 1).await.expect("consume");
+    let first = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "attempt 1");
+    assert_eq!(first.attempt(), 1);
+    let started = Instant::now();
+    first.retry(delay).await.expect("retry");
+    assert!(recv_within(&jobs, delay / 3).await.is_none(), "retried before its delay");
+    let second = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "attempt 2");
+    assert!(started.elapsed() >= delay * 2 / 3, "retried after {:?}", started.elapsed());
+    assert_eq!(second.attempt(), 2);
+    assert_eq!(second.payload(), b"flaky");
+    assert_eq!(second.message().header_str("k"), Some("v"), "headers lost in retry");
+    assert!(!second.redelivered(), "a retry is a new delivery");
+    // A redelivery keeps the attempt count; a retry at once still counts.
+    drop(second);
+    let again = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "attempt 2 again");
+    assert!(again.redelivered());
+    assert_eq!(again.attempt(), 2);
+    again.retry(Duration::ZERO).await.expect("retry at once");
+    let third = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "attempt 3");
+    assert_eq!(third.attempt(), 3);
+    third.ack().await.expect("ack");
+    assert!(recv_within(&jobs, QUIET).await.is_none(), "acked job came back");
+    jobs.close().await.expect("close stream");
+    q.delete(&name).await.expect("delete");
+}
+
+/// Deferring delivers the job again after its delay with the attempt count unchanged.
+pub async fn defer_keeps_attempt_count<Q: WorkQueue + ?Sized>(q: &Q) {
+    let name = unique("defer");
+    let delay = Duration::from_millis(300);
+    q.declare(&name, &QueueOptions::default().with_retry_delays([delay])).await.expect("declare");
+    q.enqueue(&name, Message::new("later").with_header("k", "v")).await.expect("enqueue");
+    let jobs = q.consume(&name, 1).await.expect("consume");
+    let first = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "attempt 1");
+    first.retry(Duration::ZERO).await.expect("retry");
+    let second = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "attempt 2");
+    assert_eq!(second.attempt(), 2);
+    let started = Instant::now();
+    second.defer(delay).await.expect("defer");
+    assert!(recv_within(&jobs, delay / 3).await.is_none(), "deferred job came back before its delay");
+    let again = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "the deferred job");
+    assert!(started.elapsed() >= delay * 2 / 3, "deferred for {:?}", started.elapsed());
+    assert_eq!(again.attempt(), 2, "a deferral spent an attempt");
+    assert_eq!(again.message().header_str("k"), Some("v"), "headers lost in deferral");
+    assert!(!again.redelivered());
+    again.ack().await.expect("ack");
+    assert!(recv_within(&jobs, QUIET).await.is_none(), "acked job came back");
+    jobs.close().await.expect("close stream");
+    q.delete(&name).await.expect("delete");
+}
+
+/// Dead-lettering moves the job to `<queue>.dlq` with the reason in [`ERROR_HEADER`].
+pub async fn dead_letter_carries_reason<Q: WorkQueue + ?Sized>(q: &Q) {
+    let name = unique("dead_letter");
+    q.declare(&name, &QueueOptions::default()).await.expect("declare");
+    q.enqueue(&name, Message::new("{not json").with_header("k", "v")).await.expect("enqueue");
+    let jobs = q.consume(&name, 1).await.expect("consume");
+    let job = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "the job");
+    job.dead_letter("payload is not valid json").await.expect("dead-letter");
+    assert!(recv_within(&jobs, QUIET).await.is_none(), "dead-lettered job stayed in its queue");
+
+    let dlq = q.consume(&dead_letter_queue(&name), 1).await.expect("consume dlq");
+    let dead = expect_job(recv_within(&dlq, Duration::from_secs(10)).await, "the dead letter");
+    assert_eq!(dead.payload(), b"{not json");
+    assert_eq!(dead.message().header_str(ERROR_HEADER), Some("payload is not valid json"));
+    assert_eq!(dead.message().header_str("k"), Some("v"));
+    dead.ack().await.expect("ack dead letter");
+    jobs.close().await.expect("close stream");
+    dlq.close().await.expect("close dlq stream");
+    q.delete(&name).await.expect("delete");
+}
+
+/// Two consumers of one queue both get work, and together get every job once.
+pub async fn consumers_share_load<Q: WorkQueue + ?Sized>(q: &Q) {
+    let name = unique("share");
+    q.declare(&name, &QueueOptions::default()).await.expect("declare");
+    let a = q.consume(&name, 1).await.expect("consume a");
+    let b = q.consume(&name, 1).await.expect("consume b");
+    const N: u32 = 20;
+    for i in 0..N {
+        q.enqueue(&name, Message::new(i.to_be_bytes().to_vec())).await.expect("enqueue");
+    }
+    let (got_a, got_b) = future::zip(work_slowly(&a), work_slowly(&b)).await;
+    assert!(!got_a.is_empty() && !got_b.is_empty(), "a got {}, b got {}", got_a.len(), got_b.len());
+    let mut all: Vec<u32> = got_a.into_iter().chain(got_b).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..N).collect::<Vec<_>>());
+    a.close().await.expect("close a");
+    b.close().await.expect("close b");
+    q.delete(&name).await.expect("delete");
+}
+
+/// Acks every job until none comes for 2 s, slowly so that other consumers take their share.
+async fn work_slowly(jobs: &JobStream) -> Vec<u32> {
+    let mut got = Vec::new();
+    while let Some(j) = recv_within(jobs, Duration::from_secs(2)).await {
+        got.push(u32::from_be_bytes(j.payload().try_into().expect("4 bytes")));
+        smol::Timer::after(Duration::from_millis(10)).await;
+        j.ack().await.expect("ack");
+    }
+    got
+}
+
+/// A full queue refuses enqueues with `Unavailable` and hands the message back.
+pub async fn full_queue_rejects_enqueue<Q: WorkQueue + ?Sized>(q: &Q) {
+    let name = unique("full");
+    q.declare(&name, &QueueOptions::default().with_max_length(3)).await.expect("declare");
+    for i in 0..3u8 {
+        q.enqueue(&name, Message::new(vec![i])).await.expect("enqueue below the bound");
+    }
+    let err = q.enqueue(&name, Message::new("one too many")).await.expect_err("enqueue into a full queue");
+    assert_eq!(err.error.kind(), ErrorKind::Unavailable, "{err}");
+    assert_eq!(err.into_inner().payload, b"one too many");
+    let jobs = q.consume(&name, 3).await.expect("consume");
+    for i in 0..3u8 {
+        let j = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "a queued job");
+        assert_eq!(j.payload(), [i]);
+        j.ack().await.expect("ack");
+    }
+    assert!(recv_within(&jobs, QUIET).await.is_none(), "the rejected job was queued");
+    jobs.close().await.expect("close stream");
+    q.delete(&name).await.expect("delete");
+}
+
+/// 500 jobs from 4 producers through 3 consumers, some dropped and some retried on their first
+/// attempt: every job completes, none lost.
+pub async fn none_lost_under_load<Q: WorkQueue + ?Sized>(q: &Q) {
+    let name = unique("load");
+    q.declare(&name, &QueueOptions::default().with_retry_delays([Duration::from_millis(50)])).await.expect("declare");
+    const N: u32 = 500;
+    let consumers = [q.consume(&name, 10).await, q.consume(&name, 10).await, q.consume(&name, 10).await]
+        .map(|c| c.expect("consume"));
+    let queue = name.as_str();
+    let produce = |p: u32| async move {
+        for i in (p..N).step_by(4) {
+            q.enqueue(queue, Message::new(i.to_be_bytes().to_vec())).await.expect("enqueue");
+        }
+    };
+    let producers = future::zip(future::zip(produce(0), produce(1)), future::zip(produce(2), produce(3)));
+    let workers =
+        future::zip(future::zip(work_flaky(&consumers[0]), work_flaky(&consumers[1])), work_flaky(&consumers[2]));
+    let (_, ((d0, d1), d2)) = future::zip(producers, workers).await;
+    let mut counts: HashMap<u32, u32> = HashMap::new();
+    for i in d0.into_iter().chain(d1).chain(d2) {
+        *counts.entry(i).or_default() += 1;
+    }
+    let missing: Vec<u32> = (0..N).filter(|i| !counts.contains_key(i)).collect();
+    assert!(missing.is_empty(), "{} jobs lost, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
+    let duplicates = counts.values().filter(|c| **c > 1).count();
+    assert_eq!(duplicates, 0, "jobs completed twice without a lost consumer");
+    for c in consumers {
+        c.close().await.expect("close stream");
+    }
+    q.delete(&name).await.expect("delete");
+}
+
+/// Completes jobs until none comes for 3 s; on their first attempt drops those ending in 3 and
+/// retries those ending in 7. Returns the completed ones.
+async fn work_flaky(jobs: &JobStream) -> Vec<u32> {
+    let mut done = Vec::new();
+    while let Some(j) = recv_within(jobs, Duration::from_secs(3)).await {
+        let i = u32::from_be_bytes(j.payload().try_into().expect("4 bytes"));
+        match (i % 10, j.attempt(), j.redelivered()) {
+            (3, 1, false) => drop(j),
+            (7, 1, _) => j.retry(Duration::from_millis(20)).await.expect("retry"),
+            _ => {
+                j.ack().await.expect("ack");
+                done.push(i);
+            }
+        }
+    }
+    done
+}
+
+/// Every listener of an exchange gets every event broadcast while it listens, in order.
+pub async fn fanout_reaches_every_listener<Q: Fanout + ?Sized>(q: &Q) {
+    let exchange = unique("fanout");
+    let a = q.listen(&exchange).await.expect("listen a");
+    let b = q.listen(&exchange).await.expect("listen b");
+    for i in 0..3u8 {
+        q.broadcast(&exchange, Message::new(vec![i]).with_header("job", "j1")).await.expect("broadcast");
+    }
+    for l in [&a, &b] {
+        for i in 0..3u8 {
+            let m = future::or(async { l.recv().await }, async {
+                smol::Timer::after(Duration::from_secs(10)).await;
+                None
+            })
+            .await
+            .expect("an event");
+            assert_eq!(m.payload, [i]);
+            assert_eq!(m.header_str("job"), Some("j1"));
+        }
+    }
+    a.close().await.expect("close a");
+    b.close().await.expect("close b");
+}
