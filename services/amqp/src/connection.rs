@@ -70,6 +70,16 @@ pub(crate) enum Command {
     },
 }
 
+/// Whether an error says the whole connection is gone (rather than one channel refused).
+fn connection_dead(e: &amiquip::Error) -> bool {
+    !matches!(
+        e,
+        amiquip::Error::ServerClosedChannel { .. }
+            | amiquip::Error::ExhaustedChannelIds
+            | amiquip::Error::UnavailableChannelId { .. }
+    )
+}
+
 pub(crate) fn broker_error(what: &str, e: amiquip::Error) -> Error {
     let kind = match &e {
         amiquip::Error::ServerClosedChannel { code, .. } if *code == 404 || *code == 406 => ErrorKind::Invalid,
@@ -305,13 +315,35 @@ impl Owner {
         }
     }
 
-    fn on_temp_channel(&mut self, what: &str, f: impl FnOnce(&Channel) -> amiquip::Result<()>) -> Result<(), Error> {
+    /// Runs a topology command (declare, delete: idempotent) on a channel of its own. A
+    /// connection found dead on the way (its loss not yet reported by the confirm forwarder) is
+    /// replaced at once and the command tried once more, rather than failing the caller.
+    fn on_temp_channel(&mut self, what: &str, f: impl Fn(&Channel) -> amiquip::Result<()>) -> Result<(), Error> {
+        if self.session.is_none() {
+            return Err(Error::new(ErrorKind::Unavailable, format!("{what}: not connected to rabbitmq")));
+        }
+        match self.try_temp_channel(&f) {
+            Err(e) if connection_dead(&e) => {
+                self.lose_session(&format!("{what}: {e}"));
+                match self.connect() {
+                    Ok(()) => self.try_temp_channel(&f).map_err(|e| broker_error(what, e)),
+                    Err(connect) => {
+                        self.next_attempt = Instant::now() + self.backoff.next().unwrap_or(self.config.reconnect_max);
+                        Err(connect)
+                    }
+                }
+            }
+            r => r.map_err(|e| broker_error(what, e)),
+        }
+    }
+
+    fn try_temp_channel(&mut self, f: &impl Fn(&Channel) -> amiquip::Result<()>) -> amiquip::Result<()> {
         let Some(s) = self.session.as_mut() else {
-            return Err(Error::new(ErrorKind::Unavailable, "not connected to rabbitmq"));
+            return Err(amiquip::Error::EventLoopDropped);
         };
         // A failed declare closes its channel: keep that away from the publishing channel.
-        let ch = s.connection.open_channel(None).map_err(|e| broker_error(what, e))?;
-        let r = f(&ch).map_err(|e| broker_error(what, e));
+        let ch = s.connection.open_channel(None)?;
+        let r = f(&ch);
         let _ = ch.close();
         r
     }

@@ -1,15 +1,49 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use futures_lite::FutureExt;
 use parking_lot::Mutex;
 use switchboard_proto::Envelope;
 
-/// Requests waiting for their reply, by correlation id. Bounded: a full map refuses new
-/// requests instead of growing.
+/// How long the deadline sweeper sleeps at most while requests wait, and how long it waits with
+/// none before parking until the next request: a new request's deadline is noticed within this.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Requests waiting for their reply, by correlation id, each until its deadline. Bounded: a
+/// full map refuses new requests instead of growing.
+///
+/// Deadlines are kept in order and expired by one sweeper task ([`Pending::expire`]) instead of
+/// a timer per request: a reactor timer costs a wake-up of the reactor thread on every insert.
 #[derive(Debug)]
 pub struct Pending {
-    waiting: Mutex<HashMap<String, async_channel::Sender<Envelope>>>,
+    inner: Mutex<Inner>,
     capacity: usize,
+    /// Rings the sweeper when a deadline comes before its next wake-up.
+    doorbell: (async_channel::Sender<()>, async_channel::Receiver<()>),
+}
+
+#[derive(Debug)]
+struct Inner {
+    waiting: HashMap<String, Entry>,
+    deadlines: BTreeMap<(Instant, u64), String>,
+    next_seq: u64,
+    /// When the sweeper wakes next; `None` while it is parked.
+    sweeper_wakes: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    reply: async_channel::Sender<Envelope>,
+    deadline: (Instant, u64),
+}
+
+impl Inner {
+    fn remove(&mut self, id: &str) -> Option<async_channel::Sender<Envelope>> {
+        let entry = self.waiting.remove(id)?;
+        self.deadlines.remove(&entry.deadline);
+        Some(entry.reply)
+    }
 }
 
 /// The map is full.
@@ -19,25 +53,42 @@ pub struct PendingFull;
 impl Pending {
     /// A map holding at most `capacity` waiting requests.
     pub fn new(capacity: usize) -> Arc<Self> {
-        Arc::new(Pending { waiting: Mutex::new(HashMap::new()), capacity })
+        Arc::new(Pending {
+            inner: Mutex::new(Inner {
+                waiting: HashMap::new(),
+                deadlines: BTreeMap::new(),
+                next_seq: 0,
+                sweeper_wakes: None,
+            }),
+            capacity,
+            doorbell: async_channel::bounded(1),
+        })
     }
 
-    /// Registers `id`; the returned waiter gets its reply and frees the entry when dropped
-    /// (reply, timeout or caller gone alike).
-    pub fn register(self: &Arc<Self>, id: &str) -> Result<Waiter, PendingFull> {
+    /// Registers `id` until `deadline`; the returned waiter gets its reply, or `None` once the
+    /// deadline has passed (with [`Pending::expire`] running), and frees the entry when dropped.
+    pub fn register(self: &Arc<Self>, id: &str, deadline: Instant) -> Result<Waiter, PendingFull> {
         let (tx, rx) = async_channel::bounded(1);
-        let mut waiting = self.waiting.lock();
-        if waiting.len() >= self.capacity {
+        let mut inner = self.inner.lock();
+        if inner.waiting.len() >= self.capacity {
             return Err(PendingFull);
         }
-        waiting.insert(id.to_string(), tx);
+        let key = (deadline, inner.next_seq);
+        inner.next_seq += 1;
+        inner.deadlines.insert(key, id.to_string());
+        inner.waiting.insert(id.to_string(), Entry { reply: tx, deadline: key });
+        let ring = inner.sweeper_wakes.is_none_or(|at| deadline < at);
+        drop(inner);
+        if ring {
+            let _ = self.doorbell.0.try_send(());
+        }
         Ok(Waiter { id: id.to_string(), rx, pending: self.clone() })
     }
 
     /// Hands `reply` to its waiter; false when nobody waits for it (timed out, or another
     /// gateway's request).
     pub fn complete(&self, reply: Envelope) -> bool {
-        let tx = self.waiting.lock().remove(&reply.id);
+        let tx = self.inner.lock().remove(&reply.id);
         match tx {
             Some(tx) => tx.try_send(reply).is_ok(),
             None => false,
@@ -46,17 +97,76 @@ impl Pending {
 
     /// True while a request waits for the reply with `id`.
     pub fn is_waiting(&self, id: &str) -> bool {
-        self.waiting.lock().contains_key(id)
+        self.inner.lock().waiting.contains_key(id)
     }
 
     /// Number of requests waiting.
     pub fn len(&self) -> usize {
-        self.waiting.lock().len()
+        self.inner.lock().waiting.len()
     }
 
     /// True when nobody waits.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Ends the wait of every request whose deadline has passed; returns how many.
+    fn expire_due(&self, now: Instant) -> usize {
+        let mut inner = self.inner.lock();
+        let mut expired = 0;
+        while let Some(entry) = inner.deadlines.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let id = entry.remove();
+            // Dropping the sender ends the waiter's `reply()` with `None`.
+            inner.waiting.remove(&id);
+            expired += 1;
+        }
+        expired
+    }
+
+    /// The sweeper: expires deadlines as they pass, for as long as it is polled and the map
+    /// lives. Sleeps until the earliest deadline (at most [`TICK`]), and parks when nothing has
+    /// waited for a tick.
+    pub fn expire(self: &Arc<Self>) -> impl std::future::Future<Output = ()> + Send + 'static {
+        // A weak reference, so a dropped gateway's map (and this task) go away.
+        let pending = Arc::downgrade(self);
+        let doorbell = self.doorbell.1.clone();
+        async move {
+            let mut idle_since: Option<Instant> = None;
+            loop {
+                let Some(this) = pending.upgrade() else { return };
+                let now = Instant::now();
+                this.expire_due(now);
+                let wake = {
+                    let mut inner = this.inner.lock();
+                    let earliest = inner.deadlines.first_key_value().map(|(k, _)| k.0);
+                    idle_since = if earliest.is_some() { None } else { idle_since.or(Some(now)) };
+                    let wake = match (earliest, idle_since) {
+                        (Some(at), _) => Some(at.min(now + TICK)),
+                        (None, Some(since)) if now < since + TICK => Some(since + TICK),
+                        (None, _) => None,
+                    };
+                    inner.sweeper_wakes = wake;
+                    wake
+                };
+                drop(this);
+                let rung = async {
+                    // Err: the map is gone; the next upgrade ends the loop.
+                    let _ = doorbell.recv().await;
+                };
+                match wake {
+                    Some(at) => {
+                        rung.or(async {
+                            async_io::Timer::at(at).await;
+                        })
+                        .await
+                    }
+                    None => rung.await,
+                }
+            }
+        }
     }
 }
 
@@ -69,7 +179,7 @@ pub struct Waiter {
 }
 
 impl Waiter {
-    /// The reply; `None` if the entry was dropped without one.
+    /// The reply; `None` if the deadline passed (or the entry was dropped) without one.
     pub async fn reply(&self) -> Option<Envelope> {
         self.rx.recv().await.ok()
     }
@@ -77,7 +187,7 @@ impl Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        self.pending.waiting.lock().remove(&self.id);
+        self.pending.inner.lock().remove(&self.id);
     }
 }
 
@@ -91,11 +201,15 @@ mod tests {
         e
     }
 
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
     #[test]
     fn reply_reaches_its_own_waiter_only() {
         let p = Pending::new(10);
-        let a = p.register("a").unwrap();
-        let b = p.register("b").unwrap();
+        let a = p.register("a", later()).unwrap();
+        let b = p.register("b", later()).unwrap();
         assert!(p.complete(reply("b")));
         assert!(!p.complete(reply("zzz")));
         assert_eq!(smol::block_on(b.reply()).unwrap().id, "b");
@@ -105,10 +219,45 @@ mod tests {
     #[test]
     fn capacity_is_enforced_and_dropping_frees_the_entry() {
         let p = Pending::new(1);
-        let w = p.register("a").unwrap();
-        assert_eq!(p.register("b").unwrap_err(), PendingFull);
+        let w = p.register("a", later()).unwrap();
+        assert_eq!(p.register("b", later()).unwrap_err(), PendingFull);
         drop(w);
         assert!(p.is_empty());
-        assert!(p.register("b").is_ok());
+        assert!(p.inner.lock().deadlines.is_empty(), "the deadline goes with the entry");
+        assert!(p.register("b", later()).is_ok());
+    }
+
+    #[test]
+    fn sweeper_ends_only_the_waits_whose_deadline_passed() {
+        let p = Pending::new(10);
+        let sweeper = smol::spawn(p.expire());
+        // Registered after the sweeper parked: the doorbell must wake it.
+        std::thread::sleep(TICK * 2);
+        let start = Instant::now();
+        let short = p.register("short", start + Duration::from_millis(30)).unwrap();
+        let long = p.register("long", later()).unwrap();
+        let got = smol::block_on(short.reply());
+        assert!(got.is_none(), "no reply: the wait ends at the deadline");
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(30), "ended early: {waited:?}");
+        assert!(waited < Duration::from_millis(30) + TICK * 4, "ended late: {waited:?}");
+        assert!(!p.is_waiting("short"));
+        assert!(p.is_waiting("long"), "a later deadline is untouched");
+        assert!(p.complete(reply("long")));
+        assert_eq!(smol::block_on(long.reply()).unwrap().id, "long");
+        drop(sweeper);
+    }
+
+    #[test]
+    fn expiry_takes_deadlines_in_order_and_frees_their_entries() {
+        let p = Pending::new(10);
+        let now = Instant::now();
+        let _a = p.register("a", now + Duration::from_millis(1)).unwrap();
+        let _b = p.register("b", now + Duration::from_millis(3)).unwrap();
+        let _c = p.register("c", now + Duration::from_millis(2)).unwrap();
+        assert_eq!(p.expire_due(now + Duration::from_millis(2)), 2);
+        assert!(p.is_waiting("b"));
+        assert!(!p.is_waiting("a") && !p.is_waiting("c"));
+        assert_eq!(p.len(), 1);
     }
 }

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use futures_lite::{AsyncReadExt, FutureExt};
+use futures_lite::AsyncReadExt;
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -119,7 +119,8 @@ async fn post_message(mut req: Request<State>) -> tide::Result {
     envelope.record(Stage::RestRequest, SERVICE);
     info!("REST request: {} id={id}", envelope.body);
 
-    let Ok(waiter) = state.pending.register(&id) else {
+    let budget = envelope.remaining().unwrap_or(state.config.request_timeout);
+    let Ok(waiter) = state.pending.register(&id, Instant::now() + budget) else {
         return Ok(unavailable("too many requests in flight", 1));
     };
     envelope.record(Stage::KafkaPublisher, SERVICE);
@@ -136,12 +137,8 @@ async fn post_message(mut req: Request<State>) -> tide::Result {
     }
     info!("KAFKA Publisher: {} id={id}", envelope.body);
 
-    let budget = envelope.remaining().unwrap_or(state.config.request_timeout);
-    let reply = waiter.reply().or(async {
-        async_io::Timer::after(budget).await;
-        None
-    });
-    let Some(reply) = reply.await else {
+    // `None` once the gateway's deadline sweeper ends the wait.
+    let Some(reply) = waiter.reply().await else {
         warn!("no reply within {budget:?} id={id}");
         return Ok(error(StatusCode::GatewayTimeout, "deadline_exceeded", "the chain did not answer in time"));
     };

@@ -23,6 +23,7 @@ pub struct Gateway {
     app: tide::Server<State>,
     pending: Arc<Pending>,
     replies: async_std::task::JoinHandle<()>,
+    sweeper: async_std::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -45,6 +46,7 @@ impl Gateway {
         let running = Arc::new(AtomicBool::new(true));
         let consume = crate::replies::consume(subscription, pending.clone(), metrics.clone(), running.clone());
         let replies = async_std::task::spawn(consume);
+        let sweeper = async_std::task::spawn(pending.expire());
         let listener = TcpListener::bind(config.addr).await.map_err(|e| {
             Error::new(switchboard_ports::ErrorKind::Invalid, format!("cannot listen on {}: {e}", config.addr))
                 .with_source(e)
@@ -68,7 +70,7 @@ impl Gateway {
             readiness,
             draining: Arc::new(AtomicBool::new(false)),
         };
-        Ok(Gateway { listener, app: app(state), pending, replies })
+        Ok(Gateway { listener, app: app(state), pending, replies, sweeper })
     }
 
     /// Adds the jobs API (`POST /jobs`, `GET /jobs/:id`): declares `config.queue` on `queue`
@@ -157,6 +159,7 @@ impl Gateway {
             warn!("gateway grace period over with {} requests still waiting", self.pending.len());
         }
         self.replies.cancel().await;
+        self.sweeper.cancel().await;
         outcome
     }
 }
