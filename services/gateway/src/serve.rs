@@ -22,8 +22,8 @@ pub struct Gateway {
     listener: TcpListener,
     app: tide::Server<State>,
     pending: Arc<Pending>,
-    replies: async_std::task::JoinHandle<()>,
-    sweeper: async_std::task::JoinHandle<()>,
+    replies: smol::Task<()>,
+    sweeper: smol::Task<()>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -45,8 +45,10 @@ impl Gateway {
         let metrics = config.metrics.clone();
         let running = Arc::new(AtomicBool::new(true));
         let consume = crate::replies::consume(subscription, pending.clone(), metrics.clone(), running.clone());
-        let replies = async_std::task::spawn(consume);
-        let sweeper = async_std::task::spawn(pending.expire());
+        // Every task of the gateway runs on smol's executor, like the relay and the embedded
+        // broker: in the all-in-one a request then crosses fewer threads.
+        let replies = smol::spawn(consume);
+        let sweeper = smol::spawn(pending.expire());
         let listener = TcpListener::bind(config.addr).await.map_err(|e| {
             Error::new(switchboard_ports::ErrorKind::Invalid, format!("cannot listen on {}: {e}", config.addr))
                 .with_source(e)
@@ -118,7 +120,7 @@ impl Gateway {
                 let (stream, peer) = listener.accept().await?;
                 stream.set_nodelay(true)?;
                 let app = app.clone();
-                async_std::task::spawn(async move {
+                smol::spawn(async move {
                     let _slot = slot;
                     let served = async_h1::accept(stream, |req| {
                         let app = app.clone();
@@ -128,7 +130,8 @@ impl Gateway {
                     if let Err(e) = served {
                         debug!("connection from {peer} ended: {e}");
                     }
-                });
+                })
+                .detach();
             }
         };
         let outcome = accept

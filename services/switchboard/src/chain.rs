@@ -71,7 +71,7 @@ pub struct Chain {
     pending: Arc<switchboard_gateway::Pending>,
     stop_gateway: async_channel::Sender<()>,
     stop_relay: async_channel::Sender<()>,
-    gateway_task: async_std::task::JoinHandle<std::io::Result<()>>,
+    gateway_task: smol::Task<std::io::Result<()>>,
     relay_task: smol::Task<Result<(), switchboard_ports::Error>>,
     /// The worker's stop signal and task, when jobs are on.
     worker: Option<(async_channel::Sender<()>, ServiceTask)>,
@@ -169,7 +169,7 @@ impl Chain {
         let gateway_breaker = gateway.breaker();
         let gateway_addr = gateway.local_addr()?;
         let pending = gateway.pending();
-        let gateway_task = async_std::task::spawn(gateway.serve(until(gateway_stopped)));
+        let gateway_task = smol::spawn(gateway.serve(until(gateway_stopped)));
 
         let processor_config = ServerConfig { addr: processor_addr, ..config.processor };
         Ok(Chain {
