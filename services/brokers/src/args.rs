@@ -24,6 +24,18 @@ pub struct BrokerArgs {
     /// are useless, so a few thousand bound the all-in-one's memory without losing live work.
     #[arg(long, env = "SWITCHBOARD_EMBEDDED_RETENTION", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..))]
     pub embedded_retention: u64,
+    /// Raw librdkafka properties (KEY=VALUE, space-separated in the environment) applied last
+    /// to every Kafka client of this service: e.g. `fetch.wait.max.ms=500` on a real Kafka,
+    /// which answers a fetch as soon as data arrives, or `debug=fetch` to trace fetches.
+    #[arg(long = "kafka-set", value_name = "KEY=VALUE", env = "SWITCHBOARD_KAFKA_SET", value_delimiter = ' ', value_parser = key_value)]
+    pub kafka_set: Vec<(String, String)>,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("expected KEY=VALUE (a librdkafka property), got `{s}`")),
+    }
 }
 
 /// Why the brokers could not be set up.
@@ -69,7 +81,10 @@ impl BrokerArgs {
     }
 
     async fn kafka(&self, brokers: &str, topics: &[&str]) -> Result<PubSub, BrokerError> {
-        let config = KafkaConfig::new(brokers);
+        let config = self.kafka_set.iter().fold(KafkaConfig::new(brokers), |c, (k, v)| c.set(k, v));
+        if !self.kafka_set.is_empty() {
+            info!("kafka: librdkafka overrides {:?}", self.kafka_set);
+        }
         let admin = KafkaAdmin::new(&config)?;
         for topic in topics {
             admin.ensure_topic(topic, self.partitions).await?;
@@ -82,5 +97,37 @@ impl BrokerArgs {
             replies: Arc::new(StartingAt::new(subscriber, OffsetReset::Latest)),
             kind: "kafka",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        brokers: BrokerArgs,
+    }
+
+    #[test]
+    fn kafka_set_takes_repeated_flags_and_keeps_commas_in_values() {
+        let cli =
+            Cli::try_parse_from(["t", "--kafka-set", "fetch.wait.max.ms=500", "--kafka-set", "debug=fetch,consumer"])
+                .unwrap();
+        assert_eq!(
+            cli.brokers.kafka_set,
+            vec![("fetch.wait.max.ms".into(), "500".into()), ("debug".into(), "fetch,consumer".into())]
+        );
+    }
+
+    #[test]
+    fn kafka_set_without_a_key_is_refused_with_a_clear_error() {
+        let err = Cli::try_parse_from(["t", "--kafka-set", "=5"]).unwrap_err().to_string();
+        assert!(err.contains("expected KEY=VALUE"), "{err}");
+        let err = Cli::try_parse_from(["t", "--kafka-set", "linger.ms"]).unwrap_err().to_string();
+        assert!(err.contains("expected KEY=VALUE"), "{err}");
     }
 }
