@@ -38,7 +38,8 @@ bench:
 kill-test:
 	bash scripts/kill-test.sh
 
-## 5 minutes of verified load on the embedded all-in-one, printing resident memory.
+## 5 minutes of verified load on the embedded all-in-one, printing resident memory
+## (SOAK_SEPARATE=1 or KAFKA_BROKERS set: gateway, relay, processor as separate processes on tansu).
 soak:
 	bash scripts/soak.sh
 

@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
-# Soak test (`make soak`): the all-in-one `target/release/switchboard run` on the embedded broker
-# (free ports) driven by `loadgen --verify` at SOAK_RATE requests/s (default 200) for SOAK_SECS
-# (default 300), printing the server's resident memory (VmRSS) every SOAK_EVERY seconds
-# (default 15).
+# Soak test (`make soak`): `loadgen --verify` at SOAK_RATE requests/s (default 200) for SOAK_SECS
+# (default 300), printing resident memory (VmRSS) every SOAK_EVERY seconds (default 15).
 #
-# Verdict: the samples after SOAK_WARMUP seconds (default 30) are split in thirds; memory is
-# FLAT when the last third's max is within SOAK_TOLERANCE percent (default 10) of the first
-# third's max. Exits non-zero when memory grows, or when any request was lost, cross-delivered,
-# duplicated or corrupted. SOAK_LOG sets the server's RUST_LOG (default warn; its log goes to
-# .run/soak/switchboard.log).
+# Two modes:
+#   embedded (default): the all-in-one `target/release/switchboard run` on the embedded broker
+#     (free ports); its log goes to .run/soak/switchboard.log.
+#   separate (KAFKA_BROKERS set, or SOAK_SEPARATE=1): gateway, relay and processor, each its own
+#     release process (scripts/services.sh with SWITCHBOARD_BIN_DIR=target/release) on
+#     KAFKA_BROKERS, or on a tansu started here through scripts/brokers.sh when it is unset.
+#     Topics and relay group of this run only (soak.<stamp>.*), ports of their own (gateway
+#     SOAK_GATEWAY_ADDR, default 127.0.0.1:18680; processor SOAK_PROCESSOR_ADDR, default
+#     127.0.0.1:18651; admin 127.0.0.1:18690-18692), logs in .run/soak/. No worker and no /jobs
+#     (AMQP_URL is unset). Every service's RSS is judged; the RSS of a tansu started here is
+#     printed for information only (its memory:// storage keeps every message by design).
+#     On exit: the services are stopped, then the brokers this script started.
+#
+# Verdict, per judged process: the samples after SOAK_WARMUP seconds (default 30) are split in
+# thirds; memory is FLAT when the last third's max is within SOAK_TOLERANCE percent (default 10)
+# of the first third's max. Exits non-zero when any process's memory grows, or when any request
+# was lost, cross-delivered, duplicated or corrupted. SOAK_LOG sets the RUST_LOG of the server or
+# services (default warn,switchboard=info). SKIP_BUILD=1 uses the binaries already built.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,75 +30,178 @@ EVERY="${SOAK_EVERY:-15}"
 WARMUP="${SOAK_WARMUP:-30}"
 TOLERANCE="${SOAK_TOLERANCE:-10}"
 RUN_DIR="$ROOT/.run/soak"
+LOG_LEVEL="${SOAK_LOG:-warn,switchboard=info}"
+SEPARATE=0
+[[ -n "${KAFKA_BROKERS:-}" || "${SOAK_SEPARATE:-0}" == 1 ]] && SEPARATE=1
 mkdir -p "$RUN_DIR"
 
 say() { echo "soak: $*"; }
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    cargo build -q --release -p switchboard --bin switchboard
+    if [[ $SEPARATE == 1 ]]; then
+        cargo build -q --release -p switchboard-gateway -p switchboard-relay -p switchboard-processor --bins
+    else
+        cargo build -q --release -p switchboard --bin switchboard
+    fi
     cargo build -q --release -p switchboard-bench --bin loadgen
 fi
 
+# The processes whose memory is judged, in print order, and their pids. broker_pid: a tansu
+# started here, printed but not judged.
+names=()
+declare -A pid_of=()
+broker_pid=""
 server_pid=""
 loadgen_pid=""
+
+if [[ $SEPARATE == 1 ]]; then
+    # Topics, relay group and ports of this run only: a shared broker may hold another run's backlog.
+    stamp="$(date +%s)"
+    export SWITCHBOARD_REQUESTS_TOPIC="soak.$stamp.requests" SWITCHBOARD_REPLIES_TOPIC="soak.$stamp.replies"
+    export SWITCHBOARD_REQUESTS_DLQ="soak.$stamp.requests.dlq" SWITCHBOARD_DLQ_TOPIC="soak.$stamp.requests.dlq"
+    export SWITCHBOARD_RELAY_GROUP="soak.$stamp.relay"
+    export GATEWAY_ADDR="${SOAK_GATEWAY_ADDR:-127.0.0.1:18680}"
+    export PROCESSOR_ADDR="${SOAK_PROCESSOR_ADDR:-127.0.0.1:18651}"
+    export SWITCHBOARD_ADMIN_ADDR_gateway="${SWITCHBOARD_ADMIN_ADDR_gateway:-127.0.0.1:18690}"
+    export SWITCHBOARD_ADMIN_ADDR_relay="${SWITCHBOARD_ADMIN_ADDR_relay:-127.0.0.1:18691}"
+    export SWITCHBOARD_ADMIN_ADDR_processor="${SWITCHBOARD_ADMIN_ADDR_processor:-127.0.0.1:18692}"
+    export SWITCHBOARD_RUN_DIR="$RUN_DIR" SWITCHBOARD_BIN_DIR="$ROOT/target/release" SKIP_BUILD=1
+    export RUST_LOG="$LOG_LEVEL"
+    unset AMQP_URL # requests only: no worker, no /jobs
+    # shellcheck source=services.sh
+    source "$ROOT/scripts/services.sh"
+    tansu_pid_file="$ROOT/.tansu/tansu.pid" # written by scripts/brokers.sh when it starts tansu
+    had_tansu=0
+    [[ -f "$tansu_pid_file" ]] && had_tansu=1
+fi
+
 cleanup() {
     [[ -n "$loadgen_pid" ]] && kill "$loadgen_pid" 2>/dev/null
-    if [[ -n "$server_pid" ]]; then kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
+    if [[ $SEPARATE == 1 ]]; then
+        # A tansu this run started is stopped even when brokers.sh failed after starting it.
+        [[ $had_tansu == 0 && -f "$tansu_pid_file" ]] && STARTED_BROKERS=1
+        stop_all || true # the services, then the brokers this run started
+    elif [[ -n "$server_pid" ]]; then
+        kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null
+    fi
     true
 }
 trap cleanup EXIT
 
-# Free ports (port 0) and no KAFKA_BROKERS: the embedded broker.
-env -u KAFKA_BROKERS GATEWAY_ADDR=127.0.0.1:0 PROCESSOR_ADDR=127.0.0.1:0 RUST_LOG="${SOAK_LOG:-warn,switchboard=info}" \
-    "$ROOT/target/release/switchboard" run >"$RUN_DIR/switchboard.log" 2>&1 &
-server_pid=$!
-url=""
-for ((i = 0; i < 300; i++)); do
-    url="$(grep -o 'REST on http://[0-9.:]*' "$RUN_DIR/switchboard.log" 2>/dev/null | head -n1 | sed 's/REST on //' || true)"
-    [[ -n "$url" ]] && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$RUN_DIR/switchboard.log"; echo "soak: switchboard exited" >&2; exit 1; }
-    sleep 0.1
-done
-[[ -n "$url" ]] || { echo "soak: switchboard did not log its address" >&2; exit 1; }
+if [[ $SEPARATE == 1 ]]; then
+    if [[ -n "${KAFKA_BROKERS:-}" ]]; then
+        bash "$ROOT/scripts/brokers.sh" start # checks KAFKA_BROKERS answers, creates the topics
+    else
+        use_brokers # starts tansu on 127.0.0.1:9092, creates the topics
+        if [[ $had_tansu == 1 ]]; then
+            STARTED_BROKERS=0 # a tansu another run started: not ours to stop
+        elif [[ -f "$tansu_pid_file" ]]; then
+            broker_pid="$(cat "$tansu_pid_file")"
+        fi
+    fi
+    start_services
+    names=(gateway relay processor)
+    for name in "${names[@]}"; do pid_of[$name]="${SERVICE_PID_OF[$name]}"; done
+    url="http://$GATEWAY_ADDR"
+    # One request through the whole chain before the clock starts.
+    ok=0
+    for ((i = 0; i < 30; i++)); do
+        if curl -sf -o /dev/null -m 10 -X POST -H 'Content-Type: application/json' -d '{"message":"soak probe"}' \
+            "$url/messages"; then ok=1; break; fi
+        sleep 1
+    done
+    [[ $ok == 1 ]] || { echo "soak: no reply through the chain within 30 tries (logs in $RUN_DIR)" >&2; exit 1; }
+    what="gateway (pid ${pid_of[gateway]}), relay (pid ${pid_of[relay]}), processor (pid ${pid_of[processor]}) on $KAFKA_BROKERS"
+    [[ -n "$broker_pid" ]] && what+=" (tansu pid $broker_pid, started here)"
+else
+    # Free ports (port 0) and no KAFKA_BROKERS: the embedded broker.
+    env -u KAFKA_BROKERS GATEWAY_ADDR=127.0.0.1:0 PROCESSOR_ADDR=127.0.0.1:0 RUST_LOG="$LOG_LEVEL" \
+        "$ROOT/target/release/switchboard" run >"$RUN_DIR/switchboard.log" 2>&1 &
+    server_pid=$!
+    url=""
+    for ((i = 0; i < 300; i++)); do
+        url="$(grep -o 'REST on http://[0-9.:]*' "$RUN_DIR/switchboard.log" 2>/dev/null | head -n1 | sed 's/REST on //' || true)"
+        [[ -n "$url" ]] && break
+        kill -0 "$server_pid" 2>/dev/null || { cat "$RUN_DIR/switchboard.log"; echo "soak: switchboard exited" >&2; exit 1; }
+        sleep 0.1
+    done
+    [[ -n "$url" ]] || { echo "soak: switchboard did not log its address" >&2; exit 1; }
+    names=(switchboard)
+    pid_of[switchboard]=$server_pid
+    what="switchboard (pid $server_pid)"
+fi
 
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$server_pid/status"; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# label NAME: how a process is named in the output (the embedded mode keeps its old `rss=` lines).
+label() { if [[ $SEPARATE == 1 ]]; then echo "$1"; else echo rss; fi; }
+
+# sample WHEN [NOTE]: prints every process's RSS on one line; after the warm-up, records it.
+declare -A samples=() # name → RSS samples in KiB after the warm-up, space-separated
+sample() {
+    local when="$1" note="${2:-}" line="+${1}s" name pid kib
+    for name in "${names[@]}"; do
+        pid="${pid_of[$name]}"
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "soak: $name (pid $pid) died" >&2
+            [[ $SEPARATE == 1 ]] && tail -n 20 "$RUN_DIR/$name.log" >&2
+            exit 1
+        fi
+        kib="$(rss_kib "$pid")"
+        line+=" $(label "$name")=$(( kib / 1024 )) MiB ($kib KiB)"
+        (( when > WARMUP )) && samples[$name]+=" $kib"
+    done
+    if [[ -n "$broker_pid" ]] && kill -0 "$broker_pid" 2>/dev/null; then
+        kib="$(rss_kib "$broker_pid")"
+        line+="; tansu=$(( kib / 1024 )) MiB (info only)"
+    fi
+    say "$line${note:+ $note}"
+}
+
 requests=$(awk -v r="$RATE" -v s="$SECS" 'BEGIN {printf "%d", r * s}')
-say "switchboard (pid $server_pid) at $url; $requests verified requests at $RATE/s for ${SECS}s; RSS every ${EVERY}s"
-say "+0s rss=$(( $(rss_kib) / 1024 )) MiB (before load)"
+say "$what at $url; $requests verified requests at $RATE/s for ${SECS}s; RSS every ${EVERY}s"
+sample 0 "(before load)"
 "$ROOT/target/release/loadgen" --label soak --target "$url/messages" --verify --requests "$requests" \
     --rate "$RATE" --concurrency 64 --progress 0 >"$RUN_DIR/loadgen.out" &
 loadgen_pid=$!
 
-samples=()
 start=$(date +%s)
 while kill -0 "$loadgen_pid" 2>/dev/null; do
     sleep "$EVERY"
-    kill -0 "$server_pid" 2>/dev/null || { echo "soak: switchboard died" >&2; exit 1; }
-    now=$(( $(date +%s) - start ))
-    rss=$(rss_kib)
-    say "+${now}s rss=$(( rss / 1024 )) MiB ($rss KiB)"
-    (( now > WARMUP )) && samples+=("$rss")
+    sample $(( $(date +%s) - start ))
 done
 rc=0
 wait "$loadgen_pid" || rc=$?
 loadgen_pid=""
 cat "$RUN_DIR/loadgen.out"
 
-n=${#samples[@]}
-if (( n < 3 )); then
-    say "only $n samples after the ${WARMUP}s warm-up: no verdict (run longer)"
-    exit 1
-fi
-third=$(( n / 3 ))
-first_max=0; last_max=0
-for ((i = 0; i < third; i++)); do (( samples[i] > first_max )) && first_max=${samples[i]}; done
-for ((i = n - third; i < n; i++)); do (( samples[i] > last_max )) && last_max=${samples[i]}; done
-growth=$(awk -v a="$first_max" -v b="$last_max" 'BEGIN {printf "%.1f", (b - a) * 100 / a}')
-if awk -v a="$first_max" -v b="$last_max" -v t="$TOLERANCE" 'BEGIN {exit !(b <= a * (1 + t / 100))}'; then
-    say "memory FLAT: first third max $(( first_max / 1024 )) MiB, last third max $(( last_max / 1024 )) MiB (${growth}%, tolerance ${TOLERANCE}%)"
-else
-    say "memory GROWING: first third max $(( first_max / 1024 )) MiB, last third max $(( last_max / 1024 )) MiB (${growth}%, tolerance ${TOLERANCE}%)"
-    rc=1
+# verdict NAME KIB...: FLAT when the last third's max is within TOLERANCE % of the first third's.
+verdict() {
+    local name="$1" prefix="" first_max=0 last_max=0 n third i growth word=FLAT
+    shift
+    local s=("$@")
+    [[ $SEPARATE == 1 ]] && prefix="$name "
+    n=${#s[@]}
+    if (( n < 3 )); then
+        say "${prefix}only $n samples after the ${WARMUP}s warm-up: no verdict (run longer)"
+        return 1
+    fi
+    third=$(( n / 3 ))
+    for ((i = 0; i < third; i++)); do (( s[i] > first_max )) && first_max=${s[i]}; done
+    for ((i = n - third; i < n; i++)); do (( s[i] > last_max )) && last_max=${s[i]}; done
+    growth=$(awk -v a="$first_max" -v b="$last_max" 'BEGIN {printf "%.1f", (b - a) * 100 / a}')
+    awk -v a="$first_max" -v b="$last_max" -v t="$TOLERANCE" 'BEGIN {exit !(b <= a * (1 + t / 100))}' || word=GROWING
+    say "${prefix}memory $word: first third max $(( first_max / 1024 )) MiB, last third max $(( last_max / 1024 )) MiB (${growth}%, tolerance ${TOLERANCE}%)"
+    [[ $word == FLAT ]]
+}
+
+for name in "${names[@]}"; do
+    read -r -a kibs <<<"${samples[$name]:-}"
+    verdict "$name" "${kibs[@]}" || rc=1
+done
+if [[ $SEPARATE == 1 ]]; then
+    for name in "${names[@]}"; do
+        say "$name log: $(grep -cE ' (WARN|ERROR): ' "$RUN_DIR/$name.log" || true) warning/error lines ($RUN_DIR/$name.log)"
+    done
 fi
 [[ $rc == 0 ]] && say "PASS" || say "FAIL"
 exit "$rc"
