@@ -30,7 +30,7 @@ start_service() {
     env $(admin_env "$name") "$BIN_DIR/$name" >"$RUN_DIR/$name.log" 2>&1 &
     SERVICE_PIDS+=("$!")
     SERVICE_PID_OF["$name"]=$!
-    echo "services: $name started (pid $!, log .run/$name.log)" >&2
+    echo "services: $name started (pid $!, log $RUN_DIR/$name.log)" >&2
 }
 
 # wait_for_log NAME PATTERN SECS: waits until NAME's log shows PATTERN; fails if it exits.
@@ -88,7 +88,7 @@ restart_service() {
     env $(admin_env "$name") "$BIN_DIR/$name" >>"$RUN_DIR/$name.log" 2>&1 &
     SERVICE_PIDS+=("$!")
     SERVICE_PID_OF["$name"]=$!
-    echo "services: $name restarted (pid $!, log .run/$name.log)" >&2
+    echo "services: $name restarted (pid $!, log $RUN_DIR/$name.log)" >&2
 }
 
 STARTED_BROKERS=0

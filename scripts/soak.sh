@@ -66,7 +66,8 @@ if [[ $SEPARATE == 1 ]]; then
     export SWITCHBOARD_ADMIN_ADDR_relay="${SWITCHBOARD_ADMIN_ADDR_relay:-127.0.0.1:18691}"
     export SWITCHBOARD_ADMIN_ADDR_processor="${SWITCHBOARD_ADMIN_ADDR_processor:-127.0.0.1:18692}"
     export SWITCHBOARD_RUN_DIR="$RUN_DIR" SWITCHBOARD_BIN_DIR="$ROOT/target/release" SKIP_BUILD=1
-    export RUST_LOG="$LOG_LEVEL"
+    # services.sh waits for the start-up lines these modules log at info, whatever SOAK_LOG says.
+    export RUST_LOG="$LOG_LEVEL,switchboard_gateway::serve=info,switchboard_relay::run=info,switchboard_processor::server=info"
     unset AMQP_URL # requests only: no worker, no /jobs
     # shellcheck source=services.sh
     source "$ROOT/scripts/services.sh"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# What one chain transaction costs the all-in-one: server CPU time and context switches per
+# transaction under closed-loop load, read from /proc. On a shared host req/s swings ~2× between
+# runs; these two figures move far less, so they are what an A/B of a change compares.
+#
+#   scripts/cost.sh [BIN_DIR] [CONCURRENCY] [SECONDS]
+#
+# BIN_DIR holds `switchboard` and `loadgen` (default target/release, built unless SKIP_BUILD=1).
+# The server runs on the embedded broker at RUST_LOG=warn on COST_ADDR (default
+# 127.0.0.1:18080); loadgen warms up for 2 s, then runs SECONDS (default 6) with CONCURRENCY
+# connections (default 32). Prints one line: req/s, CPU µs per transaction, context switches
+# per transaction (every thread of the server, voluntary and involuntary).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="${1:-$ROOT/target/release}"
+CONC="${2:-32}"
+SECS="${3:-6}"
+ADDR="${COST_ADDR:-127.0.0.1:18080}"
+LOG="$(mktemp)"
+
+if [[ "${SKIP_BUILD:-0}" != 1 && "$BIN" == "$ROOT/target/release" ]]; then
+    (cd "$ROOT" && cargo build -q --release -p switchboard --bin switchboard -p switchboard-bench --bin loadgen)
+fi
+
+env -u KAFKA_BROKERS GATEWAY_ADDR="$ADDR" PROCESSOR_ADDR=127.0.0.1:0 RUST_LOG=warn \
+    "$BIN/switchboard" run >"$LOG" 2>&1 &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$LOG"' EXIT
+for ((i = 0; i < 100; i++)); do
+    curl -sf "http://$ADDR/healthz" >/dev/null && break
+    kill -0 "$pid" 2>/dev/null || { cat "$LOG"; echo "cost: switchboard exited" >&2; exit 1; }
+    sleep 0.1
+done
+
+ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+switches() { cat /proc/"$pid"/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}'; }
+
+"$BIN/loadgen" --target "http://$ADDR/messages" --concurrency "$CONC" --duration 2s --progress 0 >/dev/null 2>&1
+c0=$(ticks); s0=$(switches)
+out="$("$BIN/loadgen" --target "http://$ADDR/messages" --concurrency "$CONC" --warmup 0s --duration "${SECS}s" --progress 0 2>&1)"
+c1=$(ticks); s1=$(switches)
+ok="$(grep -oE '[0-9]+ ok' <<<"$out" | grep -oE '[0-9]+')"
+rps="$(awk '/^POST/ {print $3}' <<<"$out")"
+[[ -n "$ok" && "$ok" -gt 0 ]] || { echo "$out"; echo "cost: no successful requests" >&2; exit 1; }
+hz="$(getconf CLK_TCK)"
+awk -v c=$((c1 - c0)) -v s=$((s1 - s0)) -v n="$ok" -v hz="$hz" -v r="$rps" -v k="$CONC" \
+    'BEGIN {printf "cost: %d in flight, %s req/s, %.0f µs CPU per transaction, %.2f context switches per transaction\n", k, r, c * 1e6 / hz / n, s / n}'
