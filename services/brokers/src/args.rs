@@ -32,6 +32,9 @@ pub struct BrokerArgs {
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
+    if s.is_empty() {
+        return Err("empty item: separate KEY=VALUE pairs with single spaces".into());
+    }
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
         _ => Err(format!("expected KEY=VALUE (a librdkafka property), got `{s}`")),
