@@ -195,6 +195,17 @@ impl Owner {
         Ok(())
     }
 
+    /// One reconnect attempt; on failure the next one waits for the backoff.
+    fn reconnect(&mut self) -> Result<(), Error> {
+        let outcome = self.connect();
+        if let Err(e) = &outcome {
+            let delay = self.backoff.next().unwrap_or(self.config.reconnect_max);
+            log::warn!("amqp: reconnect failed, next try in {delay:?}: {e}");
+            self.next_attempt = Instant::now() + delay;
+        }
+        outcome
+    }
+
     fn open_session(&mut self, mut connection: Connection) -> amiquip::Result<Session> {
         let channel = connection.open_channel(None)?;
         let confirms = channel.listen_for_publisher_confirms()?;
@@ -222,11 +233,7 @@ impl Owner {
         loop {
             self.expire();
             if self.session.is_none() && Instant::now() >= self.next_attempt && self.closing.is_none() {
-                if let Err(e) = self.connect() {
-                    let delay = self.backoff.next().unwrap_or(self.config.reconnect_max);
-                    log::warn!("amqp: reconnect failed, next try in {delay:?}: {e}");
-                    self.next_attempt = Instant::now() + delay;
-                }
+                let _ = self.reconnect();
             }
             if self.closing.is_some() && self.pending.is_empty() && (self.parked.is_empty() || self.session.is_none()) {
                 break;
@@ -325,13 +332,8 @@ impl Owner {
         match self.try_temp_channel(&f) {
             Err(e) if connection_dead(&e) => {
                 self.lose_session(&format!("{what}: {e}"));
-                match self.connect() {
-                    Ok(()) => self.try_temp_channel(&f).map_err(|e| broker_error(what, e)),
-                    Err(connect) => {
-                        self.next_attempt = Instant::now() + self.backoff.next().unwrap_or(self.config.reconnect_max);
-                        Err(connect)
-                    }
-                }
+                self.reconnect()?;
+                self.try_temp_channel(&f).map_err(|e| broker_error(what, e))
             }
             r => r.map_err(|e| broker_error(what, e)),
         }
