@@ -50,20 +50,15 @@ export RUST_LOG="${RUST_LOG:-info}"
 
 say() { echo "kill-test: $*" >&2; }
 
-started_brokers=0
 loadgen_pid=""
 cleanup() {
     [[ -n "$loadgen_pid" ]] && kill "$loadgen_pid" 2>/dev/null
-    stop_services
-    [[ $started_brokers == 1 ]] && bash "$ROOT/scripts/brokers.sh" stop
-    true
+    stop_all || true # the services, then the brokers this run started
 }
 trap cleanup EXIT
 
 if [[ -z "${KAFKA_BROKERS:-}" ]]; then
-    bash "$ROOT/scripts/brokers.sh" start
-    started_brokers=1
-    export KAFKA_BROKERS=127.0.0.1:9092
+    use_brokers # starts tansu unless one answers, creates the topics
 else
     bash "$ROOT/scripts/brokers.sh" start # uses KAFKA_BROKERS; checks RabbitMQ; creates topics
 fi

@@ -94,10 +94,12 @@ restart_service() {
 STARTED_BROKERS=0
 
 # use_brokers: starts tansu (and checks RabbitMQ) unless KAFKA_BROKERS points at a broker.
+# Brokers are ours to stop only when none answered before: a tansu another run (or `make
+# brokers`) started stays up. Marked before the start, so a start that fails halfway is cleaned up.
 use_brokers() {
     if [[ -z "${KAFKA_BROKERS:-}" ]]; then
+        timeout 1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/9092' 2>/dev/null || STARTED_BROKERS=1
         bash "$ROOT/scripts/brokers.sh" start
-        STARTED_BROKERS=1
         export KAFKA_BROKERS=127.0.0.1:9092
     fi
 }

@@ -71,16 +71,11 @@ if [[ $SEPARATE == 1 ]]; then
     unset AMQP_URL # requests only: no worker, no /jobs
     # shellcheck source=services.sh
     source "$ROOT/scripts/services.sh"
-    tansu_pid_file="$ROOT/.tansu/tansu.pid" # written by scripts/brokers.sh when it starts tansu
-    had_tansu=0
-    [[ -f "$tansu_pid_file" ]] && had_tansu=1
 fi
 
 cleanup() {
     [[ -n "$loadgen_pid" ]] && kill "$loadgen_pid" 2>/dev/null
     if [[ $SEPARATE == 1 ]]; then
-        # A tansu this run started is stopped even when brokers.sh failed after starting it.
-        [[ $had_tansu == 0 && -f "$tansu_pid_file" ]] && STARTED_BROKERS=1
         stop_all || true # the services, then the brokers this run started
     elif [[ -n "$server_pid" ]]; then
         kill -TERM "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null
@@ -93,12 +88,9 @@ if [[ $SEPARATE == 1 ]]; then
     if [[ -n "${KAFKA_BROKERS:-}" ]]; then
         bash "$ROOT/scripts/brokers.sh" start # checks KAFKA_BROKERS answers, creates the topics
     else
-        use_brokers # starts tansu on 127.0.0.1:9092, creates the topics
-        if [[ $had_tansu == 1 ]]; then
-            STARTED_BROKERS=0 # a tansu another run started: not ours to stop
-        elif [[ -f "$tansu_pid_file" ]]; then
-            broker_pid="$(cat "$tansu_pid_file")"
-        fi
+        use_brokers # starts tansu on 127.0.0.1:9092 unless one answers, creates the topics
+        # written by scripts/brokers.sh when it starts tansu
+        [[ $STARTED_BROKERS == 1 && -f "$ROOT/.tansu/tansu.pid" ]] && broker_pid="$(cat "$ROOT/.tansu/tansu.pid")"
     fi
     start_services
     names=(gateway relay processor)
