@@ -3,10 +3,14 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo run-all test test-real lint audit bench dist brokers brokers-stop fmt kill-test soak
+.PHONY: prereqs demo run-all test test-real lint audit bench dist brokers brokers-stop fmt kill-test soak
+
+## What the build needs (cmake, C++ compiler, pkg-config, OpenSSL headers): installed if missing.
+prereqs:
+	@bash scripts/prereqs.sh
 
 ## The chain on the embedded broker: sends "hello world", prints the log and the reply.
-demo:
+demo: prereqs
 	$(CARGO) run -q -p switchboard --bin switchboard -- demo "hello world"
 
 ## Serve until Ctrl-C: all-in-one on the embedded broker, or every service as its own process
@@ -16,7 +20,7 @@ run-all:
 	else $(CARGO) run -q -p switchboard --bin switchboard -- run; fi
 
 ## Unit, embedded-broker and end-to-end tests (no external broker needed).
-test:
+test: prereqs
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 
