@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo run-all test test-real lint audit bench dist brokers brokers-stop fmt kill-test soak
+.PHONY: demo run-all test test-real api-check lint audit bench dist brokers brokers-stop fmt kill-test soak
 
 ## The chain on the embedded broker: sends "hello world", prints the log and the reply.
 demo:
@@ -23,6 +23,11 @@ test:
 ## Conformance suites and the end-to-end chain on real brokers (starts tansu, checks RabbitMQ).
 test-real:
 	bash scripts/test-real.sh
+
+## schemathesis (every check) against a live all-in-one on the embedded broker, from its own
+## GET /openapi.json (venv in .venv; see scripts/api-check.sh).
+api-check:
+	bash scripts/api-check.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

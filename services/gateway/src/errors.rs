@@ -13,6 +13,14 @@ fn allowed(route: &str) -> &'static str {
     }
 }
 
+/// The methods `path` answers, `None` for a path the gateway does not serve.
+pub(crate) fn allowed_on(path: &str) -> Option<&'static str> {
+    match crate::routes::route_of(path) {
+        switchboard_telemetry::OTHER => None,
+        route => Some(allowed(route)),
+    }
+}
+
 /// Makes every error the JSON error object, whoever produced it: tide's router (404, 405),
 /// a handler's `Err`, or a handler that answered an error status with no body. 405 carries
 /// `Allow`. Handlers' own JSON errors pass unchanged.

@@ -119,6 +119,7 @@ impl Gateway {
             max_connections: config.max_connections,
             header_timeout: config.header_timeout,
             body_timeout: config.body_timeout,
+            allow: crate::errors::allowed_on,
         };
         let endpoint = {
             let app = app.clone();

@@ -73,6 +73,10 @@ fn unknown_routes_and_wrong_methods_answer_json_errors_with_allow() {
             ("POST", "/readyz", "get, head"),
             ("PATCH", "/metrics", "get, head"),
             ("POST", "/openapi.json", "get, head"),
+            // Methods the HTTP parser does not know are answered the same way.
+            ("QUERY", "/messages", "post"),
+            ("QUERY", "/healthz", "get, head"),
+            ("FROB", "/jobs/some-id", "get, head"),
         ];
         for (method, path, allow) in cases {
             let res = raw(addr, method, path).await;
@@ -80,6 +84,8 @@ fn unknown_routes_and_wrong_methods_answer_json_errors_with_allow() {
             assert_eq!(res.error_code(), "method_not_allowed", "{method} {path}");
             assert_eq!(res.header("allow"), Some(allow), "{method} {path}");
         }
+        let res = raw(addr, "QUERY", "/nope").await;
+        assert_eq!((res.status, res.error_code().as_str()), (404, "not_found"));
         // A handler's own JSON error passes unchanged.
         let res = raw(addr, "GET", "/jobs/unknown").await;
         assert_eq!((res.status, res.error_code().as_str()), (404, "not_found"));
@@ -148,4 +154,42 @@ fn any_body_gets_a_json_answer_and_never_breaks_the_gateway() {
         })
         .unwrap();
     smol::block_on(chain.stop());
+}
+
+async fn raw_bytes(addr: SocketAddr, request: &[u8]) -> Raw {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut got = Vec::new();
+    stream.read_to_end(&mut got).await.unwrap();
+    let got = String::from_utf8_lossy(&got).into_owned();
+    let (head, body) = got.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no answer: {got:?}"));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status");
+    Raw { status, head: head.to_ascii_lowercase(), body: body.to_owned() }
+}
+
+#[test]
+fn heads_the_parser_refuses_get_a_json_error_before_the_close() {
+    smol::block_on(async {
+        let chain = start().await;
+        let addr = chain.gateway_addr();
+        let huge = format!("GET /healthz HTTP/1.1\r\nhost: t\r\nx-big: {}\r\n\r\n", "a".repeat(9000));
+        let many: String = (0..130).map(|i| format!("x-{i}: v\r\n")).collect();
+        let many = format!("GET /healthz HTTP/1.1\r\nhost: t\r\n{many}\r\n");
+        let cases: [(&[u8], u16, &str); 5] = [
+            (b"GET /healthz HTTP/1.0\r\nhost: t\r\n\r\n", 505, "http_version_not_supported"),
+            (b"GET /healthz HTTP/1.1\r\nhost: t\r\nx-latin: caf\xe9\r\n\r\n", 400, "bad_request"),
+            (b"NOT A REQUEST\r\n\r\n", 400, "bad_request"),
+            (huge.as_bytes(), 431, "headers_too_large"),
+            (many.as_bytes(), 431, "headers_too_large"),
+        ];
+        for (request, status, code) in cases {
+            let res = raw_bytes(addr, request).await;
+            let shown = String::from_utf8_lossy(&request[..request.len().min(40)]).into_owned();
+            assert_eq!(res.status, status, "{shown}");
+            assert_eq!(res.error_code(), code, "{shown}");
+        }
+        // The gateway still serves.
+        assert_eq!(raw(addr, "GET", "/healthz").await.status, 200);
+        chain.stop().await;
+    });
 }

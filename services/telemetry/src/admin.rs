@@ -136,6 +136,7 @@ impl AdminServer {
             max_connections: crate::fit_connections("admin server", MAX_CONNECTIONS),
             header_timeout: TIMEOUT,
             body_timeout: TIMEOUT,
+            allow: |path| matches!(path, "/healthz" | "/readyz" | "/metrics").then_some("GET, HEAD"),
         };
         let state = self.state.clone();
         let endpoint = move |req: Request| {

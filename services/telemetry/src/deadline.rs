@@ -15,11 +15,16 @@ use async_io::Timer;
 use futures_lite::{AsyncRead, AsyncWrite, Future};
 use parking_lot::Mutex;
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 struct Deadlines {
     read: Option<Instant>,
     write: Option<Instant>,
+    /// The first bytes read since [`Deadline::head_within`], while a head is awaited.
+    head: Option<Vec<u8>>,
 }
+
+/// Bytes of a request head kept for answering a head the parser refused.
+const HEAD_KEPT: usize = 1024;
 
 /// `io` with shared read and write deadlines. Clones (async-h1 keeps a reader and a writer
 /// clone) share the deadlines; each clone has its own timer.
@@ -47,6 +52,19 @@ impl<IO> Deadline<IO> {
         let mut d = self.deadlines.lock();
         d.read = Some(Instant::now() + timeout);
         d.write = None;
+        d.head = None;
+    }
+
+    /// Like [`read_within`](Self::read_within) for a request head, whose first bytes are kept
+    /// until the next phase (see [`head`](Self::head)).
+    pub(crate) fn head_within(&self, timeout: Duration) {
+        self.read_within(timeout);
+        self.deadlines.lock().head = Some(Vec::new());
+    }
+
+    /// The first bytes read since [`head_within`](Self::head_within).
+    pub(crate) fn head(&self) -> Vec<u8> {
+        self.deadlines.lock().head.clone().unwrap_or_default()
     }
 
     /// Writes must be done within `timeout` from now; the read deadline stays.
@@ -85,6 +103,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Deadline<IO> {
         }
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Pending => check(deadline, &mut this.read_timer, cx).map(Err),
+            Poll::Ready(Ok(n)) => {
+                if let Some(head) = this.deadlines.lock().head.as_mut() {
+                    let room = HEAD_KEPT.saturating_sub(head.len()).min(n);
+                    head.extend_from_slice(&buf[..room]);
+                }
+                Poll::Ready(Ok(n))
+            }
             ready => ready,
         }
     }

@@ -11,19 +11,21 @@
 //!   idle keep-alive connection is kept) and its body within `body_timeout`; the response must
 //!   be taken within `body_timeout` too. Past a deadline the connection is closed, so slow
 //!   clients cannot hold the connection slots (slowloris).
-//! - Request heads are capped by async-h1: 8 KiB and 128 headers; a larger head closes the
-//!   connection without a response.
+//! - Request heads are capped by async-h1: 8 KiB and 128 headers (431). A head it cannot
+//!   take (malformed, not UTF-8, another HTTP version: 505) gets a JSON error, then the
+//!   connection is closed.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_h1::server::{ConnectionStatus, Server};
 use async_std::net::{TcpListener, TcpStream};
-use futures_lite::AsyncReadExt;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use http_types::{Request, Response, StatusCode};
 use serde::Serialize;
 
@@ -39,6 +41,9 @@ pub struct HttpLimits {
     pub header_timeout: Duration,
     /// Time to receive a request body once its head is in, and to send the response.
     pub body_timeout: Duration,
+    /// The `Allow` value of a path the server knows, `None` for others: answers a method the
+    /// HTTP parser does not know (405 with it, else 404).
+    pub allow: fn(&str) -> Option<&'static str>,
 }
 
 impl Default for HttpLimits {
@@ -47,6 +52,7 @@ impl Default for HttpLimits {
             max_connections: 10_000,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            allow: |_| None,
         }
     }
 }
@@ -114,8 +120,12 @@ where
     let raw = stream.clone();
     let io = Deadline::new(stream);
     let (phases, body_timeout) = (io.clone(), limits.body_timeout);
+    // Set once a head is in: an error before it is the client's malformed or slow head.
+    let head_in = Arc::new(AtomicBool::new(false));
+    let seen = head_in.clone();
     // Called once the head is in: the body deadline starts, and the response's once answered.
     let timed = move |req: Request| {
+        seen.store(true, Ordering::Relaxed);
         phases.read_within(body_timeout);
         let answer = endpoint(req);
         let phases = phases.clone();
@@ -127,17 +137,64 @@ where
     };
     let mut server = Server::new(io.clone(), timed);
     loop {
-        io.read_within(limits.header_timeout);
+        head_in.store(false, Ordering::Relaxed);
+        io.head_within(limits.header_timeout);
         match server.accept_one().await {
             Ok(ConnectionStatus::KeepAlive) => {}
             Ok(ConnectionStatus::Close) => break,
             Err(e) => {
                 log::debug!("{name}: connection from {peer} ended: {e}");
+                if !head_in.load(Ordering::Relaxed) {
+                    if let Some(answer) = bad_head(&e, &io.head(), limits.allow) {
+                        io.write_within(body_timeout);
+                        let mut out = io.clone();
+                        let _ = out.write_all(&answer).await;
+                    }
+                }
                 break;
             }
         }
     }
     linger(raw).await;
+}
+
+/// The raw answer to a request head async-h1 could not take (it closes the connection without
+/// one): 505 for another HTTP version, 431 for a head over its 8 KiB, else 400. `None` when
+/// the head did not arrive (timed out, reset): the client is gone or idle, nothing to answer.
+fn bad_head(e: &http_types::Error, head: &[u8], allow: fn(&str) -> Option<&'static str>) -> Option<Vec<u8>> {
+    if e.downcast_ref::<io::Error>().is_some() {
+        return None;
+    }
+    let text = e.to_string();
+    let mut extra = String::new();
+    let (status, code, message) = if text == "Invalid HTTP method" {
+        // The request line is in: `METHOD /path?query HTTP/1.1`.
+        let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+        let target = String::from_utf8_lossy(line).split(' ').nth(1).unwrap_or_default().to_owned();
+        let path = target.split(['?', '#']).next().unwrap_or_default();
+        match allow(path) {
+            Some(methods) => {
+                extra = format!("allow: {methods}\r\n");
+                (StatusCode::MethodNotAllowed, "method_not_allowed", "this method is not served here")
+            }
+            None => (StatusCode::NotFound, "not_found", "no such endpoint"),
+        }
+    } else if text.starts_with("Unsupported HTTP version") {
+        (StatusCode::HttpVersionNotSupported, "http_version_not_supported", "send HTTP/1.1")
+    } else if text.starts_with("Head byte length") || text.contains("too many headers") {
+        let message = "the request head exceeds 8 KiB or 128 headers";
+        (StatusCode::RequestHeaderFieldsTooLarge, "headers_too_large", message)
+    } else {
+        (StatusCode::BadRequest, "bad_request", "malformed request head")
+    };
+    let body = serde_json::to_string(&ErrorBody { error: ErrorDetail { code, message } }).ok()?;
+    let head = format!(
+        "HTTP/1.1 {} {}\r\n{extra}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        status as u16,
+        status.canonical_reason(),
+        body.len()
+    );
+    Some([head.into_bytes(), body.into_bytes()].concat())
 }
 
 /// Closes `stream` so that a response just written arrives: the close is sent first, then
