@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: prereqs demo run-all test test-real lint audit bench dist brokers brokers-stop fmt kill-test soak
+.PHONY: prereqs demo run-all test test-real api-check lint audit bench dist brokers brokers-stop fmt kill-test soak
 
 ## What the build needs (cmake, C++ compiler, pkg-config, OpenSSL headers): installed if missing.
 prereqs:
@@ -27,6 +27,11 @@ test: prereqs
 ## Conformance suites and the end-to-end chain on real brokers (starts tansu, checks RabbitMQ).
 test-real:
 	bash scripts/test-real.sh
+
+## schemathesis (every check) against a live all-in-one on the embedded broker, from its own
+## GET /openapi.json (venv in .venv; see scripts/api-check.sh).
+api-check:
+	bash scripts/api-check.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -23,6 +23,14 @@ pub struct GatewayArgs {
     /// Open client connections at once; beyond it new connections wait in the listen backlog.
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
+    /// Milliseconds a client has to send a request head (also how long an idle keep-alive
+    /// connection is kept); past it the connection is closed. At most 60 000.
+    #[arg(long, env = "SWITCHBOARD_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub header_timeout_ms: u64,
+    /// Milliseconds a client has to send a request body once its head is in (408 past it), and
+    /// to take the response.
+    #[arg(long, env = "SWITCHBOARD_BODY_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub body_timeout_ms: u64,
 }
 
 impl GatewayArgs {
@@ -37,6 +45,8 @@ impl GatewayArgs {
             max_body_bytes: self.max_body_bytes,
             max_pending: self.max_pending as usize,
             max_connections: self.max_connections as usize,
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            body_timeout: Duration::from_millis(self.body_timeout_ms),
             breaker: switchboard_breaker::Config::from_env("SWITCHBOARD_GATEWAY_BREAKER")?,
             ..GatewayConfig::default()
         })

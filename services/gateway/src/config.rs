@@ -4,7 +4,7 @@ use std::time::Duration;
 use switchboard_telemetry::{Metrics, Readiness};
 
 /// Route templates, the only values of the `route` label of the HTTP metrics.
-pub const ROUTES: [&str; 6] = ["/messages", "/jobs", "/jobs/:id", "/healthz", "/readyz", "/metrics"];
+pub const ROUTES: [&str; 7] = ["/messages", "/jobs", "/jobs/:id", "/healthz", "/readyz", "/metrics", "/openapi.json"];
 
 /// Gateway settings; defaults match the documented topic names and limits.
 #[derive(Debug, Clone)]
@@ -28,6 +28,11 @@ pub struct GatewayConfig {
     /// Open client connections at once; at the limit the gateway stops accepting until one
     /// closes (backpressure instead of a task per connection without bound).
     pub max_connections: usize,
+    /// Time for a client to send a request head, counted from the end of the previous
+    /// response on the connection (so it also bounds keep-alive idleness); at most 60 s.
+    pub header_timeout: Duration,
+    /// Time for a client to send a request body once its head is in, and to take the response.
+    pub body_timeout: Duration,
     /// Circuit breaker around the gateway's publishes to the broker.
     pub breaker: switchboard_breaker::Config,
     /// How long a stopping gateway waits for requests in flight to get their replies.
@@ -49,6 +54,8 @@ impl Default for GatewayConfig {
             max_body_bytes: 64 * 1024,
             max_pending: 10_000,
             max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
             breaker: switchboard_breaker::Config::default(),
             grace: Duration::from_secs(10),
             metrics: Metrics::builder("gateway").routes(ROUTES).build(),

@@ -1,22 +1,59 @@
-use serde::Serialize;
-use tide::{Response, StatusCode};
-
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
-}
-
-#[derive(Serialize)]
-struct Detail<'a> {
-    code: &'a str,
-    message: &'a str,
-}
+use tide::{Request, Response, StatusCode};
 
 /// A JSON error response: `{"error": {"code": "...", "message": "..."}}`.
 pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::to_string(&Body { error: Detail { code, message } }).expect("plain strings serialize");
-    let mut res = Response::new(status);
-    res.set_content_type(tide::http::mime::JSON);
-    res.set_body(body);
-    res
+    Response::from(switchboard_telemetry::json_error(status, code, message))
+}
+
+/// The methods each route answers, for `Allow` on a 405 (GET routes answer HEAD too).
+fn allowed(route: &str) -> &'static str {
+    match route {
+        "/messages" | "/jobs" => "POST",
+        _ => "GET, HEAD",
+    }
+}
+
+/// The methods `path` answers, `None` for a path the gateway does not serve.
+pub(crate) fn allowed_on(path: &str) -> Option<&'static str> {
+    match crate::routes::route_of(path) {
+        switchboard_telemetry::OTHER => None,
+        route => Some(allowed(route)),
+    }
+}
+
+/// Makes every error the JSON error object, whoever produced it: tide's router (404, 405),
+/// a handler's `Err`, or a handler that answered an error status with no body. 405 carries
+/// `Allow`. Handlers' own JSON errors pass unchanged.
+pub(crate) struct JsonErrors;
+
+#[tide::utils::async_trait]
+impl<S: Clone + Send + Sync + 'static> tide::Middleware<S> for JsonErrors {
+    async fn handle(&self, req: Request<S>, next: tide::Next<'_, S>) -> tide::Result {
+        let route = crate::routes::route_of(req.url().path());
+        let mut res = next.run(req).await;
+        let status = res.status();
+        if !(status.is_client_error() || status.is_server_error()) {
+            return Ok(res);
+        }
+        if status == StatusCode::MethodNotAllowed && res.header("Allow").is_none() {
+            res.insert_header("Allow", allowed(route));
+        }
+        if res.is_empty() == Some(false) {
+            return Ok(res);
+        }
+        let message = match (status, res.error()) {
+            (StatusCode::NotFound, _) => "no such endpoint (see GET /openapi.json)".to_owned(),
+            (StatusCode::MethodNotAllowed, _) => format!("{route} answers {} only", allowed(route)),
+            // A handler's error: its message for a client error, nothing internal otherwise.
+            (s, Some(e)) if s.is_client_error() => e.to_string(),
+            (s, _) => s.canonical_reason().to_owned(),
+        };
+        let mut json = error(status, switchboard_telemetry::error_code(status), &message);
+        for (name, values) in res.iter() {
+            if name != "content-type" && name != "content-length" {
+                json.insert_header(name, values);
+            }
+        }
+        Ok(json)
+    }
 }

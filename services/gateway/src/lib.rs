@@ -18,3 +18,6 @@ pub use config::{GatewayConfig, ROUTES};
 pub use jobs::{JobState, JobStore, JobView, JobsArgs, JobsConfig};
 pub use pending::{Pending, PendingFull, Waiter};
 pub use serve::Gateway;
+
+/// The OpenAPI 3.1 description of the REST API, served at `GET /openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");

@@ -33,6 +33,7 @@ pub(crate) struct State {
 pub(crate) fn app(state: State) -> tide::Server<State> {
     let mut app = tide::with_state(state);
     app.with(Track);
+    app.with(crate::errors::JsonErrors);
     app.at("/messages").post(post_message);
     app.at("/healthz").get(|_| async { Ok(json(StatusCode::Ok, &serde_json::json!({"status": "ok"}))) });
     app.at("/readyz").get(|req: Request<State>| async move {
@@ -40,6 +41,12 @@ pub(crate) fn app(state: State) -> tide::Server<State> {
     });
     app.at("/metrics")
         .get(|req: Request<State>| async move { Ok(Response::from(metrics_response(&req.state().metrics))) });
+    app.at("/openapi.json").get(|_| async {
+        let mut res = Response::new(StatusCode::Ok);
+        res.set_content_type(tide::http::mime::JSON);
+        res.set_body(crate::OPENAPI);
+        Ok(res)
+    });
     app
 }
 
@@ -60,13 +67,14 @@ impl tide::Middleware<State> for Track {
     }
 }
 
-fn route_of(path: &str) -> &'static str {
+pub(crate) fn route_of(path: &str) -> &'static str {
     match path {
         "/messages" => "/messages",
         "/jobs" => "/jobs",
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",
+        "/openapi.json" => "/openapi.json",
         p if p.starts_with("/jobs/") => "/jobs/:id",
         _ => switchboard_telemetry::OTHER,
     }
@@ -164,6 +172,11 @@ async fn read_message(req: &mut Request<State>, max: usize) -> Result<String, Re
     let mut bytes = Vec::new();
     let body = req.take_body();
     if let Err(e) = body.into_reader().take(max as u64 + 1).read_to_end(&mut bytes).await {
+        if e.kind() == std::io::ErrorKind::TimedOut {
+            let mut res = error(StatusCode::RequestTimeout, "request_timeout", "the body did not arrive in time");
+            res.insert_header("Connection", "close");
+            return Err(res);
+        }
         return Err(error(StatusCode::BadRequest, "unreadable_body", &e.to_string()));
     }
     if bytes.len() > max {

@@ -8,11 +8,11 @@ use futures_lite::FutureExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use log::{debug, info, warn};
+use log::{info, warn};
 use switchboard_breaker::BreakerPublisher;
 use switchboard_breaker::State as BreakerState;
 use switchboard_ports::{Error, Publisher, Subscriber};
-use switchboard_telemetry::{watch_breaker, CheckStatus};
+use switchboard_telemetry::{fit_connections, serve_http, watch_breaker, CheckStatus, HttpLimits};
 
 use crate::routes::{app, State};
 use crate::{GatewayConfig, Pending};
@@ -36,10 +36,11 @@ impl Gateway {
     /// Subscribes to the replies topic, then binds the listener: once this returns, a reply to
     /// any request accepted on the listener reaches this instance.
     pub async fn bind(
-        config: GatewayConfig,
+        mut config: GatewayConfig,
         publisher: Arc<dyn Publisher>,
         subscriber: Arc<dyn Subscriber>,
     ) -> Result<Self, Error> {
+        config.max_connections = fit_connections("gateway", config.max_connections);
         let subscription = subscriber.subscribe(&config.replies_topic, &config.reply_group).await?;
         let pending = Pending::new(config.max_pending);
         let metrics = config.metrics.clone();
@@ -107,32 +108,31 @@ impl Gateway {
     /// Serves until `stop` completes, then drains: refuses new requests (503), waits up to the
     /// configured grace period for those in flight to get their replies, and stops.
     ///
-    /// Sockets are accepted here rather than by tide's `listen` so TCP_NODELAY can be set:
-    /// with Nagle on, a keep-alive client stalls ~40 ms per request on delayed ACKs.
+    /// Returns an error, after draining, if the listener broke before `stop` (accept errors
+    /// that pass, such as EMFILE, are only logged): the process should then exit non-zero.
     pub async fn serve(self, stop: impl Future<Output = ()>) -> io::Result<()> {
         info!("gateway listening on http://{}", self.listener.local_addr()?);
         let app = self.app;
         let listener = self.listener;
-        let slots = Arc::new(async_lock::Semaphore::new(app.state().config.max_connections.max(1)));
-        let accept = async {
-            loop {
-                let slot = slots.acquire_arc().await;
-                let (stream, peer) = listener.accept().await?;
-                stream.set_nodelay(true)?;
+        let config = &app.state().config;
+        let limits = HttpLimits {
+            max_connections: config.max_connections,
+            header_timeout: config.header_timeout,
+            body_timeout: config.body_timeout,
+            allow: crate::errors::allowed_on,
+        };
+        let endpoint = {
+            let app = app.clone();
+            move |req| {
                 let app = app.clone();
-                smol::spawn(async move {
-                    let _slot = slot;
-                    let served = async_h1::accept(stream, |req| {
-                        let app = app.clone();
-                        async move { app.respond(req).await }
-                    })
-                    .await;
-                    if let Err(e) = served {
-                        debug!("connection from {peer} ended: {e}");
-                    }
-                })
-                .detach();
+                async move { app.respond(req).await }
             }
+        };
+        // Connections live on smol's executor: those open when `stop` comes finish their
+        // requests while the gateway drains.
+        let accept = async {
+            let broken = serve_http("gateway", &listener, &limits, |conn| smol::spawn(conn).detach(), endpoint).await;
+            Err(broken)
         };
         let outcome = accept
             .or(async {

@@ -35,8 +35,11 @@ fn main() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = Shutdown::from_env()?;
     let (metrics, readiness) = (Metrics::new("processor"), Readiness::new());
-    let admin = AdminServer::bind(cli.admin_addr, metrics.clone(), readiness.clone()).await.context("admin port")?;
-    let admin = smol::spawn(admin.run(shutdown.wait()));
+    // A broken admin listener triggers the shutdown and fails the run (exit 1).
+    let admin = AdminServer::bind(cli.admin_addr, metrics.clone(), readiness.clone())
+        .await
+        .context("admin port")?
+        .spawn(&shutdown);
 
     let ports = cli.brokers.require_kafka("processor", &[&cli.topics.replies]).await?;
     let mut config = cli.processor.config();
@@ -49,6 +52,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         log::warn!("grace period over with calls in flight");
     }
     ports.publisher.close().await?;
-    admin.await;
+    admin.await.context("admin server")?;
     Ok(())
 }

@@ -42,8 +42,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let (metrics, readiness) = (Metrics::new("relay"), Readiness::new());
     config.metrics = metrics.clone();
     config.readiness = readiness.clone();
-    let admin = AdminServer::bind(cli.admin_addr, metrics, readiness).await.context("admin port")?;
-    let admin = smol::spawn(admin.run(shutdown.wait()));
+    // A broken admin listener triggers the shutdown and fails the run (exit 1).
+    let admin = AdminServer::bind(cli.admin_addr, metrics, readiness).await.context("admin port")?.spawn(&shutdown);
 
     let ports = cli.brokers.require_kafka("relay", &[&cli.topics.requests, &cli.topics.requests_dlq]).await?;
     let client = switchboard_proto::client::processor_client(&cli.processor_addr.to_string());
@@ -56,13 +56,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         None
     });
     match before_signal.await {
-        Some(result) => result?,
+        Some(result) => {
+            result?;
+            // Consuming ended on its own: exit non-zero rather than idle with a dead relay.
+            if !shutdown.is_triggered() {
+                ports.publisher.close().await?;
+                anyhow::bail!("the relay stopped consuming before any shutdown signal");
+            }
+        }
         None => match shutdown.within_grace(run).await {
             Ok(result) => result?,
             Err(_) => log::warn!("grace period over: requests still in flight are left to the next relay"),
         },
     }
     ports.publisher.close().await?;
-    admin.await;
+    admin.await.context("admin server")?;
     Ok(())
 }

@@ -75,6 +75,22 @@ pub struct Chain {
     relay_task: smol::Task<Result<(), switchboard_ports::Error>>,
     /// The worker's stop signal and task, when jobs are on.
     worker: Option<(async_channel::Sender<()>, ServiceTask)>,
+    /// The name of each service whose task ended (by `stop` or on its own).
+    exited: async_channel::Receiver<&'static str>,
+}
+
+/// `service`, which sends `name` on `exited` when it ends, however it ends.
+fn watched<T>(
+    name: &'static str,
+    exited: &async_channel::Sender<&'static str>,
+    service: impl std::future::Future<Output = T>,
+) -> impl std::future::Future<Output = T> {
+    let exited = exited.clone();
+    async move {
+        let outcome = service.await;
+        let _ = exited.try_send(name);
+        outcome
+    }
 }
 
 /// A service running on its own task until told to stop.
@@ -115,6 +131,7 @@ impl Chain {
         let until = |rx: async_channel::Receiver<()>| async move {
             let _ = rx.recv().await;
         };
+        let (exit, exited) = async_channel::bounded::<&'static str>(3);
 
         // One grpcio environment for the processor and its clients: a call's completion and
         // the server's arrival share a completion-queue thread instead of handing off.
@@ -134,7 +151,7 @@ impl Chain {
         // Subscribed before the gateway takes requests, so none is published into a group
         // that does not exist yet.
         let relay = relay.subscribe().await.context("relay joining its group")?;
-        let relay_task = smol::spawn(relay.run(until(relay_stopped)));
+        let relay_task = smol::spawn(watched("relay", &exit, relay.run(until(relay_stopped))));
 
         // The worker consumes before the gateway takes jobs.
         let jobs = config.jobs.take();
@@ -152,7 +169,8 @@ impl Chain {
                 .with_metrics(metrics.clone());
                 let worker = worker.start().await.context("worker consuming jobs")?;
                 let (stop, stopped) = async_channel::bounded::<()>(1);
-                Some((stop, smol::spawn(worker.run(until(stopped), config.gateway.grace))))
+                let run = worker.run(until(stopped), config.gateway.grace);
+                Some((stop, smol::spawn(watched("worker", &exit, run))))
             }
             None => None,
         };
@@ -169,7 +187,7 @@ impl Chain {
         let gateway_breaker = gateway.breaker();
         let gateway_addr = gateway.local_addr()?;
         let pending = gateway.pending();
-        let gateway_task = smol::spawn(gateway.serve(until(gateway_stopped)));
+        let gateway_task = smol::spawn(watched("gateway", &exit, gateway.serve(until(gateway_stopped))));
 
         let processor_config = ServerConfig { addr: processor_addr, ..config.processor };
         Ok(Chain {
@@ -188,7 +206,14 @@ impl Chain {
             gateway_task,
             relay_task,
             worker,
+            exited,
         })
+    }
+
+    /// Resolves when a service of the chain stops on its own, before [`stop`](Chain::stop):
+    /// its name. The process should then stop and exit non-zero, not idle half dead.
+    pub async fn exited(&self) -> &'static str {
+        self.exited.recv().await.unwrap_or("chain")
     }
 
     /// Where the gateway serves HTTP.

@@ -89,7 +89,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 chain.gateway_addr(),
                 chain.processor_addr()
             );
-            shutdown.wait().await;
+            let stop = async {
+                shutdown.wait().await;
+                None
+            };
+            let failed = futures_lite::future::or(stop, async { Some(chain.exited().await) }).await;
+            if let Some(service) = failed {
+                log::error!("the {service} stopped on its own: shutting down the rest");
+                chain.stop().await;
+                bail!("the {service} stopped serving before any shutdown signal");
+            }
             log::info!("shutting down: draining requests in flight");
             chain.stop().await;
             Ok(())

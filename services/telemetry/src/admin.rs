@@ -11,16 +11,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_std::net::{TcpListener, TcpStream};
+use async_std::net::TcpListener;
 use futures_lite::future;
 use http_types::{Method, Request, Response, StatusCode};
 
 use crate::metrics::{Metrics, CONTENT_TYPE};
 use crate::readiness::Readiness;
+use crate::serve::{json_error, serve_http, HttpLimits};
+use crate::shutdown::Shutdown;
 
 /// Connections served at once; further clients wait in the kernel's accept backlog. Scrapers
 /// and probes open a handful, so this only bounds misbehaving clients.
 const MAX_CONNECTIONS: usize = 64;
+
+/// Time for a probe or scraper to send its request (and for an idle connection to be kept),
+/// and to take the response.
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A `/metrics` response: the encoded registry with the OpenMetrics content type. Tide apps
 /// convert it with `tide::Response::from(metrics_response(&metrics))`.
@@ -51,7 +57,8 @@ struct State {
 /// | `/readyz`  | 200 or 503 with `{"ready": bool, "checks": {...}}` ([`Readiness`])  |
 /// | `/metrics` | [`Metrics::encode`] as `application/openmetrics-text`               |
 ///
-/// Other paths are 404, methods other than GET and HEAD 405.
+/// Other paths are 404, methods other than GET and HEAD 405 with `Allow`, both with the JSON
+/// error body `{"error": {"code": "...", "message": "..."}}`.
 ///
 /// ```
 /// use switchboard_telemetry::{AdminServer, Metrics, Readiness, Shutdown};
@@ -66,7 +73,7 @@ struct State {
 ///     let task = smol::spawn(admin.run(shutdown.wait()));
 ///     // ... the service runs; on SIGTERM (or here, by hand) the server stops:
 ///     shutdown.trigger();
-///     task.await;
+///     task.await?;
 ///     Ok::<_, std::io::Error>(())
 /// })?;
 /// # Ok::<_, std::io::Error>(())
@@ -104,63 +111,64 @@ impl AdminServer {
         self.local_addr
     }
 
-    /// Serves until `stop` completes, then closes the listener and every open connection.
-    pub async fn run(self, stop: impl Future<Output = ()>) {
-        let executor = smol::Executor::new();
-        let permits = Arc::new(async_lock::Semaphore::new(MAX_CONNECTIONS));
-        let accept = executor.run(async {
-            loop {
-                let permit = permits.acquire_arc().await;
-                let stream = match self.listener.accept().await {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        // EMFILE, ECONNABORTED and the like pass; back off so an error that
-                        // repeats does not spin.
-                        log::warn!("admin accept failed: {e}");
-                        async_io::Timer::after(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let state = self.state.clone();
-                executor
-                    .spawn(async move {
-                        serve(stream, state).await;
-                        drop(permit);
-                    })
-                    .detach();
+    /// Runs the server on its own task until `shutdown`; if the listener breaks before, the
+    /// task triggers `shutdown` (so the service drains and stops rather than staying up with a
+    /// deaf admin port) and ends with the error, for the service to exit non-zero.
+    pub fn spawn(self, shutdown: &Shutdown) -> smol::Task<io::Result<()>> {
+        let shutdown = shutdown.clone();
+        smol::spawn(async move {
+            let outcome = self.run(shutdown.wait()).await;
+            if let Err(e) = &outcome {
+                log::error!("admin server stopped serving ({e}): shutting down");
+                shutdown.trigger();
             }
-        });
-        future::or(stop, accept).await;
-        log::debug!("admin server on {} stopped", self.local_addr);
+            outcome
+        })
     }
-}
 
-async fn serve(stream: TcpStream, state: Arc<State>) {
-    // Probes and scrapes are small request/response pairs: do not let Nagle delay them.
-    if let Err(e) = stream.set_nodelay(true) {
-        log::debug!("admin set_nodelay failed: {e}");
-    }
-    let result = async_h1::accept(stream, |req| {
-        let state = state.clone();
-        async move { Ok(route(req, &state).await) }
-    })
-    .await;
-    if let Err(e) = result {
-        log::debug!("admin connection ended: {e}");
+    /// Serves until `stop` completes, then closes the listener and every open connection.
+    ///
+    /// Accept errors that pass (EMFILE and the like) are logged and backed off; an `Err` means
+    /// the listener broke before `stop`: the admin port is deaf, the service should exit.
+    pub async fn run(self, stop: impl Future<Output = ()>) -> io::Result<()> {
+        let executor = smol::Executor::new();
+        let limits = HttpLimits {
+            max_connections: crate::fit_connections("admin server", MAX_CONNECTIONS),
+            header_timeout: TIMEOUT,
+            body_timeout: TIMEOUT,
+            allow: |path| matches!(path, "/healthz" | "/readyz" | "/metrics").then_some("GET, HEAD"),
+        };
+        let state = self.state.clone();
+        let endpoint = move |req: Request| {
+            let state = state.clone();
+            async move { Ok(route(req, &state).await) }
+        };
+        let spawn = |conn| executor.spawn(conn).detach();
+        let accept = executor.run(serve_http("admin server", &self.listener, &limits, spawn, endpoint));
+        let outcome = future::or(async { Err(accept.await) }, async {
+            stop.await;
+            Ok(())
+        })
+        .await;
+        log::debug!("admin server on {} stopped", self.local_addr);
+        outcome
     }
 }
 
 async fn route(req: Request, state: &State) -> Response {
+    let known = matches!(req.url().path(), "/healthz" | "/readyz" | "/metrics");
+    if !known {
+        return json_error(StatusCode::NotFound, "not_found", "no such endpoint: try /healthz, /readyz or /metrics");
+    }
     if !matches!(req.method(), Method::Get | Method::Head) {
-        let mut res = Response::new(StatusCode::MethodNotAllowed);
+        let mut res = json_error(StatusCode::MethodNotAllowed, "method_not_allowed", "only GET and HEAD are served");
         res.insert_header("allow", "GET, HEAD");
         return res;
     }
     match req.url().path() {
         "/healthz" => health_response(),
         "/readyz" => state.readiness.report().await.into_response(),
-        "/metrics" => metrics_response(&state.metrics),
-        _ => Response::new(StatusCode::NotFound),
+        _ => metrics_response(&state.metrics),
     }
 }
 
@@ -169,6 +177,7 @@ mod tests {
     use super::*;
     use crate::readiness::CheckStatus;
     use crate::shutdown::Shutdown;
+    use async_std::net::TcpStream;
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
@@ -190,7 +199,7 @@ mod tests {
         Reply { status, head: head.to_ascii_lowercase(), body: body.to_owned() }
     }
 
-    async fn start(metrics: Metrics, readiness: Readiness) -> (SocketAddr, Shutdown, smol::Task<()>) {
+    async fn start(metrics: Metrics, readiness: Readiness) -> (SocketAddr, Shutdown, smol::Task<io::Result<()>>) {
         let server = AdminServer::bind("127.0.0.1:0", metrics, readiness).await.unwrap();
         let addr = server.local_addr();
         assert_ne!(addr.port(), 0);
@@ -233,10 +242,15 @@ mod tests {
             assert!(scrape.body.contains(r#"messages_published_total{topic="requests",outcome="ok"} 1"#));
             assert!(scrape.body.contains(r#"build_info{version="#));
 
-            assert_eq!(get(addr, "/nope").await.status, 404);
+            let missing = get(addr, "/nope").await;
+            assert_eq!(missing.status, 404);
+            assert!(missing.head.contains("content-type: application/json"), "{}", missing.head);
+            let error: serde_json::Value = serde_json::from_str(&missing.body).unwrap();
+            assert_eq!(error["error"]["code"], "not_found");
+            assert!(error["error"]["message"].is_string());
 
             shutdown.trigger();
-            task.await;
+            task.await.unwrap();
         });
     }
 
@@ -250,8 +264,12 @@ mod tests {
             let mut raw = String::new();
             stream.read_to_string(&mut raw).await.unwrap();
             assert!(raw.starts_with("HTTP/1.1 405"), "{raw}");
+            let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+            assert!(head.to_ascii_lowercase().contains("allow: get, head"), "{head}");
+            let error: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(error["error"]["code"], "method_not_allowed");
             shutdown.trigger();
-            task.await;
+            task.await.unwrap();
         });
     }
 
@@ -263,7 +281,7 @@ mod tests {
             let mut idle = TcpStream::connect(addr).await.unwrap();
             assert_eq!(get(addr, "/healthz").await.status, 200);
             shutdown.trigger();
-            task.await;
+            task.await.unwrap();
             let mut buf = Vec::new();
             let read = idle.read_to_end(&mut buf).await;
             assert!(matches!(read, Ok(0)) || read.is_err(), "idle connection still open");

@@ -36,7 +36,7 @@
 //!         shutdown.wait().await;
 //!         readiness.set_draining();
 //!         let _ = shutdown.within_grace(async { /* stop consuming, commit, close */ }).await;
-//!         admin.await;
+//!         admin.await?;
 //!         Ok(())
 //!     })
 //! }
@@ -114,20 +114,25 @@
 
 mod admin;
 mod breakers;
+mod deadline;
+mod fdlimit;
 mod logging;
 mod metrics;
 mod readiness;
+mod serve;
 mod shutdown;
 mod trace;
 
 pub use admin::{health_response, metrics_response, AdminServer};
 pub use breakers::watch_breaker;
+pub use fdlimit::{fit_connections, FD_RESERVE};
 pub use logging::init_logging;
 pub use metrics::{
     grpc_code_name, AckOutcome, BreakerCall, BreakerState, InFlight, LabelValues, Metrics, MetricsBuilder,
     CONTENT_TYPE, DEFAULT_LABEL_CAP, OTHER,
 };
 pub use readiness::{CheckStatus, Readiness, ReadyReport, DEFAULT_CHECK_TIMEOUT};
+pub use serve::{error_code, json_error, serve_http, Connection, HttpLimits};
 pub use shutdown::{GraceExpired, Shutdown, ShutdownError, ShutdownReason, DEFAULT_GRACE, GRACE_ENV};
 pub use trace::{SpanId, TraceContext, TraceId, TraceparentError, TRACEPARENT};
 

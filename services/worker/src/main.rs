@@ -47,8 +47,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         State::Open => CheckStatus::not_ready("processor breaker open"),
         _ => CheckStatus::Ok,
     });
-    let admin = AdminServer::bind(cli.admin_addr, metrics.clone(), readiness.clone()).await.context("admin port")?;
-    let admin = smol::spawn(admin.run(shutdown.wait()));
+    // A broken admin listener triggers the shutdown and fails the run (exit 1).
+    let admin = AdminServer::bind(cli.admin_addr, metrics.clone(), readiness.clone())
+        .await
+        .context("admin port")?
+        .spawn(&shutdown);
     let queues = cli.brokers.require_amqp("worker").await?;
     let client = switchboard_proto::client::processor_client(&cli.processor_addr.to_string());
     let worker = Worker::new(cli.worker.config(&cli.names), queues.queue.clone(), queues.fanout, client, breaker)
@@ -65,6 +68,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         )
         .await?;
     queues.queue.close().await?;
-    admin.await;
+    // The worker ends at the signal; ending before it means it stopped consuming.
+    if !shutdown.is_triggered() {
+        anyhow::bail!("the worker stopped consuming before any shutdown signal");
+    }
+    admin.await.context("admin server")?;
     Ok(())
 }

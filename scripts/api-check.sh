@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# API conformance (`make api-check`): schemathesis, every check, against a live all-in-one
+# `switchboard run` on the embedded broker, driven by the gateway's own GET /openapi.json.
+#
+# - schemathesis lives in a venv under .venv (gitignored), installed from PyPI on first use
+#   (API_CHECK_SCHEMATHESIS pins another version spec).
+# - The server is the debug binary (built here; SKIP_BUILD=1 uses the one already built, and
+#   SWITCHBOARD_BIN another binary), on free ports, with KAFKA_BROKERS and AMQP_URL unset;
+#   its log goes to .run/api-check/switchboard.log.
+# - API_CHECK_EXAMPLES (default 60) bounds the examples per operation so a run stays well
+#   under 3 minutes; API_CHECK_SEED makes a run reproducible.
+# Exits non-zero on any schemathesis failure, or when the server does not come up or dies.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+RUN_DIR="$ROOT/.run/api-check"
+VENV="$ROOT/.venv"
+EXAMPLES="${API_CHECK_EXAMPLES:-60}"
+mkdir -p "$RUN_DIR"
+
+say() { echo "api-check: $*"; }
+fail() {
+    echo "api-check: FAILED: $*" >&2
+    exit 1
+}
+
+if [[ ! -x "$VENV/bin/schemathesis" ]]; then
+    say "installing schemathesis into $VENV"
+    if ! python3 -m venv "$VENV"; then
+        # Debian splits venv/ensurepip out of python3.
+        [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null || fail "python3 -m venv failed (install python3-venv)"
+        rm -rf "$VENV"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+        python3 -m venv "$VENV"
+    fi
+    "$VENV/bin/pip" install -q --disable-pip-version-check "${API_CHECK_SCHEMATHESIS:-schemathesis}"
+fi
+"$VENV/bin/schemathesis" --version
+
+BIN="${SWITCHBOARD_BIN:-$ROOT/target/debug/switchboard}"
+if [[ "${SKIP_BUILD:-0}" != 1 && -z "${SWITCHBOARD_BIN:-}" ]]; then
+    cargo build -q -p switchboard --bin switchboard
+fi
+[[ -x "$BIN" ]] || fail "no binary at $BIN"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+GATEWAY="127.0.0.1:$(free_port)"
+PROCESSOR="127.0.0.1:$(free_port)"
+
+server_pid=""
+cleanup() {
+    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+say "starting $BIN run on $GATEWAY (embedded broker)"
+env -u KAFKA_BROKERS -u AMQP_URL GATEWAY_ADDR="$GATEWAY" PROCESSOR_ADDR="$PROCESSOR" \
+    RUST_LOG="${API_CHECK_LOG:-warn}" "$BIN" run >"$RUN_DIR/switchboard.log" 2>&1 &
+server_pid=$!
+
+healthy() { python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "http://$GATEWAY/healthz" 2>/dev/null; }
+for _ in $(seq 1 300); do
+    if healthy; then break; fi
+    kill -0 "$server_pid" 2>/dev/null || fail "switchboard exited at start; see $RUN_DIR/switchboard.log"
+    sleep 0.1
+done
+healthy || fail "switchboard did not come up in 30 s"
+
+seed=()
+[[ -n "${API_CHECK_SEED:-}" ]] && seed=(--seed "$API_CHECK_SEED")
+say "schemathesis: every check, at most $EXAMPLES examples per operation"
+status=0
+"$VENV/bin/schemathesis" --config-file "$ROOT/scripts/schemathesis.toml" --no-color \
+    run "http://$GATEWAY/openapi.json" \
+    --checks all \
+    --max-examples "$EXAMPLES" \
+    --workers 1 \
+    --request-timeout 15 \
+    "${seed[@]}" || status=$?
+
+kill -0 "$server_pid" 2>/dev/null || fail "switchboard died during the run; see $RUN_DIR/switchboard.log"
+[[ $status == 0 ]] || fail "schemathesis found failures (exit $status); server log: $RUN_DIR/switchboard.log"
+say "passed"
