@@ -23,6 +23,12 @@ pub struct GatewayArgs {
     /// Open client connections at once; beyond it new connections wait in the listen backlog.
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
+    /// Seconds a `POST /messages` reply is replayed to a request repeating its Idempotency-Key.
+    #[arg(long, env = "SWITCHBOARD_IDEMPOTENCY_TTL_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idempotency_ttl_secs: u64,
+    /// Idempotency keys of `POST /messages` kept per gateway; the oldest is forgotten beyond it.
+    #[arg(long, env = "SWITCHBOARD_IDEMPOTENCY_MAX_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub idempotency_max_keys: u64,
 }
 
 impl GatewayArgs {
@@ -37,6 +43,8 @@ impl GatewayArgs {
             max_body_bytes: self.max_body_bytes,
             max_pending: self.max_pending as usize,
             max_connections: self.max_connections as usize,
+            idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
+            idempotency_max_keys: self.idempotency_max_keys as usize,
             breaker: switchboard_breaker::Config::from_env("SWITCHBOARD_GATEWAY_BREAKER")?,
             ..GatewayConfig::default()
         })

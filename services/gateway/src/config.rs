@@ -28,6 +28,11 @@ pub struct GatewayConfig {
     /// Open client connections at once; at the limit the gateway stops accepting until one
     /// closes (backpressure instead of a task per connection without bound).
     pub max_connections: usize,
+    /// How long a `POST /messages` reply is replayed to a request repeating its
+    /// `Idempotency-Key` (counted from the first request's start).
+    pub idempotency_ttl: Duration,
+    /// Idempotency keys of `POST /messages` one gateway keeps; the oldest is forgotten beyond it.
+    pub idempotency_max_keys: usize,
     /// Circuit breaker around the gateway's publishes to the broker.
     pub breaker: switchboard_breaker::Config,
     /// How long a stopping gateway waits for requests in flight to get their replies.
@@ -49,6 +54,8 @@ impl Default for GatewayConfig {
             max_body_bytes: 64 * 1024,
             max_pending: 10_000,
             max_connections: 10_000,
+            idempotency_ttl: Duration::from_secs(300),
+            idempotency_max_keys: 10_000,
             breaker: switchboard_breaker::Config::default(),
             grace: Duration::from_secs(10),
             metrics: Metrics::builder("gateway").routes(ROUTES).build(),
