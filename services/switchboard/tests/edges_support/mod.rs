@@ -351,3 +351,67 @@ impl Blackhole {
         Blackhole { addr, _thread: thread }
     }
 }
+
+/// A TCP proxy in front of a real broker that can stall: while stalled it moves no bytes
+/// either way (connections stay open), as a broker that stopped answering. Lives as long as
+/// the returned value; new connections are proxied too.
+pub struct StallProxy {
+    pub addr: SocketAddr,
+    stalled: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StallProxy {
+    pub fn start(upstream: SocketAddr) -> StallProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stalled.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(upstream) else { continue };
+                for (from, to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
+                    let flag = flag.clone();
+                    std::thread::spawn(move || pump(from, to, &flag));
+                }
+            }
+        });
+        StallProxy { addr, stalled }
+    }
+
+    pub fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+    }
+
+    pub fn resume(&self) {
+        self.stalled.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for StallProxy {
+    fn drop(&mut self) {
+        self.resume();
+    }
+}
+
+fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream, stalled: &std::sync::atomic::AtomicBool) {
+    use std::io::{Read, Write};
+    from.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if stalled.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
