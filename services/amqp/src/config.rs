@@ -11,6 +11,11 @@ pub struct AmqpConfig {
     /// parameters `heartbeat` and `connection_timeout` (ms) are understood. Only plain `amqp`:
     /// TLS is not built in. Default [`DEFAULT_URL`].
     pub url: String,
+    /// Longest wait for one connection attempt (TCP connect and AMQP handshake): the
+    /// connection thread is blocked meanwhile, so without it a broker host that drops packets
+    /// stalls every caller for the OS connect timeout (minutes). A `connection_timeout` query
+    /// parameter in the URL wins. Default 5 s.
+    pub connect_timeout: Duration,
     /// How long an enqueue may wait for its confirm, reconnects included, before failing with
     /// `Timeout` (the job may then still have been stored). Default 30 s.
     pub publish_timeout: Duration,
@@ -29,6 +34,7 @@ impl Default for AmqpConfig {
     fn default() -> Self {
         AmqpConfig {
             url: DEFAULT_URL.to_owned(),
+            connect_timeout: Duration::from_secs(5),
             publish_timeout: Duration::from_secs(30),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(10),
@@ -49,6 +55,33 @@ impl AmqpConfig {
         Self::new(std::env::var("AMQP_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned()))
     }
 
+    /// Sets [`connect_timeout`](AmqpConfig::connect_timeout) (at least 1 ms).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The URL amiquip opens: [`url`](AmqpConfig::url) with `connection_timeout` added from
+    /// [`connect_timeout`](AmqpConfig::connect_timeout) unless the URL sets it.
+    pub(crate) fn connect_url(&self) -> String {
+        let (base, fragment) = match self.url.split_once('#') {
+            Some((b, f)) => (b, Some(f)),
+            None => (self.url.as_str(), None),
+        };
+        let query = base.split_once('?').map(|(_, q)| q).unwrap_or("");
+        if query.split('&').any(|p| p.split('=').next() == Some("connection_timeout")) {
+            return self.url.clone();
+        }
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let ms = self.connect_timeout.as_millis().max(1);
+        let mut url = format!("{base}{sep}connection_timeout={ms}");
+        if let Some(f) = fragment {
+            url.push('#');
+            url.push_str(f);
+        }
+        url
+    }
+
     /// Sets [`publish_timeout`](AmqpConfig::publish_timeout).
     pub fn with_publish_timeout(mut self, timeout: Duration) -> Self {
         self.publish_timeout = timeout;
@@ -60,5 +93,20 @@ impl AmqpConfig {
         self.reconnect_min = min;
         self.reconnect_max = max.max(min);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connect_timeout_goes_into_the_url_unless_the_url_sets_one() {
+        let c = AmqpConfig::new("amqp://u:p@h:5672/%2f").with_connect_timeout(Duration::from_millis(1500));
+        assert_eq!(c.connect_url(), "amqp://u:p@h:5672/%2f?connection_timeout=1500");
+        let c = AmqpConfig::new("amqp://h/%2f?heartbeat=10");
+        assert_eq!(c.connect_url(), "amqp://h/%2f?heartbeat=10&connection_timeout=5000");
+        let c = AmqpConfig::new("amqp://h/%2f?connection_timeout=42&heartbeat=10");
+        assert_eq!(c.connect_url(), "amqp://h/%2f?connection_timeout=42&heartbeat=10");
     }
 }

@@ -166,7 +166,9 @@ impl Owner {
 
     fn connect(&mut self) -> Result<(), Error> {
         let connection =
-            Connection::insecure_open(&self.config.url).map_err(|e| broker_error("cannot connect to rabbitmq", e))?;
+            // Bounded by the connect timeout: this thread serves every caller meanwhile.
+            Connection::insecure_open(&self.config.connect_url())
+                .map_err(|e| broker_error("cannot connect to rabbitmq", e))?;
         let mut session = self.open_session(connection).map_err(|e| broker_error("cannot open a channel", e))?;
         // Topology first: parked publishes and consumers need their queues.
         let redeclared = (|| -> amiquip::Result<()> {

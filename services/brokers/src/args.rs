@@ -20,6 +20,10 @@ pub struct BrokerArgs {
     /// embedded work queue (all-in-one only).
     #[arg(long, env = "AMQP_URL")]
     pub amqp_url: Option<String>,
+    /// Longest wait for one RabbitMQ connection attempt (TCP connect and handshake), in
+    /// milliseconds; a `connection_timeout` in AMQP_URL wins.
+    #[arg(long, env = "SWITCHBOARD_AMQP_CONNECT_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub amqp_connect_timeout_ms: u64,
     /// Embedded broker only: messages kept per partition. Requests older than their deadline
     /// are useless, so a few thousand bound the all-in-one's memory without losing live work.
     #[arg(long, env = "SWITCHBOARD_EMBEDDED_RETENTION", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..))]

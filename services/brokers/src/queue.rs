@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use log::info;
 use switchboard_amqp::{AmqpConfig, AmqpWorkQueue};
@@ -73,8 +74,9 @@ impl BrokerArgs {
     /// RabbitMQ when `AMQP_URL` is set; `None` otherwise (e.g. a gateway without jobs).
     pub async fn rabbitmq(&self) -> Option<Result<Queues, BrokerError>> {
         let url = self.amqp_url.clone()?;
+        let config = AmqpConfig::new(url).with_connect_timeout(Duration::from_millis(self.amqp_connect_timeout_ms));
         // Connecting blocks (amiquip is synchronous): keep it off the async threads.
-        let connected = smol::unblock(move || AmqpWorkQueue::connect(AmqpConfig::new(url))).await;
+        let connected = smol::unblock(move || AmqpWorkQueue::connect(config)).await;
         Some(match connected {
             Ok(q) => {
                 info!("rabbitmq connected");

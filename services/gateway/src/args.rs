@@ -31,6 +31,12 @@ pub struct GatewayArgs {
     /// to take the response.
     #[arg(long, env = "SWITCHBOARD_BODY_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub body_timeout_ms: u64,
+    /// Seconds a `POST /messages` reply is replayed to a request repeating its Idempotency-Key.
+    #[arg(long, env = "SWITCHBOARD_IDEMPOTENCY_TTL_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idempotency_ttl_secs: u64,
+    /// Idempotency keys of `POST /messages` kept per gateway; the oldest is forgotten beyond it.
+    #[arg(long, env = "SWITCHBOARD_IDEMPOTENCY_MAX_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub idempotency_max_keys: u64,
 }
 
 impl GatewayArgs {
@@ -47,6 +53,8 @@ impl GatewayArgs {
             max_connections: self.max_connections as usize,
             header_timeout: Duration::from_millis(self.header_timeout_ms),
             body_timeout: Duration::from_millis(self.body_timeout_ms),
+            idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
+            idempotency_max_keys: self.idempotency_max_keys as usize,
             breaker: switchboard_breaker::Config::from_env("SWITCHBOARD_GATEWAY_BREAKER")?,
             ..GatewayConfig::default()
         })

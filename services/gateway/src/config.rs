@@ -33,6 +33,11 @@ pub struct GatewayConfig {
     pub header_timeout: Duration,
     /// Time for a client to send a request body once its head is in, and to take the response.
     pub body_timeout: Duration,
+    /// How long a `POST /messages` reply is replayed to a request repeating its
+    /// `Idempotency-Key` (counted from the first request's start).
+    pub idempotency_ttl: Duration,
+    /// Idempotency keys of `POST /messages` one gateway keeps; the oldest is forgotten beyond it.
+    pub idempotency_max_keys: usize,
     /// Circuit breaker around the gateway's publishes to the broker.
     pub breaker: switchboard_breaker::Config,
     /// How long a stopping gateway waits for requests in flight to get their replies.
@@ -56,6 +61,8 @@ impl Default for GatewayConfig {
             max_connections: 10_000,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            idempotency_ttl: Duration::from_secs(300),
+            idempotency_max_keys: 10_000,
             breaker: switchboard_breaker::Config::default(),
             grace: Duration::from_secs(10),
             metrics: Metrics::builder("gateway").routes(ROUTES).build(),

@@ -7,6 +7,7 @@
 mod args;
 mod config;
 mod errors;
+mod idempotency;
 mod jobs;
 mod pending;
 mod replies;
@@ -16,7 +17,7 @@ mod serve;
 pub use args::GatewayArgs;
 pub use config::{GatewayConfig, ROUTES};
 pub use jobs::{JobState, JobStore, JobView, JobsArgs, JobsConfig};
-pub use pending::{Pending, PendingFull, Waiter};
+pub use pending::{Pending, PendingFull, Slot, Waiter};
 pub use serve::Gateway;
 
 /// The OpenAPI 3.1 description of the REST API, served at `GET /openapi.json`.

@@ -13,6 +13,10 @@ const TICK: Duration = Duration::from_millis(50);
 /// Requests waiting for their reply, by correlation id, each until its deadline. Bounded: a
 /// full map refuses new requests instead of growing.
 ///
+/// The bound counts live handlers, not open waits: a request holds its slot ([`Waiter`] or
+/// [`Slot`]) until its handler drops it, also after its deadline ended the wait and while it is
+/// still publishing, so `max_pending` bounds the work in flight however slow the broker is.
+///
 /// Deadlines are kept in order and expired by one sweeper task ([`Pending::expire`]) instead of
 /// a timer per request: a reactor timer costs a wake-up of the reactor thread on every insert.
 #[derive(Debug)]
@@ -30,6 +34,8 @@ struct Inner {
     next_seq: u64,
     /// When the sweeper wakes next; `None` while it is parked.
     sweeper_wakes: Option<Instant>,
+    /// Slots held: waiters and bare slots not yet dropped (what `capacity` bounds).
+    live: usize,
 }
 
 #[derive(Debug)]
@@ -59,6 +65,7 @@ impl Pending {
                 deadlines: BTreeMap::new(),
                 next_seq: 0,
                 sweeper_wakes: None,
+                live: 0,
             }),
             capacity,
             doorbell: async_channel::bounded(1),
@@ -70,9 +77,11 @@ impl Pending {
     pub fn register(self: &Arc<Self>, id: &str, deadline: Instant) -> Result<Waiter, PendingFull> {
         let (tx, rx) = async_channel::bounded(1);
         let mut inner = self.inner.lock();
-        if inner.waiting.len() >= self.capacity {
+        if inner.live >= self.capacity {
             return Err(PendingFull);
         }
+        inner.live += 1;
+        let slot = Slot { pending: self.clone() };
         let key = (deadline, inner.next_seq);
         inner.next_seq += 1;
         inner.deadlines.insert(key, id.to_string());
@@ -82,7 +91,18 @@ impl Pending {
         if ring {
             let _ = self.doorbell.0.try_send(());
         }
-        Ok(Waiter { id: id.to_string(), rx, pending: self.clone() })
+        Ok(Waiter { id: id.to_string(), rx, slot })
+    }
+
+    /// A slot for a handler that waits on the broker but not for a reply (a job's enqueue, a
+    /// request waiting for the first one with its idempotency key); freed when dropped.
+    pub fn slot(self: &Arc<Self>) -> Result<Slot, PendingFull> {
+        let mut inner = self.inner.lock();
+        if inner.live >= self.capacity {
+            return Err(PendingFull);
+        }
+        inner.live += 1;
+        Ok(Slot { pending: self.clone() })
     }
 
     /// Hands `reply` to its waiter; false when nobody waits for it (timed out, or another
@@ -100,12 +120,12 @@ impl Pending {
         self.inner.lock().waiting.contains_key(id)
     }
 
-    /// Number of requests waiting.
+    /// Number of requests in flight: slots held, whether or not their deadline has passed.
     pub fn len(&self) -> usize {
-        self.inner.lock().waiting.len()
+        self.inner.lock().live
     }
 
-    /// True when nobody waits.
+    /// True when no request is in flight.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -170,12 +190,24 @@ impl Pending {
     }
 }
 
-/// One request's wait for its reply.
+/// One request's wait for its reply; holds the request's slot.
 #[derive(Debug)]
 pub struct Waiter {
     id: String,
     rx: async_channel::Receiver<Envelope>,
+    slot: Slot,
+}
+
+/// One handler's place in the bound of [`Pending`]; dropping it frees the place.
+#[derive(Debug)]
+pub struct Slot {
     pending: Arc<Pending>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.pending.inner.lock().live -= 1;
+    }
 }
 
 impl Waiter {
@@ -187,7 +219,8 @@ impl Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        self.pending.inner.lock().remove(&self.id);
+        // The slot (a field) is freed right after.
+        self.slot.pending.inner.lock().remove(&self.id);
     }
 }
 
@@ -258,6 +291,26 @@ mod tests {
         assert_eq!(p.expire_due(now + Duration::from_millis(2)), 2);
         assert!(p.is_waiting("b"));
         assert!(!p.is_waiting("a") && !p.is_waiting("c"));
+        assert_eq!(p.len(), 3, "expired waits still hold their slots");
+        assert_eq!(p.register("d", later()).map(drop), Ok(()), "capacity 10 is not reached");
+    }
+
+    #[test]
+    fn a_slot_is_held_past_the_deadline_until_its_handler_drops_it() {
+        // The handler may still be publishing after its wait ended: it keeps its slot.
+        let p = Pending::new(1);
+        let now = Instant::now();
+        let w = p.register("a", now + Duration::from_millis(1)).unwrap();
+        assert_eq!(p.expire_due(now + Duration::from_millis(2)), 1);
+        assert!(!p.is_waiting("a"));
+        assert_eq!(p.register("b", later()).unwrap_err(), PendingFull, "the first handler still runs");
+        assert_eq!(p.slot().unwrap_err(), PendingFull);
         assert_eq!(p.len(), 1);
+        drop(w);
+        assert!(p.is_empty());
+        let slot = p.slot().unwrap();
+        assert_eq!(p.register("c", later()).unwrap_err(), PendingFull, "a bare slot counts too");
+        drop(slot);
+        assert!(p.register("c", later()).is_ok());
     }
 }

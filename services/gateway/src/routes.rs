@@ -6,13 +6,15 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use switchboard_ports::{Message, Publisher};
+use futures_lite::FutureExt;
+use switchboard_ports::{ErrorKind, Message, Publisher};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope};
 use switchboard_telemetry::{metrics_response, Metrics, Readiness, TraceContext, TRACEPARENT};
 use tide::{Request, Response, StatusCode};
 
 use crate::errors::error;
+use crate::idempotency::{self, Claim, Replays, Stored};
 use crate::{GatewayConfig, Pending};
 
 const SERVICE: &str = "gateway";
@@ -31,10 +33,11 @@ pub(crate) struct State {
 }
 
 pub(crate) fn app(state: State) -> tide::Server<State> {
+    let replays = Replays::new(state.config.idempotency_max_keys, state.config.idempotency_ttl);
     let mut app = tide::with_state(state);
     app.with(Track);
     app.with(crate::errors::JsonErrors);
-    app.at("/messages").post(post_message);
+    app.at("/messages").post(move |req| post_message(replays.clone(), req));
     app.at("/healthz").get(|_| async { Ok(json(StatusCode::Ok, &serde_json::json!({"status": "ok"}))) });
     app.at("/readyz").get(|req: Request<State>| async move {
         Ok(Response::from(req.state().readiness.report().await.into_response()))
@@ -113,23 +116,64 @@ pub(crate) async fn admit(req: &mut Request<State>) -> Result<String, Response> 
     read_message(req, state.config.max_body_bytes).await
 }
 
-async fn post_message(mut req: Request<State>) -> tide::Result {
+async fn post_message(replays: Arc<Replays>, mut req: Request<State>) -> tide::Result {
     let state = req.state().clone();
+    // The budget starts now: every wait below (body, publish, reply) ends by this deadline.
+    let deadline = Instant::now() + state.config.request_timeout;
     let text = match admit(&mut req).await {
         Ok(text) => text,
         Err(res) => return Ok(res),
     };
+    let key = match idempotency::key_of(&req) {
+        Ok(key) => key,
+        Err(res) => return Ok(res),
+    };
+    let traceparent = req.header(TRACEPARENT).map(|v| v.as_str().to_owned());
+    let Some(key) = key else {
+        return Ok(transaction(&state, text, traceparent.as_deref(), deadline).await);
+    };
+    // A repeated key gets the first request's reply instead of a second transaction.
+    match replays.claim(&key, &idempotency::fingerprint("/messages", &text)) {
+        Claim::Conflict => Ok(idempotency::reused()),
+        Claim::Replay(stored) => Ok(stored.response(true)),
+        Claim::Wait(waiting) => {
+            // Waiting on the broker through the first request: it counts as in flight.
+            let Ok(_slot) = state.pending.slot() else {
+                return Ok(unavailable("too many requests in flight", 1));
+            };
+            Ok(match waiting.outcome(deadline).await {
+                Some(stored) => stored.response(true),
+                None if Instant::now() >= deadline => {
+                    deadline_exceeded("the request with this Idempotency-Key did not finish in time")
+                }
+                None => unavailable("the request with this Idempotency-Key did not finish; retry", 1),
+            })
+        }
+        Claim::First(first) => {
+            let res = transaction(&state, text, traceparent.as_deref(), deadline).await;
+            let stored = Stored::capture(res).await;
+            // A final answer is kept; a 5xx is not, so a retry after the broker recovers runs anew.
+            let keep = !stored.status().is_server_error();
+            first.finish(stored.clone(), keep);
+            Ok(stored.response(false))
+        }
+    }
+}
+
+/// One request through the chain: publish, then wait for its reply, all by `deadline`.
+async fn transaction(state: &State, text: String, traceparent: Option<&str>, deadline: Instant) -> Response {
     let id = uuid::Uuid::new_v4().to_string();
-    let mut envelope = Envelope::start(&id, text, &state.config.replies_topic, state.config.request_timeout);
+    let budget = deadline.saturating_duration_since(Instant::now());
+    let mut envelope = Envelope::start(&id, text, &state.config.replies_topic, budget);
     // Continue the caller's W3C trace (or start one); this hop is a child span of it.
-    let trace = TraceContext::continue_or_new(req.header(TRACEPARENT).map(|v| v.as_str())).child();
+    let trace = TraceContext::continue_or_new(traceparent).child();
     envelope.set_traceparent(trace.to_string());
     envelope.record(Stage::RestRequest, SERVICE);
     info!("REST request: {} id={id}", envelope.body);
 
-    let budget = envelope.remaining().unwrap_or(state.config.request_timeout);
-    let Ok(waiter) = state.pending.register(&id, Instant::now() + budget) else {
-        return Ok(unavailable("too many requests in flight", 1));
+    // The slot is held until this function returns: through the publish and the wait.
+    let Ok(waiter) = state.pending.register(&id, deadline) else {
+        return unavailable("too many requests in flight", 1);
     };
     envelope.record(Stage::KafkaPublisher, SERVICE);
     let mut message =
@@ -137,23 +181,59 @@ async fn post_message(mut req: Request<State>) -> tide::Result {
     if let Some(tp) = envelope.traceparent() {
         message = message.with_header("traceparent", tp.as_bytes());
     }
-    let published = state.publisher.publish(&state.config.requests_topic, message).await;
-    state.metrics.published(&state.config.requests_topic, published.is_ok());
-    if let Err(e) = published {
-        warn!("request not published id={id}: {e}");
-        return Ok(unavailable("broker unavailable", retry_after_secs(&e.error)));
+    let topic = &state.config.requests_topic;
+    let published = within(deadline, state.publisher.publish(topic, message)).await;
+    state.metrics.published(topic, matches!(published, Some(Ok(()))));
+    match published {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            warn!("request not published id={id}: {e}");
+            return publish_failed(&e.error, retry_after_secs(&e.error), "publish_rejected");
+        }
+        None => {
+            // Abandoned at the budget: the breaker's permit went with the future, so count
+            // the stalled call as a failure, or a stalled broker would never open the breaker.
+            if let Ok(permit) = state.breaker.try_acquire() {
+                permit.failure();
+            }
+            warn!("request not confirmed by the broker within the budget id={id}");
+            return deadline_exceeded("the broker did not confirm the request in time");
+        }
     }
     info!("KAFKA Publisher: {} id={id}", envelope.body);
 
     // `None` once the gateway's deadline sweeper ends the wait.
     let Some(reply) = waiter.reply().await else {
         warn!("no reply within {budget:?} id={id}");
-        return Ok(error(StatusCode::GatewayTimeout, "deadline_exceeded", "the chain did not answer in time"));
+        return deadline_exceeded("the chain did not answer in time");
     };
     drop(waiter);
     let mut res = respond(reply);
     res.insert_header(TRACEPARENT, trace.to_string());
-    Ok(res)
+    res
+}
+
+/// `fut`'s output, or `None` once `deadline` passed first (dropping `fut`).
+pub(crate) async fn within<T>(deadline: Instant, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    async { Some(fut.await) }
+        .or(async {
+            async_io::Timer::at(deadline).await;
+            None
+        })
+        .await
+}
+
+/// The answer to a failed publish or enqueue: 503 + Retry-After when retrying may help (the
+/// broker is unavailable, timed out, or this instance is closing), else 500 with `code`.
+pub(crate) fn publish_failed(e: &switchboard_ports::Error, retry_after_s: u32, code: &str) -> Response {
+    if e.is_transient() || e.kind() == ErrorKind::Closed {
+        return unavailable("broker unavailable", retry_after_s);
+    }
+    error(StatusCode::InternalServerError, code, &format!("the broker refused the message: {e}"))
+}
+
+pub(crate) fn deadline_exceeded(message: &str) -> Response {
+    error(StatusCode::GatewayTimeout, "deadline_exceeded", message)
 }
 
 /// The body's `message`, or the 4xx response explaining why there is none.

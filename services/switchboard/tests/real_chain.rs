@@ -28,6 +28,7 @@ async fn start_on_kafka() -> Chain {
         kafka_brokers: Some(brokers),
         partitions: 2,
         amqp_url: None,
+        amqp_connect_timeout_ms: 5000,
         embedded_retention: 2000,
         kafka_set: Vec::new(),
     };

@@ -217,6 +217,8 @@ impl JobHandler {
         event.status = status.into();
         event.attempt = attempt;
         event.at_unix_micros = now_micros();
+        // Lets every gateway tell a reused Idempotency-Key, even one that missed `queued`.
+        event.request_fingerprint = spec.request_fingerprint.clone();
         fill(&mut event);
         let mut message = switchboard_ports::Message::new(event.write_to_bytes().expect("in-memory message encodes"))
             .with_header(JOB_ID_HEADER, spec.id.as_bytes());

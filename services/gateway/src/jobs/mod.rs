@@ -1,28 +1,26 @@
 //! The jobs API: `POST /jobs` enqueues a job on the work queue and answers 202 once the broker
-//! confirmed it; `GET /jobs/{id}` shows its status from a bounded store that every gateway
-//! fills from the job-events fanout, so any instance can answer for any job.
+//! confirmed it and the gateway told every gateway (`queued` on the job-events fanout);
+//! `GET /jobs/{id}` shows its status from a bounded store that every gateway fills from that
+//! fanout, so any instance can answer for any job from the moment it was accepted.
 
 mod args;
+mod post;
 mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use log::{info, warn};
-use serde::Serialize;
-use switchboard_ports::{Error, ErrorKind, Fanout, FanoutListener, Message, QueueOptions, WorkQueue};
-use switchboard_proto::convert::{now_millis, Stage};
-use switchboard_proto::{Envelope, JobEvent, JobStatus, ProtoMessage};
-use switchboard_telemetry::{TraceContext, TRACEPARENT};
+use switchboard_ports::{Error, Fanout, FanoutListener, QueueOptions, WorkQueue};
+use switchboard_proto::{JobEvent, JobStatus, ProtoMessage};
 use tide::{Request, StatusCode};
 
 use crate::errors::error;
-use crate::routes::{admit, json, unavailable, State};
+use crate::idempotency::Replays;
+use crate::routes::{json, State};
 
 pub use args::JobsArgs;
 pub use store::{JobState, JobStore, JobView};
-
-const SERVICE: &str = "gateway";
 
 /// Settings of the jobs API; defaults match the documented names and limits.
 #[derive(Debug, Clone)]
@@ -78,7 +76,11 @@ impl JobsConfig {
 pub(crate) struct Jobs {
     config: JobsConfig,
     queue: Arc<dyn WorkQueue>,
+    fanout: Arc<dyn Fanout>,
     store: Arc<JobStore>,
+    /// `POST /jobs` by Idempotency-Key while in flight on this gateway (the store answers
+    /// once it is accepted).
+    in_flight: Arc<Replays>,
     // Dropping the task (with the last route holding `Jobs`) stops listening.
     _events: smol::Task<()>,
 }
@@ -96,7 +98,9 @@ impl Jobs {
         let store = Arc::new(JobStore::new(config.store_max, config.ttl));
         let events = smol::spawn(feed(listener, store.clone()));
         info!("jobs on queue {}, events from {}", config.queue, config.events_exchange);
-        Ok(Arc::new(Jobs { config, queue, store, _events: events }))
+        // Entries leave as their request ends; the TTL only backs that up.
+        let in_flight = Replays::new(config.store_max, config.ttl);
+        Ok(Arc::new(Jobs { config, queue, fanout, store, in_flight, _events: events }))
     }
 }
 
@@ -128,7 +132,7 @@ fn view_of(e: JobEvent) -> Option<JobView> {
     };
     let result = (status == JobState::Done).then_some(e.result);
     let error = (status == JobState::Failed).then_some(e.error);
-    Some(JobView { id: e.id, status, result, error, attempt: e.attempt })
+    Some(JobView { id: e.id, status, result, error, attempt: e.attempt, fingerprint: e.request_fingerprint })
 }
 
 impl std::fmt::Debug for Jobs {
@@ -137,60 +141,11 @@ impl std::fmt::Debug for Jobs {
     }
 }
 
-#[derive(Serialize)]
-struct Accepted<'a> {
-    id: &'a str,
-    status: JobState,
-}
-
 /// Registers `POST /jobs` and `GET /jobs/:id` on `app`.
 pub(crate) fn routes(app: &mut tide::Server<State>, jobs: Arc<Jobs>) {
     let post = jobs.clone();
-    app.at("/jobs").post(move |req| post_job(post.clone(), req));
+    app.at("/jobs").post(move |req| post::post_job(post.clone(), req));
     app.at("/jobs/:id").get(move |req| get_job(jobs.clone(), req));
-}
-
-async fn post_job(jobs: Arc<Jobs>, mut req: Request<State>) -> tide::Result {
-    let state = req.state().clone();
-    let text = match admit(&mut req).await {
-        Ok(text) => text,
-        Err(res) => return Ok(res),
-    };
-    let id = uuid::Uuid::new_v4().to_string();
-    // The envelope only records the hops: a job has no reply topic and no request deadline.
-    let mut envelope = Envelope::start(&id, text, "", Duration::ZERO);
-    envelope.deadline_unix_ms = 0;
-    let trace = TraceContext::continue_or_new(req.header(TRACEPARENT).map(|v| v.as_str())).child();
-    envelope.set_traceparent(trace.to_string());
-    envelope.record(Stage::RestRequest, SERVICE);
-    info!("REST request: {} id={id}", envelope.body);
-    envelope.record(Stage::RabbitmqPublisher, SERVICE);
-
-    let mut job = switchboard_proto::Job::new();
-    job.id = id.clone();
-    job.body = envelope.body.clone();
-    job.hops = envelope.hops.clone();
-    job.trace = envelope.trace.clone();
-    job.created_unix_ms = now_millis();
-    let message = Message::new(job.write_to_bytes().expect("in-memory message encodes"))
-        .with_header("job-id", id.as_bytes())
-        .with_header(TRACEPARENT, trace.to_string().as_bytes());
-    // Accepted only once the broker confirmed it: from then on the job survives this gateway.
-    if let Err(e) = jobs.queue.enqueue(&jobs.config.queue, message).await {
-        warn!("job not enqueued id={id}: {e}");
-        let why = match e.error.kind() {
-            ErrorKind::Unavailable => "job queue full or unavailable",
-            _ => "job queue unavailable",
-        };
-        return Ok(unavailable(why, 1));
-    }
-    info!("RABBITMQ Publisher: {} id={id}", envelope.body);
-    state.metrics.job("accepted");
-    jobs.store.apply(JobView::new(&id, JobState::Queued, 0));
-    let mut res = json(StatusCode::Accepted, &Accepted { id: &id, status: JobState::Queued });
-    res.insert_header("Location", format!("/jobs/{id}"));
-    res.insert_header(TRACEPARENT, trace.to_string());
-    Ok(res)
 }
 
 async fn get_job(jobs: Arc<Jobs>, req: Request<State>) -> tide::Result {

@@ -46,12 +46,22 @@ pub struct JobView {
     pub error: Option<String>,
     /// The attempt the status belongs to (0 while queued).
     pub attempt: u32,
+    /// Fingerprint of the request that created the job (Idempotency-Key submissions only;
+    /// empty otherwise). Not shown to clients.
+    #[serde(skip)]
+    pub fingerprint: String,
 }
 
 impl JobView {
     /// A job update without result or error.
     pub fn new(id: impl Into<String>, status: JobState, attempt: u32) -> Self {
-        JobView { id: id.into(), status, result: None, error: None, attempt }
+        JobView { id: id.into(), status, result: None, error: None, attempt, fingerprint: String::new() }
+    }
+
+    /// Sets the request fingerprint.
+    pub fn with_fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
+        self.fingerprint = fingerprint.into();
+        self
     }
 }
 
@@ -95,10 +105,16 @@ impl JobStore {
                 || (update.status == JobState::Running
                     && current.status == JobState::Running
                     && update.attempt > current.attempt);
+            // Any event may carry the fingerprint: keep the first one heard.
+            if current.fingerprint.is_empty() && !update.fingerprint.is_empty() {
+                current.fingerprint = update.fingerprint.clone();
+            }
             if !forward || current.status.is_final() {
                 return false;
             }
+            let fingerprint = std::mem::take(&mut current.fingerprint);
             *current = update;
+            current.fingerprint = fingerprint;
             return true;
         }
         while inner.jobs.len() >= self.max {
@@ -176,6 +192,18 @@ mod tests {
         assert!(s.apply(done("b", "R", 1)));
         assert!(!s.apply(JobView::new("b", JobState::Queued, 0)));
         assert_eq!(s.get("b").unwrap().status, JobState::Done);
+    }
+
+    #[test]
+    fn the_fingerprint_sticks_whichever_event_brought_it() {
+        let s = JobStore::new(10, Duration::from_secs(60));
+        s.apply(JobView::new("c", JobState::Running, 1));
+        assert!(!s.apply(JobView::new("c", JobState::Queued, 0).with_fingerprint("fp")), "status unchanged");
+        assert_eq!(s.get("c").unwrap().fingerprint, "fp", "yet the fingerprint is learnt");
+        s.apply(done("c", "R", 1));
+        assert_eq!(s.get("c").unwrap().fingerprint, "fp", "kept across updates without one");
+        s.apply(JobView::new("c", JobState::Failed, 2).with_fingerprint("other"));
+        assert_eq!(s.get("c").unwrap().fingerprint, "fp", "the first heard wins");
     }
 
     #[test]

@@ -1,0 +1,199 @@
+//! `POST /jobs`: admission, Idempotency-Key handling, and the enqueue bounded by the request's
+//! budget.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+use serde::Serialize;
+use switchboard_ports::Message;
+use switchboard_proto::convert::{now_micros, now_millis, Stage};
+use switchboard_proto::{Envelope, JobEvent, JobStatus, ProtoMessage};
+use switchboard_telemetry::{TraceContext, TRACEPARENT};
+use tide::{Request, Response, StatusCode};
+
+use super::{JobState, JobView, Jobs};
+use crate::idempotency::{self, Claim, First, Stored, REPLAYED};
+use crate::routes::{admit, json, publish_failed, unavailable, within, State};
+
+const SERVICE: &str = "gateway";
+
+/// Header naming the job on job events (as the worker sets it).
+const JOB_ID_HEADER: &str = "job-id";
+
+#[derive(Serialize)]
+struct Accepted<'a> {
+    id: &'a str,
+    status: JobState,
+}
+
+pub(super) async fn post_job(jobs: Arc<Jobs>, mut req: Request<State>) -> tide::Result {
+    let state = req.state().clone();
+    // The budget starts now: every wait on the broker below ends by this deadline.
+    let deadline = Instant::now() + state.config.request_timeout;
+    let text = match admit(&mut req).await {
+        Ok(text) => text,
+        Err(res) => return Ok(res),
+    };
+    let key = match idempotency::key_of(&req) {
+        Ok(key) => key,
+        Err(res) => return Ok(res),
+    };
+    let traceparent = req.header(TRACEPARENT).map(|v| v.as_str().to_owned());
+    let Some(key) = key else {
+        let id = uuid::Uuid::new_v4().to_string();
+        return Ok(submit(&jobs, &state, id, text, None, traceparent.as_deref(), deadline).await);
+    };
+    // Every gateway derives the same id from the key, and knows the job (with the fingerprint
+    // of its request) once it is accepted anywhere.
+    let id = idempotency::job_id(&key);
+    let fingerprint = idempotency::fingerprint("/jobs", &text);
+    Ok(match jobs.in_flight.claim(&key, &fingerprint) {
+        Claim::Conflict => idempotency::reused(),
+        Claim::Replay(stored) => stored.response(true),
+        Claim::Wait(waiting) => {
+            // The same key in flight on this gateway: its outcome is ours.
+            let Ok(_slot) = state.pending.slot() else {
+                return Ok(unavailable("too many requests in flight", 1));
+            };
+            match waiting.outcome(deadline).await {
+                Some(stored) => stored.response(true),
+                None => unavailable("the request with this Idempotency-Key did not finish; retry", 1),
+            }
+        }
+        Claim::First(first) => match jobs.store.get(&id) {
+            // An empty fingerprint: heard only from a worker that does not carry it.
+            Some(known) if known.fingerprint.is_empty() || known.fingerprint == fingerprint => {
+                info!("POST /jobs repeats Idempotency-Key of job id={id}: nothing enqueued");
+                // Not kept here: once accepted, the store (on every gateway) answers repeats.
+                first.finish(Stored::capture(accepted(&id, known.status, None, false)).await, false);
+                accepted(&id, known.status, None, true)
+            }
+            Some(_) => idempotency::reused(),
+            None => {
+                let claim = Some((first, fingerprint));
+                submit(&jobs, &state, id, text, claim, traceparent.as_deref(), deadline).await
+            }
+        },
+    })
+}
+
+/// Enqueues the job `id`, tells every gateway it is queued, and answers 202; or the error,
+/// at the latest at `deadline`. `claim`: the Idempotency-Key claim and request fingerprint.
+async fn submit(
+    jobs: &Arc<Jobs>,
+    state: &State,
+    id: String,
+    text: String,
+    claim: Option<(First, String)>,
+    traceparent: Option<&str>,
+    deadline: Instant,
+) -> Response {
+    let fingerprint = claim.as_ref().map(|(_, f)| f.clone()).unwrap_or_default();
+    // The envelope only records the hops: a job has no reply topic and no request deadline.
+    let mut envelope = Envelope::start(&id, text, "", Duration::ZERO);
+    envelope.deadline_unix_ms = 0;
+    let trace = TraceContext::continue_or_new(traceparent).child();
+    envelope.set_traceparent(trace.to_string());
+    envelope.record(Stage::RestRequest, SERVICE);
+    info!("REST request: {} id={id}", envelope.body);
+    envelope.record(Stage::RabbitmqPublisher, SERVICE);
+
+    let mut job = switchboard_proto::Job::new();
+    job.id = id.clone();
+    job.body = envelope.body.clone();
+    job.hops = envelope.hops.clone();
+    job.trace = envelope.trace.clone();
+    job.created_unix_ms = now_millis();
+    job.request_fingerprint = fingerprint.clone();
+    let message = Message::new(job.write_to_bytes().expect("in-memory message encodes"))
+        .with_header(JOB_ID_HEADER, id.as_bytes())
+        .with_header(TRACEPARENT, trace.to_string().as_bytes());
+
+    // The enqueue runs on its own task holding the request's slot and its key's claim: if the
+    // budget ends first, the answer is 503, but a late confirm still records and announces the
+    // job, and until then a retry with the same Idempotency-Key waits for this enqueue instead
+    // of enqueuing the job again.
+    let Ok(slot) = state.pending.slot() else {
+        return unavailable("too many requests in flight", 1);
+    };
+    let (enqueued_tx, enqueued) = async_channel::bounded(1);
+    let (announced_tx, announced) = async_channel::bounded::<()>(1);
+    let task_jobs = jobs.clone();
+    let task_id = id.clone();
+    smol::spawn(async move {
+        let _slot = slot;
+        let jobs = task_jobs;
+        let outcome = jobs.queue.enqueue(&jobs.config.queue, message).await.map_err(|e| e.error);
+        let ok = outcome.is_ok();
+        let failed = outcome.as_ref().err().map(|e| enqueue_failed(e));
+        let _ = enqueued_tx.try_send(outcome);
+        if ok {
+            announce(&jobs, &task_id, fingerprint).await;
+        }
+        drop(announced_tx);
+        if let Some((first, _)) = claim {
+            // What a request waiting on this key answers; the key is freed for later ones
+            // (the store answers them once the job is known).
+            let res = failed.unwrap_or_else(|| accepted(&task_id, JobState::Queued, None, false));
+            first.finish(Stored::capture(res).await, false);
+        }
+    })
+    .detach();
+
+    match within(deadline, enqueued.recv()).await {
+        Some(Ok(Ok(()))) => {}
+        Some(Ok(Err(e))) => {
+            warn!("job not enqueued id={id}: {e}");
+            return enqueue_failed(&e);
+        }
+        Some(Err(_)) => return unavailable("job queue unavailable", 1),
+        None => {
+            warn!("job not confirmed by the broker within the budget id={id}");
+            return unavailable(
+                "the job queue did not confirm in time; the job may still be accepted: retry with the same Idempotency-Key",
+                1,
+            );
+        }
+    }
+    info!("RABBITMQ Publisher: {} id={id}", envelope.body);
+    state.metrics.job("accepted");
+    // The job is accepted whatever happens now; answer once the other gateways were told (or
+    // at the budget: they then learn of it when a worker starts it).
+    if within(deadline, announced.recv()).await.is_none() {
+        warn!("queued event not confirmed within the budget id={id}");
+    }
+    accepted(&id, JobState::Queued, Some(trace.to_string()), false)
+}
+
+fn enqueue_failed(e: &switchboard_ports::Error) -> Response {
+    publish_failed(e, 1, "enqueue_rejected")
+}
+
+/// Records the job as queued here and broadcasts `queued` to every gateway.
+async fn announce(jobs: &Jobs, id: &str, fingerprint: String) {
+    jobs.store.apply(JobView::new(id, JobState::Queued, 0).with_fingerprint(fingerprint.clone()));
+    let mut event = JobEvent::new();
+    event.id = id.to_owned();
+    event.status = JobStatus::JOB_STATUS_QUEUED.into();
+    event.at_unix_micros = now_micros();
+    event.request_fingerprint = fingerprint;
+    let message = Message::new(event.write_to_bytes().expect("in-memory message encodes"))
+        .with_header(JOB_ID_HEADER, id.as_bytes());
+    if let Err(e) = jobs.fanout.broadcast(&jobs.config.events_exchange, message).await {
+        warn!("queued event not broadcast id={id}: other gateways learn of the job when it runs: {e}");
+    }
+}
+
+/// The 202 of an accepted (or already known) job.
+fn accepted(id: &str, status: JobState, traceparent: Option<String>, replayed: bool) -> Response {
+    let mut res = json(StatusCode::Accepted, &Accepted { id, status });
+    res.insert_header("Location", format!("/jobs/{id}"));
+    if let Some(tp) = traceparent {
+        res.insert_header(TRACEPARENT, tp);
+    }
+    if replayed {
+        res.insert_header(REPLAYED, "true");
+    }
+    res
+}

@@ -1,0 +1,165 @@
+//! The request budget binds every wait on a broker (issue #10, item 3), on the embedded
+//! brokers with test-local wrappers that stall or fail publishes and enqueues: the gateway
+//! answers at the budget (504 / 503 + Retry-After), never after the broker's own timeout;
+//! `max_pending` bounds handlers still publishing; a permanent broker error is a 500, not a
+//! retryable 503; a RabbitMQ connection attempt has a timeout.
+
+mod edges_support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use edges_support::{post, Act, Blackhole, Plan, PlannedPublisher, PlannedQueue, SameFanout, Served};
+use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
+use switchboard_ports::{ErrorKind, Publisher};
+use switchboard_testkit::fake::pubsub::MemoryBroker;
+use switchboard_testkit::fake::queue::FakeWorkQueue;
+
+/// Far longer than any budget here: a caller still waiting after it waited for the broker.
+const STALL: Duration = Duration::from_secs(20);
+const BUDGET: Duration = Duration::from_millis(500);
+
+fn config() -> GatewayConfig {
+    GatewayConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        request_timeout: BUDGET,
+        // An abandoned enqueue keeps its slot until the broker answers: do not wait for it.
+        grace: Duration::from_millis(200),
+        ..GatewayConfig::default()
+    }
+}
+
+async fn gateway(config: GatewayConfig, publisher: Arc<dyn Publisher>, broker: &MemoryBroker) -> Gateway {
+    Gateway::bind(config, publisher, Arc::new(broker.clone())).await.expect("gateway binds")
+}
+
+async fn jobs_gateway(queue: Arc<PlannedQueue>, fanout: &FakeWorkQueue) -> Served {
+    let broker = MemoryBroker::new();
+    let g = gateway(config(), Arc::new(broker.clone()), &broker).await;
+    let g = g
+        .with_jobs(JobsConfig::default(), queue, Arc::new(SameFanout(Arc::new(fanout.clone()))))
+        .await
+        .expect("jobs start");
+    Served::start(g)
+}
+
+#[test]
+fn a_stalled_publish_answers_at_the_budget_not_at_the_brokers_timeout() {
+    smol::block_on(async {
+        let broker = MemoryBroker::new();
+        let publisher =
+            PlannedPublisher::new(Arc::new(broker.clone()), "switchboard.requests", Plan::always(Act::Delay(STALL)));
+        let served = Served::start(gateway(config(), publisher.clone(), &broker).await);
+        let started = Instant::now();
+        let reply = post(served.addr, "/messages", "hello world", None).await;
+        let took = started.elapsed();
+        assert_eq!(reply.status, 504, "{}", reply.body);
+        assert_eq!(reply.code(), "deadline_exceeded");
+        assert!(took >= BUDGET, "answered before the budget: {took:?}");
+        assert!(took < STALL / 2, "answered after {took:?}: the {BUDGET:?} budget did not bind the publish");
+        assert_eq!(publisher.in_flight.now(), 0, "the abandoned publish is not left running");
+        served.stop().await;
+    });
+}
+
+#[test]
+fn max_pending_bounds_handlers_that_are_still_publishing() {
+    smol::block_on(async {
+        let broker = MemoryBroker::new();
+        let publisher =
+            PlannedPublisher::new(Arc::new(broker.clone()), "switchboard.requests", Plan::always(Act::Delay(STALL)));
+        let served =
+            Served::start(gateway(GatewayConfig { max_pending: 1, ..config() }, publisher.clone(), &broker).await);
+        let addr = served.addr;
+        let first = smol::spawn(post(addr, "/messages", "first", None));
+        // Past the first request's deadline, while its publish would still be stalled.
+        async_io::Timer::after(BUDGET * 3).await;
+        let second = smol::spawn(post(addr, "/messages", "second", None));
+        let (first, second) = (first.await, second.await);
+        assert_ne!(first.status, 200, "{}", first.body);
+        assert_ne!(second.status, 200, "{}", second.body);
+        assert_eq!(publisher.in_flight.max(), 1, "two publishes in flight with max_pending 1");
+        served.stop().await;
+    });
+}
+
+#[test]
+fn a_permanent_publish_error_is_a_500_without_retry_after() {
+    smol::block_on(async {
+        let broker = MemoryBroker::new();
+        let publisher = PlannedPublisher::new(
+            Arc::new(broker.clone()),
+            "switchboard.requests",
+            Plan::always(Act::Fail(ErrorKind::Invalid)),
+        );
+        let served = Served::start(gateway(config(), publisher, &broker).await);
+        let reply = post(served.addr, "/messages", "hello world", None).await;
+        assert_eq!(reply.status, 500, "{}", reply.body);
+        assert_eq!(reply.code(), "publish_rejected");
+        assert_eq!(reply.header("Retry-After"), None, "retrying will not help");
+        served.stop().await;
+    });
+}
+
+#[test]
+fn a_transient_publish_error_stays_a_503_with_retry_after() {
+    smol::block_on(async {
+        let broker = MemoryBroker::new();
+        let publisher = PlannedPublisher::new(
+            Arc::new(broker.clone()),
+            "switchboard.requests",
+            Plan::always(Act::Fail(ErrorKind::Unavailable)),
+        );
+        let served = Served::start(gateway(config(), publisher, &broker).await);
+        let reply = post(served.addr, "/messages", "hello world", None).await;
+        assert_eq!(reply.status, 503, "{}", reply.body);
+        assert_eq!(reply.header("Retry-After"), Some("1"));
+        served.stop().await;
+    });
+}
+
+#[test]
+fn a_stalled_enqueue_answers_503_at_the_budget() {
+    smol::block_on(async {
+        let fake = FakeWorkQueue::new();
+        let queue = PlannedQueue::new(Arc::new(fake.clone()), Plan::always(Act::Delay(STALL)));
+        let served = jobs_gateway(queue.clone(), &fake).await;
+        let started = Instant::now();
+        let reply = post(served.addr, "/jobs", "hello world", None).await;
+        let took = started.elapsed();
+        assert_eq!(reply.status, 503, "{}", reply.body);
+        assert_eq!(reply.header("Retry-After"), Some("1"));
+        assert!(took < STALL / 2, "answered after {took:?}: the {BUDGET:?} budget did not bind the enqueue");
+        served.stop().await;
+    });
+}
+
+#[test]
+fn a_permanent_enqueue_error_is_a_500_without_retry_after() {
+    smol::block_on(async {
+        let fake = FakeWorkQueue::new();
+        let queue = PlannedQueue::new(Arc::new(fake.clone()), Plan::always(Act::Fail(ErrorKind::Invalid)));
+        let served = jobs_gateway(queue, &fake).await;
+        let reply = post(served.addr, "/jobs", "hello world", None).await;
+        assert_eq!(reply.status, 500, "{}", reply.body);
+        assert_eq!(reply.code(), "enqueue_rejected");
+        assert_eq!(reply.header("Retry-After"), None);
+        served.stop().await;
+    });
+}
+
+/// A RabbitMQ host that accepts the connection and never answers: without a connect timeout
+/// amiquip waits for the handshake forever (the connection thread, and every enqueue behind
+/// it, with it). The default config now gives up.
+#[test]
+fn an_amqp_connection_attempt_to_a_stalled_broker_times_out() {
+    let hole = Blackhole::start();
+    let url = format!("amqp://guest:guest@{}/%2f", hole.addr);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(switchboard_amqp::AmqpWorkQueue::connect(switchboard_amqp::AmqpConfig::new(url)).map(|_| ()));
+    });
+    let outcome = rx.recv_timeout(Duration::from_secs(60)).expect("connect returned within 60 s (default timeout 5 s)");
+    let err = outcome.expect_err("nothing answered");
+    assert!(err.is_transient(), "{err}: a broker that does not answer is worth retrying");
+}
