@@ -405,6 +405,10 @@ fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream, stalled: &st
         match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
+                // Bytes that arrived once the stall began wait for the resume too.
+                while stalled.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 if to.write_all(&buf[..n]).is_err() {
                     break;
                 }
