@@ -25,6 +25,8 @@ echo "test-real: the worker on RabbitMQ (round trip, killed worker, retries, dea
 cargo test -p switchboard-worker -- --include-ignored
 echo "test-real: the chain on Kafka"
 cargo test -p switchboard --test real_chain -- --include-ignored
+echo "test-real: messaging edges on Kafka (hostile records, permanent publish errors)"
+cargo test -p switchboard --test real_loops -- --include-ignored
 echo "test-real: demo with separate processes"
 GATEWAY_ADDR="${GATEWAY_ADDR:-127.0.0.1:18080}" PROCESSOR_ADDR="${PROCESSOR_ADDR:-127.0.0.1:15051}" bash scripts/demo.sh
 echo "test-real: kill test (kill -9 relay, processor, worker under load; nothing lost)"
