@@ -27,6 +27,8 @@ echo "test-real: the chain on Kafka"
 cargo test -p switchboard --test real_chain -- --include-ignored
 echo "test-real: the edges on real brokers (budgets on a stalled broker, queued jobs on every gateway, Idempotency-Key)"
 cargo test -p switchboard --test real_edges -- --include-ignored
+echo "test-real: messaging edges on Kafka (hostile records, permanent publish errors)"
+cargo test -p switchboard --test real_loops -- --include-ignored
 echo "test-real: demo with separate processes"
 GATEWAY_ADDR="${GATEWAY_ADDR:-127.0.0.1:18080}" PROCESSOR_ADDR="${PROCESSOR_ADDR:-127.0.0.1:15051}" bash scripts/demo.sh
 echo "test-real: kill test (kill -9 relay, processor, worker under load; nothing lost)"

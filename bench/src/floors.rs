@@ -87,7 +87,11 @@ impl Call for BrokerCall {
 /// the relay's own client settings ([`switchboard_proto::client::processor_client`]), all
 /// workers sharing one channel as the relay does.
 pub async fn grpc_floor(message_size: usize, phase: &Phase) -> Result<PhaseReport, Error> {
-    let config = ServerConfig { addr: "127.0.0.1:0".parse().expect("literal address"), ..ServerConfig::default() };
+    let config = ServerConfig {
+        addr: "127.0.0.1:0".parse().expect("literal address"),
+        reply_topics: switchboard_proto::topics::ReplyTopics::only("bench.replies"),
+        ..ServerConfig::default()
+    };
     let server = ProcessorServer::start(&config, Arc::new(DiscardPublisher))
         .map_err(|e| Error::Setup(format!("processor: {e}")))?;
     let client = switchboard_proto::client::processor_client(&server.local_addr().to_string());

@@ -107,6 +107,13 @@ impl Envelope {
         self.failure = MessageField::some(f);
     }
 
+    /// True when the envelope already carries a reply: a failure is set, or the processor has
+    /// recorded its hop. Such an envelope must never be handled as a request again (a reply
+    /// written back onto the requests topic would otherwise loop the chain forever).
+    pub fn is_reply(&self) -> bool {
+        self.failure.is_some() || self.hops.iter().any(|h| h.name == Stage::GrpcServer.label())
+    }
+
     /// The W3C traceparent carried, if any.
     pub fn traceparent(&self) -> Option<&str> {
         self.trace.as_ref().map(|t| t.traceparent.as_str()).filter(|s| !s.is_empty())
@@ -153,6 +160,25 @@ mod tests {
         let back = Envelope::decode(&e.encode()).unwrap();
         assert_eq!(back, e);
         assert!(Envelope::decode(b"\xff\xff\xff").is_err());
+    }
+
+    #[test]
+    fn failures_and_processed_envelopes_are_replies_requests_are_not() {
+        let mut e = Envelope::start("id-4", "x", "replies", Duration::from_secs(1));
+        e.record(Stage::RestRequest, "gateway");
+        e.record(Stage::KafkaPublisher, "gateway");
+        e.record(Stage::KafkaConsumer, "relay");
+        e.record(Stage::GrpcClient, "relay");
+        assert!(!e.is_reply(), "a request on its way to the processor");
+        let mut processed = e.clone();
+        processed.record(Stage::GrpcServer, "processor");
+        assert!(processed.is_reply());
+        let mut failed = e.clone();
+        failed.fail(crate::failure::Code::DEADLINE_EXCEEDED, "late", None);
+        assert!(failed.is_reply());
+        // Survives the wire, whoever wrote it.
+        assert!(Envelope::decode(&processed.encode()).unwrap().is_reply());
+        assert!(Envelope::decode(&failed.encode()).unwrap().is_reply());
     }
 
     #[test]

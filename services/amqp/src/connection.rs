@@ -81,11 +81,7 @@ fn connection_dead(e: &amiquip::Error) -> bool {
 }
 
 pub(crate) fn broker_error(what: &str, e: amiquip::Error) -> Error {
-    let kind = match &e {
-        amiquip::Error::ServerClosedChannel { code, .. } if *code == 404 || *code == 406 => ErrorKind::Invalid,
-        _ => ErrorKind::Unavailable,
-    };
-    Error::new(kind, what.to_owned()).with_source(e)
+    Error::new(crate::error::kind_of(&e), what.to_owned()).with_source(e)
 }
 
 struct Pending {

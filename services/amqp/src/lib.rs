@@ -16,6 +16,7 @@
 mod config;
 mod connection;
 mod consumer;
+mod error;
 mod headers;
 mod queue;
 mod topology;

@@ -5,6 +5,8 @@
 
 #[path = "real/reconnect.rs"]
 mod reconnect;
+#[path = "real/refusals.rs"]
+mod refusals;
 
 use switchboard_amqp::{AmqpConfig, AmqpWorkQueue};
 

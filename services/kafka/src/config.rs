@@ -139,7 +139,11 @@ impl KafkaConfig {
             .set("message.timeout.ms", millis(self.delivery_timeout))
             // Our semaphore bounds in-flight publishes first; librdkafka's queue has room for
             // them all, so QueueFull only happens when several publishers share nothing.
-            .set("queue.buffering.max.messages", (self.max_in_flight.max(1) + 16).to_string());
+            .set("queue.buffering.max.messages", (self.max_in_flight.max(1) + 16).to_string())
+            // librdkafka's producer default is true: its metadata request for a topic it does
+            // not know asks the broker to create it. Topics are created by `KafkaAdmin` only,
+            // never because a message named one.
+            .set("allow.auto.create.topics", "false");
         self.finish(c)
     }
 
@@ -191,5 +195,12 @@ mod tests {
         assert_eq!(c.get("acks"), Some("all"));
         assert_eq!(c.get("linger.ms"), Some("7"));
         assert_eq!(c.get("bootstrap.servers"), Some("b:1"));
+    }
+
+    #[test]
+    fn no_client_asks_the_broker_to_create_topics() {
+        let config = KafkaConfig::new("b:1");
+        assert_eq!(config.producer().get("allow.auto.create.topics"), Some("false"));
+        assert_eq!(config.consumer("g", OffsetReset::Latest).get("allow.auto.create.topics"), Some("false"));
     }
 }

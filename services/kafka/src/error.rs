@@ -46,6 +46,17 @@ fn code_kind(code: Code) -> ErrorKind {
         | Code::KafkaStorageError
         | Code::FencedLeaderEpoch
         | Code::UnknownLeaderEpoch
+        | Code::ISRInsufficient
+        | Code::NotController
+        | Code::OffsetNotAvailable
+        | Code::PreferredLeaderNotAvailable
+        | Code::EligibleLeadersNotAvailable
+        | Code::ReassignmentInProgress
+        | Code::ThrottlingQuotaExceeded
+        | Code::UnstableOffsetCommit
+        | Code::NodeUpdate
+        | Code::WaitCache
+        | Code::Interrupted
         | Code::Retry => ErrorKind::Unavailable,
         Code::UnknownTopicOrPartition
         | Code::UnknownTopic
@@ -54,7 +65,18 @@ fn code_kind(code: Code) -> ErrorKind {
         | Code::MessageSizeTooLarge
         | Code::InvalidMessageSize
         | Code::InvalidMessage
+        // RecordListTooLarge in Kafka's naming.
         | Code::MessageBatchTooLarge
+        | Code::InvalidRecord
+        | Code::InvalidTimestamp
+        | Code::InvalidRequiredAcks
+        | Code::UnsupportedForMessageFormat
+        | Code::UnsupportedCompressionType
+        | Code::BadMessage
+        | Code::BadCompression
+        | Code::KeySerialization
+        | Code::ValueSerialization
+        | Code::UnknownTopicId
         | Code::InvalidArgument
         | Code::InvalidPartitions
         | Code::InvalidReplicationFactor
@@ -66,6 +88,19 @@ fn code_kind(code: Code) -> ErrorKind {
         | Code::TopicAuthorizationFailed
         | Code::GroupAuthorizationFailed
         | Code::ClusterAuthorizationFailed
+        | Code::TransactionalIdAuthorizationFailed
+        | Code::DelegationTokenAuthorizationFailed
+        | Code::SaslAuthenticationFailed
+        | Code::UnsupportedSASLMechanism
+        | Code::IllegalSASLState
+        | Code::SecurityDisabled
+        | Code::SSL
+        // The idempotent producer hit a fatal error: this producer instance can send no more.
+        | Code::Fatal
+        | Code::Fenced
+        | Code::ProducerFenced
+        | Code::InvalidProducerEpoch
+        | Code::NotImplemented
         | Code::UnsupportedVersion
         | Code::UnsupportedFeature
         | Code::Authentication => ErrorKind::Invalid,
@@ -94,5 +129,44 @@ mod tests {
         assert!(big.to_string().starts_with("publish: "));
         assert_eq!(kind_of(&KafkaError::Canceled), ErrorKind::Closed);
         assert_eq!(kind_of(&KafkaError::AdminOp(Code::OperationTimedOut)), ErrorKind::Timeout);
+    }
+
+    #[test]
+    fn every_permanent_produce_error_is_invalid_and_every_outage_transient() {
+        // Retrying these can never succeed: the relay dead-letters instead of looping.
+        let permanent = [
+            Code::MessageSizeTooLarge,
+            Code::InvalidMessageSize,
+            Code::UnknownTopicOrPartition,
+            Code::UnknownTopic,
+            Code::InvalidMessage,
+            Code::InvalidRecord,
+            Code::MessageBatchTooLarge,
+            Code::TopicAuthorizationFailed,
+            Code::ClusterAuthorizationFailed,
+            Code::SaslAuthenticationFailed,
+            Code::InvalidTopic,
+            Code::UnsupportedCompressionType,
+            Code::Fatal,
+        ];
+        for code in permanent {
+            let e = port_error("publish", KafkaError::MessageProduction(code));
+            assert_eq!(e.kind(), ErrorKind::Invalid, "{code:?}");
+            assert!(!e.is_transient(), "{code:?}");
+        }
+        let transient = [
+            Code::AllBrokersDown,
+            Code::BrokerTransportFailure,
+            Code::NotLeaderForPartition,
+            Code::LeaderNotAvailable,
+            Code::NotEnoughReplicas,
+            Code::ThrottlingQuotaExceeded,
+            Code::QueueFull,
+            Code::MessageTimedOut,
+            Code::RequestTimedOut,
+        ];
+        for code in transient {
+            assert!(port_error("publish", KafkaError::MessageProduction(code)).is_transient(), "{code:?}");
+        }
     }
 }

@@ -4,6 +4,7 @@ use grpcio::{RpcContext, RpcStatus, RpcStatusCode, UnarySink};
 use log::{info, warn};
 use switchboard_ports::{Message, Publisher};
 use switchboard_proto::convert::Stage;
+use switchboard_proto::topics::{ReplyTopics, Topics};
 use switchboard_proto::{Envelope, ProcessRequest, ProcessResponse, Processor};
 use switchboard_telemetry::{Metrics, TraceContext};
 
@@ -12,11 +13,12 @@ const PROCESS: &str = "/switchboard.v1.Processor/Process";
 
 /// Implements the generated `Processor` trait over a [`Publisher`]: an envelope with a reply
 /// topic gets its reply published there before the call answers OK; one without (a job) is
-/// answered over gRPC only.
+/// answered over gRPC only. Replies go only to allowed reply topics.
 #[derive(Clone)]
 pub struct ProcessorHandler {
     publisher: Arc<dyn Publisher>,
     metrics: Metrics,
+    reply_topics: Arc<ReplyTopics>,
 }
 
 impl std::fmt::Debug for ProcessorHandler {
@@ -26,9 +28,15 @@ impl std::fmt::Debug for ProcessorHandler {
 }
 
 impl ProcessorHandler {
-    /// A handler publishing replies through `publisher`.
+    /// A handler publishing replies through `publisher`, to the default replies topic only.
     pub fn new(publisher: Arc<dyn Publisher>, metrics: Metrics) -> Self {
-        ProcessorHandler { publisher, metrics }
+        ProcessorHandler { publisher, metrics, reply_topics: Arc::new(Topics::default().reply_allow_list()) }
+    }
+
+    /// Publishes replies only to the topics `allowed` allows.
+    pub fn with_reply_topics(mut self, allowed: ReplyTopics) -> Self {
+        self.reply_topics = Arc::new(allowed);
+        self
     }
 
     /// The work of one call, apart from gRPC plumbing; errors are gRPC statuses.
@@ -38,6 +46,17 @@ impl ProcessorHandler {
         };
         if envelope.id.is_empty() {
             return Err(status(RpcStatusCode::INVALID_ARGUMENT, "envelope needs an id"));
+        }
+        if envelope.is_reply() {
+            // Already processed (or failed): doing it again would publish a reply to a reply.
+            return Err(status(RpcStatusCode::INVALID_ARGUMENT, "envelope already carries a reply"));
+        }
+        if !envelope.reply_to.is_empty() {
+            // Checked before anything is done: a topic named by a message is never written to
+            // (nor, on brokers that auto-create, created) unless configured.
+            if let Err(why) = self.reply_topics.check(&envelope.reply_to) {
+                return Err(status(RpcStatusCode::INVALID_ARGUMENT, &why));
+            }
         }
         if envelope.expired() {
             // Expired work is answered, not done: the caller has given up on it.
@@ -64,9 +83,14 @@ impl ProcessorHandler {
                 resp.envelope = Some(envelope).into();
                 Ok(resp)
             }
-            Err(e) => {
+            Err(e) if e.error.is_transient() => {
                 warn!("reply publish failed id={}: {}", envelope.id, e);
                 Err(status(RpcStatusCode::UNAVAILABLE, &format!("reply not published: {}", e.error)))
+            }
+            Err(e) => {
+                // Retrying cannot help (topic missing, reply too large…): the caller dead-letters.
+                warn!("reply cannot be published id={}: {}", envelope.id, e);
+                Err(status(RpcStatusCode::FAILED_PRECONDITION, &format!("reply cannot be published: {}", e.error)))
             }
         }
     }

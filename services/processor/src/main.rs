@@ -44,6 +44,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let ports = cli.brokers.require_kafka("processor", &[&cli.topics.replies]).await?;
     let mut config = cli.processor.config();
     config.metrics = metrics;
+    config.reply_topics = cli.topics.reply_allow_list();
     let server = ProcessorServer::start(&config, ports.publisher.clone())?;
     shutdown.wait().await;
     readiness.set_draining();

@@ -7,6 +7,7 @@ use switchboard_proto::health::ServingStatus;
 use crate::health::Health;
 use log::info;
 use switchboard_ports::Publisher;
+use switchboard_proto::topics::{ReplyTopics, Topics};
 use switchboard_telemetry::Metrics;
 
 use crate::ProcessorHandler;
@@ -20,11 +21,18 @@ pub struct ServerConfig {
     pub threads: usize,
     /// Where the processor's metrics go.
     pub metrics: Metrics,
+    /// Topics replies may be published to (`--reply-topics`); default: `switchboard.replies`.
+    pub reply_topics: ReplyTopics,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { addr: "127.0.0.1:50051".parse().unwrap(), threads: 1, metrics: Metrics::new("processor") }
+        ServerConfig {
+            addr: "127.0.0.1:50051".parse().unwrap(),
+            threads: 1,
+            metrics: Metrics::new("processor"),
+            reply_topics: Topics::default().reply_allow_list(),
+        }
     }
 }
 
@@ -54,7 +62,9 @@ impl ProcessorServer {
         config: &ServerConfig,
         publisher: Arc<dyn Publisher>,
     ) -> Result<Self, grpcio::Error> {
-        let service = switchboard_proto::create_processor(ProcessorHandler::new(publisher, config.metrics.clone()));
+        let handler =
+            ProcessorHandler::new(publisher, config.metrics.clone()).with_reply_topics(config.reply_topics.clone());
+        let service = switchboard_proto::create_processor(handler);
         let health = Health::default();
         let mut server = ServerBuilder::new(env)
             .register_service(service)

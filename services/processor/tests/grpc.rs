@@ -8,13 +8,28 @@ use switchboard_ports::Subscriber;
 use switchboard_processor::{ProcessorServer, ServerConfig, HEALTH_SERVICE_NAME};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::health::{HealthCheckRequest, HealthClient, ServingStatus};
+use switchboard_proto::topics::ReplyTopics;
 use switchboard_proto::{client::processor_client, Envelope, ProcessRequest};
-use switchboard_testkit::fake::pubsub::MemoryBroker;
+use switchboard_testkit::fake::pubsub::{FakeConfig, MemoryBroker};
 
 fn start() -> (ProcessorServer, MemoryBroker) {
-    let broker = MemoryBroker::new();
-    let config = ServerConfig { addr: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() };
+    start_on(MemoryBroker::new())
+}
+
+fn start_on(broker: MemoryBroker) -> (ProcessorServer, MemoryBroker) {
+    let config = ServerConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        reply_topics: ReplyTopics::only("replies"),
+        ..ServerConfig::default()
+    };
     (ProcessorServer::start(&config, Arc::new(broker.clone())).unwrap(), broker)
+}
+
+fn code_of(err: &grpcio::Error) -> Option<RpcStatusCode> {
+    match err {
+        grpcio::Error::RpcFailure(s) => Some(s.code()),
+        _ => None,
+    }
 }
 
 fn request(envelope: Envelope) -> ProcessRequest {
@@ -80,4 +95,52 @@ fn standard_health_service_reports_serving() {
     let err = health.check_opt(&req, CallOption::default().timeout(Duration::from_secs(5))).unwrap_err();
     assert!(matches!(err, grpcio::Error::RpcFailure(ref s) if s.code() == RpcStatusCode::NOT_FOUND), "{err:?}");
     smol::block_on(server.shutdown());
+}
+
+#[test]
+fn replies_go_only_to_allowed_topics_and_never_create_one() {
+    smol::block_on(async {
+        let (server, broker) = start();
+        let client = processor_client(&server.local_addr().to_string());
+        for topic in ["switchboard.requests", "no.such.topic", "replies.other"] {
+            let e = Envelope::start("id-5", "x", topic, Duration::from_secs(5));
+            let err = client.process_async(&request(e)).unwrap().await.unwrap_err();
+            assert_eq!(code_of(&err), Some(RpcStatusCode::INVALID_ARGUMENT), "{topic}: {err:?}");
+            assert!(err.to_string().contains("not an allowed reply topic"), "{err}");
+            assert_eq!(broker.partitions(topic), None, "{topic} was created by a message");
+        }
+        server.shutdown().await;
+    });
+}
+
+#[test]
+fn an_envelope_that_already_carries_a_reply_is_refused() {
+    smol::block_on(async {
+        let (server, broker) = start();
+        let client = processor_client(&server.local_addr().to_string());
+        let mut processed = Envelope::start("id-6", "x", "replies", Duration::from_secs(5));
+        processed.record(Stage::GrpcServer, "processor");
+        let mut failed = Envelope::start("id-7", "x", "replies", Duration::from_secs(5));
+        failed.fail(switchboard_proto::failure::Code::INTERNAL, "boom", None);
+        for e in [processed, failed] {
+            let err = client.process_async(&request(e)).unwrap().await.unwrap_err();
+            assert_eq!(code_of(&err), Some(RpcStatusCode::INVALID_ARGUMENT), "{err:?}");
+        }
+        assert_eq!(broker.end_offsets("replies"), None, "no reply to a reply");
+        server.shutdown().await;
+    });
+}
+
+#[test]
+fn a_reply_that_can_never_be_published_is_failed_precondition_not_unavailable() {
+    smol::block_on(async {
+        // The allowed topic does not exist and the broker does not create topics: permanent.
+        let broker = MemoryBroker::with_config(FakeConfig { auto_create_topics: false, ..FakeConfig::default() });
+        let (server, _broker) = start_on(broker);
+        let client = processor_client(&server.local_addr().to_string());
+        let e = Envelope::start("id-8", "x", "replies", Duration::from_secs(5));
+        let err = client.process_async(&request(e)).unwrap().await.unwrap_err();
+        assert_eq!(code_of(&err), Some(RpcStatusCode::FAILED_PRECONDITION), "{err:?}");
+        server.shutdown().await;
+    });
 }

@@ -14,6 +14,11 @@ pub struct RelayArgs {
     /// Retries towards the processor allowed, as a percentage of recent calls (retry budget).
     #[arg(long, env = "SWITCHBOARD_RELAY_RETRY_BUDGET_PERCENT", default_value_t = 20.0, value_parser = budget_percent)]
     pub relay_retry_budget_percent: f32,
+    /// Retries of a failure answer or dead letter whose publish failed transiently (backoff
+    /// from 200 ms, doubling up to 5 s); then the request is dead-lettered with the reason.
+    /// Permanent errors (unknown topic, message too large) are never retried.
+    #[arg(long, env = "SWITCHBOARD_RELAY_MAX_PUBLISH_RETRIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub relay_max_publish_retries: u32,
 }
 
 fn budget_percent(s: &str) -> Result<f32, String> {
@@ -31,10 +36,41 @@ impl RelayArgs {
             requests_topic: topics.requests.clone(),
             group: self.relay_group.clone(),
             dead_letter_topic: topics.requests_dlq.clone(),
+            reply_topics: topics.reply_allow_list(),
+            max_publish_retries: self.relay_max_publish_retries,
             max_in_flight: self.relay_max_in_flight as usize,
             retry_budget_percent: self.relay_retry_budget_percent,
             breaker: switchboard_breaker::Config::from_env("SWITCHBOARD_RELAY_BREAKER")?,
             ..RelayConfig::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        topics: Topics,
+        #[command(flatten)]
+        relay: RelayArgs,
+    }
+
+    #[test]
+    fn reply_topics_and_publish_retries_reach_the_relay_config() {
+        let cli = Cli::try_parse_from(["relay", "--replies-topic", "r1"]).unwrap();
+        let config = cli.relay.config(&cli.topics).unwrap();
+        assert!(config.reply_topics.allows("r1"), "the configured replies topic by default");
+        assert!(!config.reply_topics.allows("switchboard.replies"));
+        assert!(!config.reply_topics.allows("switchboard.requests"));
+        assert_eq!(config.max_publish_retries, 5);
+        let cli = Cli::try_parse_from(["relay", "--reply-topics", "gw.*", "--relay-max-publish-retries", "2"]).unwrap();
+        let config = cli.relay.config(&cli.topics).unwrap();
+        assert!(config.reply_topics.allows("gw.7"));
+        assert_eq!(config.max_publish_retries, 2);
     }
 }

@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use switchboard_proto::topics::{ReplyTopics, Topics};
 use switchboard_telemetry::{Metrics, Readiness};
 
 /// Relay settings; defaults match the documented topic names.
@@ -11,6 +12,15 @@ pub struct RelayConfig {
     pub group: String,
     /// Where undecodable or invalid requests go, with the reason in `x-switchboard-error`.
     pub dead_letter_topic: String,
+    /// Reply topics a request may name; others are dead-lettered before anything is
+    /// published there. Default: `switchboard.replies`.
+    pub reply_topics: ReplyTopics,
+    /// Retries of a failure answer or dead letter whose publish failed transiently; then the
+    /// request is dead-lettered (or, for a dead letter, dropped and counted). Permanent
+    /// errors are not retried.
+    pub max_publish_retries: u32,
+    /// First wait before such a retry (doubles, with jitter, up to 5 s).
+    pub publish_retry_base: Duration,
     /// Requests handled at once by one relay (bounded concurrency towards the processor).
     pub max_in_flight: usize,
     /// Used when an envelope carries no deadline.
@@ -33,6 +43,9 @@ impl Default for RelayConfig {
             requests_topic: "switchboard.requests".into(),
             group: "switchboard-relay".into(),
             dead_letter_topic: "switchboard.requests.dlq".into(),
+            reply_topics: Topics::default().reply_allow_list(),
+            max_publish_retries: 5,
+            publish_retry_base: Duration::from_millis(200),
             max_in_flight: 256,
             default_budget: Duration::from_secs(5),
             retry_base: Duration::from_millis(20),

@@ -2,10 +2,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use grpcio::{CallOption, RpcStatusCode};
-use log::{info, warn};
+use log::{error, info, warn};
 use switchboard_breaker::{CircuitBreaker, RetryBudget};
-use switchboard_ports::{Message, Publisher};
+use switchboard_ports::{ErrorKind, Message, Publisher};
 use switchboard_proto::convert::Stage;
+use switchboard_proto::topics::ReplyTopics;
 use switchboard_proto::{failure, Envelope, ProcessRequest, ProcessorClient};
 use switchboard_telemetry::TraceContext;
 
@@ -22,9 +23,18 @@ pub enum Outcome {
     Answered(failure::Code),
     /// Sent to the dead-letter topic with this reason.
     DeadLettered(String),
-    /// Not handled (a publish failed): leave it unacked for redelivery.
+    /// Could not even be dead-lettered (the dead-letter topic refused it, or stayed unreachable
+    /// through every retry): logged at error and counted as
+    /// `dead_lettered{destination="none",reason_kind="dead_letter_failed"}`, then acked so it
+    /// cannot hold its partition forever.
+    Dropped(String),
+    /// Not handled because the publisher is closed (shutting down): leave it unacked for the
+    /// next member of the group.
     Retry,
 }
+
+/// Longest wait between two tries of one publish.
+const MAX_PUBLISH_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Handles one request message: decode, call the processor, answer failures.
 #[derive(Clone)]
@@ -34,6 +44,8 @@ pub struct RequestHandler {
     publisher: Arc<dyn Publisher>,
     breaker: CircuitBreaker,
     budget: Arc<RetryBudget>,
+    /// The configured reply topics, never this relay's own requests or dead-letter topic.
+    reply_topics: Arc<ReplyTopics>,
 }
 
 impl std::fmt::Debug for RequestHandler {
@@ -53,7 +65,9 @@ impl RequestHandler {
     ) -> Self {
         // A budget below 1% or above 1000% is refused by the breaker crate; fall back to 20%.
         let budget = RetryBudget::new(config.retry_budget_percent, 10, Duration::from_secs(10)).unwrap_or_default();
-        RequestHandler { config, client, publisher, breaker, budget: Arc::new(budget) }
+        let reply_topics =
+            Arc::new(config.reply_topics.clone().deny(&config.requests_topic).deny(&config.dead_letter_topic));
+        RequestHandler { config, client, publisher, breaker, budget: Arc::new(budget), reply_topics }
     }
 
     /// The breaker guarding the processor calls.
@@ -65,9 +79,19 @@ impl RequestHandler {
     pub async fn handle(&self, message: &Message) -> Outcome {
         let mut envelope = match Envelope::decode(&message.payload) {
             Ok(e) if !e.id.is_empty() && !e.reply_to.is_empty() => e,
-            Ok(_) => return self.dead_letter(message, "envelope without id or reply topic").await,
-            Err(e) => return self.dead_letter(message, &format!("undecodable envelope: {e}")).await,
+            Ok(_) => return self.dead_letter(message, "envelope without id or reply topic", "invalid").await,
+            Err(e) => return self.dead_letter(message, &format!("undecodable envelope: {e}"), "undecodable").await,
         };
+        if envelope.is_reply() {
+            // A reply written onto the requests topic: handling it would publish a reply to a
+            // reply, and so on forever.
+            let why = "a reply, not a request: it already carries a failure or the processor's hop";
+            return self.dead_letter(message, why, "reply").await;
+        }
+        // Checked before anything is published there, failure answers included.
+        if let Err(why) = self.reply_topics.check(&envelope.reply_to) {
+            return self.dead_letter(message, &why, "reply_topic").await;
+        }
         if envelope.deadline_unix_ms == 0 {
             envelope.deadline_unix_ms =
                 switchboard_proto::convert::now_millis() + self.config.default_budget.as_millis() as i64;
@@ -129,11 +153,14 @@ impl RequestHandler {
             };
             let envelope = request.envelope.as_ref().expect("set above");
             match status.code() {
-                RpcStatusCode::INVALID_ARGUMENT => {
-                    // The request's fault, not the processor's: the breaker ignores it.
+                RpcStatusCode::INVALID_ARGUMENT | RpcStatusCode::FAILED_PRECONDITION => {
+                    // The request's fault, or a reply that can never be published (missing
+                    // topic, too large): not the processor's health, so the breaker ignores it,
+                    // and retrying cannot help.
                     permit.ignore();
                     let payload = envelope.encode();
-                    return self.dead_letter(&Message::new(payload), status.message()).await;
+                    let why = format!("refused by the processor: {}", status.message());
+                    return self.dead_letter(&Message::new(payload), &why, "invalid").await;
                 }
                 RpcStatusCode::DEADLINE_EXCEEDED => {
                     permit.failure();
@@ -179,36 +206,75 @@ impl RequestHandler {
         let message = Message::new(envelope.encode())
             .with_key(envelope.id.as_bytes())
             .with_header("correlation-id", envelope.id.as_bytes());
-        let published = self.publisher.publish(&topic, message).await;
-        self.config.metrics.published(&topic, published.is_ok());
-        match published {
+        match self.publish(&topic, message).await {
             Ok(()) => Outcome::Answered(code),
-            Err(e) => {
-                warn!("failure reply not published id={}: {}", envelope.id, e);
-                Outcome::Retry
+            Err(Unsent::Closed) => Outcome::Retry,
+            Err(Unsent::Failed(e, message)) => {
+                // Nobody will hear the answer: keep the request, with why, where an operator looks.
+                let why = format!("failure reply ({code:?}: {why}) not published to {topic}: {e}");
+                warn!("id={}: {why}", envelope.id);
+                self.dead_letter(&message, &why, "reply_unpublished").await
             }
         }
     }
 
-    async fn dead_letter(&self, message: &Message, reason: &str) -> Outcome {
+    async fn dead_letter(&self, message: &Message, reason: &str, kind: &'static str) -> Outcome {
         warn!("dead-lettering a request: {reason}");
         let mut dead = message.clone().with_header("x-switchboard-error", reason.as_bytes());
         dead.key = message.key.clone();
         let topic = &self.config.dead_letter_topic;
-        let published = self.publisher.publish(topic, dead).await;
-        self.config.metrics.published(topic, published.is_ok());
-        match published {
+        match self.publish(topic, dead).await {
             Ok(()) => {
-                let kind = if reason.starts_with("undecodable") { "undecodable" } else { "invalid" };
                 self.config.metrics.dead_lettered(topic, kind);
                 Outcome::DeadLettered(reason.to_string())
             }
-            Err(e) => {
-                warn!("dead letter not published: {e}");
-                Outcome::Retry
+            Err(Unsent::Closed) => Outcome::Retry,
+            Err(Unsent::Failed(e, _)) => {
+                // Redelivering would fail the same way forever: the record is acked and lost,
+                // loudly.
+                error!("request dropped: dead letter not published to {topic}: {e} (reason: {reason})");
+                self.config.metrics.dead_lettered("none", "dead_letter_failed");
+                Outcome::Dropped(format!("{reason}; dead letter not published: {e}"))
             }
         }
     }
+
+    /// Publishes, retrying transient errors a bounded number of times with backoff.
+    async fn publish(&self, topic: &str, mut message: Message) -> Result<(), Unsent> {
+        let mut delay = self.config.publish_retry_base;
+        let mut retries = 0;
+        loop {
+            let published = self.publisher.publish(topic, message).await;
+            self.config.metrics.published(topic, published.is_ok());
+            let e = match published {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if e.error.kind() == ErrorKind::Closed {
+                return Err(Unsent::Closed);
+            }
+            if !e.error.is_transient() {
+                return Err(Unsent::Failed(e.error.to_string(), e.into_inner()));
+            }
+            if retries >= self.config.max_publish_retries {
+                let why = format!("{} (still failing after {retries} retries)", e.error);
+                return Err(Unsent::Failed(why, e.into_inner()));
+            }
+            retries += 1;
+            warn!("publish to {topic} failed, retry {retries} of {}: {}", self.config.max_publish_retries, e.error);
+            message = e.into_inner();
+            async_io::Timer::after(jitter(delay)).await;
+            delay = (delay * 2).min(MAX_PUBLISH_BACKOFF);
+        }
+    }
+}
+
+/// A publish that did not happen, with the message handed back.
+enum Unsent {
+    /// The publisher is closed: the service is stopping.
+    Closed,
+    /// Permanently refused, or still failing after every retry.
+    Failed(String, Message),
 }
 
 const PROCESS: &str = "/switchboard.v1.Processor/Process";

@@ -90,7 +90,9 @@ impl SubscribedRelay {
                 smol::spawn(async move {
                     match handler.handle(delivery.message()).await {
                         Outcome::Retry => {
-                            // Back off before the broker hands the message out again.
+                            // The publisher is closed (stopping): hand the request back for
+                            // the next member of the group, after a pause in case it comes
+                            // back here first.
                             async_io::Timer::after(Duration::from_millis(200)).await;
                             delivery.nack();
                         }

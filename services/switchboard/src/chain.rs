@@ -124,6 +124,17 @@ impl Chain {
         config.relay.metrics = config.gateway.metrics.clone();
         config.relay.readiness = config.gateway.readiness.clone();
         config.processor.metrics = config.gateway.metrics.clone();
+        // Replies go where this chain's gateway listens: the relay and processor allow it (and
+        // what they were configured with), never a requests or dead-letter topic.
+        config.relay.reply_topics = config.relay.reply_topics.clone().allow(&config.gateway.replies_topic);
+        config.processor.reply_topics = config
+            .processor
+            .reply_topics
+            .clone()
+            .union(&config.relay.reply_topics)
+            .deny(&config.gateway.requests_topic)
+            .deny(&config.relay.requests_topic)
+            .deny(&config.relay.dead_letter_topic);
         let metrics = config.gateway.metrics.clone();
         // Closing a channel wakes its receiver: a one-shot stop signal per service.
         let (stop_gateway, gateway_stopped) = async_channel::bounded::<()>(1);

@@ -41,8 +41,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Instant;
 
 use async_trait::async_trait;
+use futures_lite::future;
 use switchboard_ports::{Error, ErrorKind, Message, PublishError, Publisher, Subscriber, Subscription, TopicAdmin};
 
 pub use config::{FakeConfig, StartFrom};
@@ -111,7 +113,7 @@ impl MemoryBroker {
                         StartFrom::Latest => topic.end_offsets(),
                         StartFrom::Earliest => topic.start_offsets(),
                     };
-                    Arc::new(Group::new(offsets))
+                    Arc::new(Group::new(offsets, topic.freed.clone()))
                 })
                 .clone()
         };
@@ -162,29 +164,67 @@ impl MemoryBroker {
         topics.entry(name.into()).or_insert_with(|| Arc::new(Topic::new(name, partitions))).clone()
     }
 
-    fn append(&self, topic: &str, message: Message) -> Result<(), PublishError> {
+    async fn append(&self, topic: &str, message: Message) -> Result<(), PublishError> {
         if topic.is_empty() {
             return Err(PublishError::new(Error::new(ErrorKind::Invalid, "empty topic name"), message));
         }
-        match self.topic(topic) {
-            Ok(t) => {
-                t.append(message, self.inner.config.retention_messages);
-                Ok(())
+        let config = &self.inner.config;
+        let size = message.payload.len()
+            + message.key.as_ref().map_or(0, Vec::len)
+            + message.headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>();
+        if size > config.max_message_bytes {
+            let why = format!("message of {size} bytes is larger than the limit of {}", config.max_message_bytes);
+            return Err(PublishError::new(Error::new(ErrorKind::Invalid, why), message));
+        }
+        let t = match self.topic(topic) {
+            Ok(t) => t,
+            Err(e) => return Err(PublishError::new(e, message)),
+        };
+        let mut message = match t.append(message, config.retention_messages) {
+            Ok(_) => return Ok(()),
+            Err(back) => back,
+        };
+        // The partition is full of messages a group still owes: wait for commits (bounded),
+        // rather than drop them.
+        let deadline = Instant::now() + config.publish_timeout;
+        loop {
+            let freed = t.freed.listen();
+            message = match t.append(message, config.retention_messages) {
+                Ok(_) => return Ok(()),
+                Err(back) => back,
+            };
+            let woken = future::or(
+                async {
+                    freed.await;
+                    true
+                },
+                async {
+                    smol::Timer::at(deadline).await;
+                    false
+                },
+            );
+            if !woken.await {
+                let why = format!(
+                    "topic {topic} full: {} messages per partition not yet committed by its consumer groups",
+                    config.retention_messages
+                );
+                return Err(PublishError::new(Error::new(ErrorKind::Unavailable, why), message));
             }
-            Err(e) => Err(PublishError::new(e, message)),
         }
     }
 }
 
 #[async_trait]
 impl Publisher for MemoryBroker {
-    /// Appends to the partition log; returns once appended (kept for the process's lifetime,
-    /// up to the retention limit).
+    /// Appends to the partition log; returns once appended. A partition holding
+    /// [`FakeConfig::retention_messages`] messages that a subscribed group has not committed
+    /// makes the publish wait for commits, up to [`FakeConfig::publish_timeout`], then fail
+    /// with `Unavailable`; a message over [`FakeConfig::max_message_bytes`] is `Invalid`.
     async fn publish(&self, topic: &str, message: Message) -> Result<(), PublishError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(PublishError::new(Error::closed(), message));
         }
-        self.append(topic, message)
+        self.append(topic, message).await
     }
 
     /// Refuses later publishes through every clone; appends are synchronous, so nothing to flush.

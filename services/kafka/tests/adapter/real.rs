@@ -213,3 +213,38 @@ fn a_slow_handler_gets_every_message_in_order_through_a_small_buffer() {
         publisher.close().await.unwrap();
     });
 }
+
+#[test]
+#[ignore = "needs a real Kafka: make test-real"]
+fn publishing_to_a_missing_topic_is_invalid_and_creates_no_topic() {
+    // librdkafka waits this long for a topic to appear before failing the record (default 30 s).
+    let config = real_config().set("topic.metadata.propagation.max.ms", "2000");
+    smol::block_on(async {
+        let topic = fresh_group("named-by-a-message");
+        let publisher = KafkaPublisher::new(&config).unwrap();
+        let err = publisher.publish(&topic, Message::new("x")).await.expect_err("the topic does not exist");
+        assert_eq!(err.error.kind(), ErrorKind::Invalid, "{}", err.error);
+        assert!(!err.error.is_transient());
+        // The broker was not asked to create it (allow.auto.create.topics=false).
+        let sub = KafkaSubscriber::new(&config).subscribe(&topic, "g").await;
+        assert_eq!(sub.expect_err("topic created by a publish").kind(), ErrorKind::Invalid);
+        publisher.close().await.unwrap();
+    });
+}
+
+#[test]
+#[ignore = "needs a real Kafka: make test-real"]
+fn a_message_over_the_size_limit_is_invalid_not_transient() {
+    let config = real_config();
+    smol::block_on(async {
+        let topic = fresh_topic(&config, "too-large", 1).await;
+        let publisher = KafkaPublisher::new(&config).unwrap();
+        let big = Message::new(vec![b'x'; 2 * 1024 * 1024]);
+        let err = publisher.publish(&topic, big).await.expect_err("over message.max.bytes");
+        assert_eq!(err.error.kind(), ErrorKind::Invalid, "{}", err.error);
+        assert_eq!(err.into_inner().payload.len(), 2 * 1024 * 1024, "handed back");
+        // The publisher still works.
+        publisher.publish(&topic, Message::new("small")).await.unwrap();
+        publisher.close().await.unwrap();
+    });
+}

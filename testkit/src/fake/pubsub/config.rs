@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 /// Where a consumer group with no committed offset starts reading a partition
 /// (Kafka's `auto.offset.reset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,11 +25,21 @@ pub struct FakeConfig {
     /// Where a new consumer group starts (default [`StartFrom::Latest`]). Overridable per call
     /// with [`MemoryBroker::subscribe_from`](super::MemoryBroker::subscribe_from).
     pub start_from: StartFrom,
-    /// Messages retained per partition (default 100 000, at least 1). Older messages are
-    /// dropped on append; a member whose position falls before the oldest retained message
-    /// skips forward to it (the skipped messages are lost for that group, as with Kafka
+    /// Messages retained per partition (default 100 000, at least 1): the broker's memory
+    /// bound. Older messages are dropped on append once every group with members has committed
+    /// them; while a subscribed group still owes the oldest, a publish to the full partition
+    /// waits for commits (backpressure, up to [`publish_timeout`](FakeConfig::publish_timeout))
+    /// instead. Groups without members do not hold messages: one whose position falls before
+    /// the oldest retained message skips forward to it (lost for that group, as with Kafka
     /// retention), and logs a warning.
     pub retention_messages: usize,
+    /// Longest wait of a publish for room in a full partition (default 5 s); then it fails
+    /// with `ErrorKind::Unavailable` ("topic full"), a transient error, and the message is
+    /// handed back.
+    pub publish_timeout: Duration,
+    /// Largest message accepted, payload, key and headers counted (default 1 MiB, Kafka's
+    /// `message.max.bytes`); a larger one fails with `ErrorKind::Invalid`, a permanent error.
+    pub max_message_bytes: usize,
     /// Capacity of each subscription's delivery channel (default 256, at least 1). A full
     /// channel pauses that member's delivery task; publishers are never blocked by consumers.
     pub subscription_buffer: usize,
@@ -47,6 +59,8 @@ impl Default for FakeConfig {
             auto_create_topics: true,
             start_from: StartFrom::Latest,
             retention_messages: 100_000,
+            publish_timeout: Duration::from_secs(5),
+            max_message_bytes: 1024 * 1024,
             subscription_buffer: 256,
             max_in_flight: 4096,
             fetch_batch: 64,

@@ -19,6 +19,8 @@ pub(super) struct Group {
     pub(super) committed: Box<[AtomicI64]>,
     /// Members in join order; the lock is held for a whole rebalance.
     members: Mutex<Vec<Arc<Member>>>,
+    /// The topic's "room was made" event: commits and leaves may let full partitions trim.
+    freed: Arc<Event>,
 }
 
 /// One subscription's membership: owned partitions, positions, unacked offsets.
@@ -53,8 +55,8 @@ enum Fill {
 }
 
 impl Group {
-    pub(super) fn new(start: Vec<i64>) -> Self {
-        Group { committed: start.into_iter().map(AtomicI64::new).collect(), members: Mutex::new(Vec::new()) }
+    pub(super) fn new(start: Vec<i64>, freed: Arc<Event>) -> Self {
+        Group { committed: start.into_iter().map(AtomicI64::new).collect(), members: Mutex::new(Vec::new()), freed }
     }
 
     pub(super) fn committed_offsets(&self) -> Vec<i64> {
@@ -134,6 +136,8 @@ impl Group {
         members.retain(|m| !Arc::ptr_eq(m, member));
         self.rebalance(&members);
         member.wake.notify(1);
+        // A group left without members owes nothing any more.
+        self.freed.notify(usize::MAX);
     }
 }
 
@@ -221,6 +225,8 @@ impl Settle for Member {
             if let Some(mark) = s.tracker.acked(partition, offset) {
                 if let Some(c) = self.group.committed.get(partition as usize) {
                     c.fetch_max(mark, Ordering::AcqRel);
+                    // One atomic load when no publisher waits for room.
+                    self.group.freed.notify(usize::MAX);
                 }
             }
             let lift = s.throttled && s.tracker.in_flight() < self.config.max_in_flight;

@@ -206,3 +206,84 @@ fn closing_a_subscription_keeps_acked_offsets_for_the_next_member() {
         assert_eq!(recv(&next).await.message().payload, vec![2]);
     });
 }
+
+#[test]
+fn a_slow_group_behind_by_more_than_the_retention_gets_every_message() {
+    smol::block_on(async {
+        // Retention 20 per partition, and the group holds at most 4 unacked: it is soon far
+        // behind a publisher of 400.
+        let config = FakeConfig {
+            retention_messages: 20,
+            default_partitions: 2,
+            max_in_flight: 4,
+            subscription_buffer: 1,
+            ..FakeConfig::default()
+        };
+        let broker = MemoryBroker::with_config(config);
+        let sub = broker.subscribe("t", "slow").await.unwrap();
+        let total = 400u32;
+        let publisher = {
+            let broker = broker.clone();
+            smol::spawn(async move {
+                for i in 0..total {
+                    broker.publish("t", Message::new(i.to_be_bytes().to_vec())).await.expect("publish waits for room");
+                }
+            })
+        };
+        let mut got = std::collections::BTreeSet::new();
+        while got.len() < total as usize {
+            let d = recv(&sub).await;
+            if d.offset() % 50 == 0 {
+                // Slower now and then: the publisher meets full partitions and waits.
+                Timer::after(Duration::from_millis(20)).await;
+            }
+            got.insert(u32::from_be_bytes(d.message().payload.as_slice().try_into().unwrap()));
+            d.ack();
+        }
+        publisher.await;
+        assert_eq!(got, (0..total).collect(), "every message, none lost to retention");
+        assert_eq!(broker.end_offsets("t").unwrap().iter().sum::<i64>(), total as i64);
+    });
+}
+
+#[test]
+fn a_partition_full_of_owed_messages_refuses_with_a_transient_error_until_the_group_goes() {
+    smol::block_on(async {
+        let config = FakeConfig {
+            retention_messages: 3,
+            default_partitions: 1,
+            publish_timeout: Duration::from_millis(50),
+            ..FakeConfig::default()
+        };
+        let broker = MemoryBroker::with_config(config);
+        let sub = broker.subscribe("t", "stuck").await.unwrap();
+        for i in 0..3u8 {
+            broker.publish("t", Message::new(vec![i])).await.unwrap();
+        }
+        let err = broker.publish("t", Message::new("4th")).await.unwrap_err();
+        assert!(err.error.is_transient(), "{}", err.error);
+        assert!(err.error.to_string().contains("full"), "{}", err.error);
+        assert_eq!(err.into_inner().payload, b"4th", "handed back");
+        assert_eq!(broker.end_offsets("t").unwrap(), vec![3], "memory stays bounded");
+        // One ack makes room for one more.
+        recv(&sub).await.ack();
+        broker.publish("t", Message::new("4th")).await.unwrap();
+        // A group without members owes nothing: the log trims again.
+        drop(sub);
+        for i in 0..10u8 {
+            broker.publish("t", Message::new(vec![i])).await.unwrap();
+        }
+        assert_eq!(broker.end_offsets("t").unwrap(), vec![14]);
+    });
+}
+
+#[test]
+fn a_message_over_the_size_limit_is_refused_for_good() {
+    smol::block_on(async {
+        let broker = MemoryBroker::with_config(FakeConfig { max_message_bytes: 10, ..FakeConfig::default() });
+        broker.publish("t", Message::new("0123456789")).await.unwrap();
+        let err = broker.publish("t", Message::new("0123456789").with_key("k")).await.unwrap_err();
+        assert_eq!(err.error.kind(), ErrorKind::Invalid, "{}", err.error);
+        assert!(!err.error.is_transient());
+    });
+}

@@ -16,10 +16,14 @@ pub(super) struct Topic {
     /// while idle, so a busy consumer costs publishers nothing but an atomic load.
     pub(super) appended: Event,
     pub(super) groups: Mutex<HashMap<Box<str>, Arc<Group>>>,
+    /// Notified when a group commits or a member leaves: room may have been made for
+    /// publishers waiting on a full partition.
+    pub(super) freed: Arc<Event>,
     round_robin: AtomicUsize,
 }
 
-/// One partition: an append-only log trimmed at the retention limit.
+/// One partition: an append-only log trimmed at the retention limit, but never below what a
+/// subscribed group has yet to commit.
 pub(super) struct Partition {
     pub(super) log: Mutex<Log>,
 }
@@ -47,6 +51,7 @@ impl Topic {
             partitions,
             appended: Event::new(),
             groups: Mutex::new(HashMap::new()),
+            freed: Arc::new(Event::new()),
             round_robin: AtomicUsize::new(0),
         }
     }
@@ -55,26 +60,50 @@ impl Topic {
         self.partitions.len() as i32
     }
 
-    /// Appends `message` and returns its partition and offset.
-    pub(super) fn append(&self, message: Message, retention: usize) -> (i32, i64) {
+    /// Appends `message` and returns its partition and offset; hands the message back when
+    /// its partition holds `retention` messages that a subscribed group has not committed yet
+    /// (the caller waits for room: dropping them would lose work still owed).
+    pub(super) fn append(&self, message: Message, retention: usize) -> Result<(i32, i64), Message> {
         let n = self.partitions.len();
         let p = match &message.key {
             Some(key) => (fnv1a(key) % n as u64) as usize,
             None => self.round_robin.fetch_add(1, Ordering::Relaxed) % n,
         };
+        let partition = &self.partitions[p].log;
         let offset = {
-            let mut log = lock(&self.partitions[p].log);
-            let offset = log.end();
-            log.messages.push_back(message);
-            if log.messages.len() > retention {
-                log.messages.pop_front();
-                log.base += 1;
+            let mut log = lock(partition);
+            if log.messages.len() < retention {
+                let offset = log.end();
+                log.messages.push_back(message);
+                offset
+            } else {
+                // At the limit: the floor takes the group locks, which members take before the
+                // log lock, so it is read with the log unlocked (a stale floor only keeps more).
+                drop(log);
+                let floor = self.owed_floor(p);
+                let mut log = lock(partition);
+                while log.messages.len() >= retention && floor.is_none_or(|f| log.base < f) {
+                    log.messages.pop_front();
+                    log.base += 1;
+                }
+                if log.messages.len() >= retention {
+                    return Err(message);
+                }
+                let offset = log.end();
+                log.messages.push_back(message);
+                offset
             }
-            offset
         };
         // Wakes idle members only; a no-op (one atomic load) when all are busy or notified.
         self.appended.notify(usize::MAX);
-        (p as i32, offset)
+        Ok((p as i32, offset))
+    }
+
+    /// Lowest committed offset of partition `p` over the groups with members: below it,
+    /// nothing is owed to anyone. `None` when no group is subscribed.
+    fn owed_floor(&self, p: usize) -> Option<i64> {
+        let groups = lock(&self.groups);
+        groups.values().filter(|g| g.member_count() > 0).map(|g| g.committed[p].load(Ordering::Acquire)).min()
     }
 
     /// Log end offset per partition.
@@ -106,9 +135,9 @@ mod tests {
     #[test]
     fn same_key_same_partition_and_retention_trims_the_head() {
         let topic = Topic::new("t", 8);
-        let (p1, o1) = topic.append(Message::new("a").with_key("k"), 2);
-        let (p2, o2) = topic.append(Message::new("b").with_key("k"), 2);
-        let (p3, o3) = topic.append(Message::new("c").with_key("k"), 2);
+        let (p1, o1) = topic.append(Message::new("a").with_key("k"), 2).unwrap();
+        let (p2, o2) = topic.append(Message::new("b").with_key("k"), 2).unwrap();
+        let (p3, o3) = topic.append(Message::new("c").with_key("k"), 2).unwrap();
         assert_eq!((p1, p2, p3), (p1, p1, p1));
         assert_eq!((o1, o2, o3), (0, 1, 2));
         let log = lock(&topic.partitions[p1 as usize].log);
@@ -120,7 +149,7 @@ mod tests {
     #[test]
     fn keyless_messages_spread_over_partitions() {
         let topic = Topic::new("t", 3);
-        let parts: Vec<i32> = (0..6).map(|i| topic.append(Message::new(vec![i]), 10).0).collect();
+        let parts: Vec<i32> = (0..6).map(|i| topic.append(Message::new(vec![i]), 10).unwrap().0).collect();
         let mut seen = parts.clone();
         seen.sort();
         seen.dedup();
