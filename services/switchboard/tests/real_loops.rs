@@ -27,6 +27,7 @@ async fn kafka(topics: &[&str]) -> PubSub {
         kafka_brokers: Some(brokers),
         partitions: 2,
         amqp_url: None,
+        amqp_connect_timeout_ms: 5000,
         embedded_retention: 2000,
         kafka_set: vec![("topic.metadata.propagation.max.ms".into(), "2000".into())],
     };
