@@ -158,3 +158,29 @@ fn graceful_stop_finishes_jobs_in_flight() {
         processor.stop().await;
     });
 }
+
+/// Every event of a job carries its request fingerprint, so a gateway that missed `queued`
+/// can still tell an Idempotency-Key reused with another body.
+#[test]
+fn events_carry_the_request_fingerprint() {
+    run(async {
+        let q = FakeWorkQueue::new();
+        let config = test_config("fingerprint");
+        let processor = TestProcessor::start();
+        let mut events = Events::listen(&q, &config.events_exchange).await;
+        let w = Running::start(worker(&q, config.clone(), &processor)).await;
+        let mut job = switchboard_proto::Job::new();
+        job.id = "job-with-key".into();
+        job.body = "hello world".into();
+        job.request_fingerprint = "fp-1".into();
+        let bytes = switchboard_proto::ProtoMessage::write_to_bytes(&job).unwrap();
+        q.enqueue(&config.queue, switchboard_ports::Message::new(bytes)).await.unwrap();
+        events.wait_for("job-with-key", JobStatus::JOB_STATUS_DONE).await;
+        let seen = events.of("job-with-key");
+        assert_eq!(seen.len(), 2, "running and done");
+        assert!(seen.iter().all(|e| e.request_fingerprint == "fp-1"), "{seen:?}");
+        w.stop().await;
+        processor.stop().await;
+        q.delete(&config.queue).await.unwrap();
+    });
+}
