@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: prereqs demo run-all test test-real api-check lint audit bench dist brokers brokers-stop fmt kill-test soak
+.PHONY: prereqs demo run-all test test-real api-check lint audit bench versus dist brokers brokers-stop fmt kill-test soak
 
 ## What the build needs (cmake, C++ compiler, pkg-config, OpenSSL headers): installed if missing.
 prereqs:
@@ -42,6 +42,10 @@ audit:
 
 bench:
 	bash scripts/bench.sh
+
+## switchboard against the tokio peer (../shared/peers/tokio-chain), side by side: both sides and the ratios.
+versus:
+	bash scripts/versus.sh
 
 ## kill -9 relay, processor and worker while verified requests and jobs flow (real brokers).
 kill-test:
