@@ -29,6 +29,8 @@ const FINGERPRINT_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5b0a_7d1e_4c2f
 /// The request's idempotency key: `None` without the header, the 400 response when it is
 /// malformed. The draft makes the value a structured-field string (`"..."`); a bare token is
 /// accepted too. Keys are 1 to [`MAX_KEY_LEN`] visible ASCII characters.
+// The error is the finished 400 response, built only for a bad key: its size costs nothing.
+#[allow(clippy::result_large_err)]
 pub(crate) fn key_of<S>(req: &Request<S>) -> Result<Option<String>, Response> {
     let Some(values) = req.header(HEADER) else { return Ok(None) };
     if values.iter().count() != 1 {

@@ -23,8 +23,7 @@ pub enum Outcome {
     Answered(failure::Code),
     /// Sent to the dead-letter topic with this reason.
     DeadLettered(String),
-    /// Could not even be dead-lettered (the dead-letter topic refused it, or stayed unreachable
-    /// through every retry): logged at error and counted as
+    /// Could not even be dead-lettered (the dead-letter topic refused it for good): logged at error and counted as
     /// `dead_lettered{destination="none",reason_kind="dead_letter_failed"}`, then acked so it
     /// cannot hold its partition forever.
     Dropped(String),
@@ -209,7 +208,7 @@ impl RequestHandler {
         match self.publish(&topic, message).await {
             Ok(()) => Outcome::Answered(code),
             Err(Unsent::Closed) => Outcome::Retry,
-            Err(Unsent::Failed(e, message)) => {
+            Err(Unsent::Failed(e, message) | Unsent::Exhausted(e, message)) => {
                 // Nobody will hear the answer: keep the request, with why, where an operator looks.
                 let why = format!("failure reply ({code:?}: {why}) not published to {topic}: {e}");
                 warn!("id={}: {why}", envelope.id);
@@ -229,9 +228,15 @@ impl RequestHandler {
                 Outcome::DeadLettered(reason.to_string())
             }
             Err(Unsent::Closed) => Outcome::Retry,
+            Err(Unsent::Exhausted(e, _)) => {
+                // The broker is down for longer than the retries: keep the record unacked so it
+                // comes back once the broker does, rather than lose it.
+                warn!("dead letter not published to {topic} yet, leaving the record for redelivery: {e}");
+                Outcome::Retry
+            }
             Err(Unsent::Failed(e, _)) => {
-                // Redelivering would fail the same way forever: the record is acked and lost,
-                // loudly.
+                // Refused for good: redelivering would fail the same way forever, so the record
+                // is acked and lost, loudly.
                 error!("request dropped: dead letter not published to {topic}: {e} (reason: {reason})");
                 self.config.metrics.dead_lettered("none", "dead_letter_failed");
                 Outcome::Dropped(format!("{reason}; dead letter not published: {e}"))
@@ -258,7 +263,7 @@ impl RequestHandler {
             }
             if retries >= self.config.max_publish_retries {
                 let why = format!("{} (still failing after {retries} retries)", e.error);
-                return Err(Unsent::Failed(why, e.into_inner()));
+                return Err(Unsent::Exhausted(why, e.into_inner()));
             }
             retries += 1;
             warn!("publish to {topic} failed, retry {retries} of {}: {}", self.config.max_publish_retries, e.error);
@@ -273,8 +278,10 @@ impl RequestHandler {
 enum Unsent {
     /// The publisher is closed: the service is stopping.
     Closed,
-    /// Permanently refused, or still failing after every retry.
+    /// Permanently refused.
     Failed(String, Message),
+    /// Still failing transiently after every retry.
+    Exhausted(String, Message),
 }
 
 const PROCESS: &str = "/switchboard.v1.Processor/Process";

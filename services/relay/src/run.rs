@@ -90,9 +90,9 @@ impl SubscribedRelay {
                 smol::spawn(async move {
                     match handler.handle(delivery.message()).await {
                         Outcome::Retry => {
-                            // The publisher is closed (stopping): hand the request back for
-                            // the next member of the group, after a pause in case it comes
-                            // back here first.
+                            // The publisher is closed (stopping) or the broker has been down
+                            // through every publish retry: hand the request back for
+                            // redelivery, after a pause in case it comes back here first.
                             async_io::Timer::after(Duration::from_millis(200)).await;
                             delivery.nack();
                         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_lite::future;
 use switchboard::{Chain, ChainConfig};
-use switchboard_ports::{Message, Publisher, Subscriber};
+use switchboard_ports::{Message, Publisher};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope};
 use switchboard_testkit::fake::pubsub::{MemoryBroker, StartFrom};

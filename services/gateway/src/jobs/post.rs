@@ -126,7 +126,7 @@ async fn submit(
         let jobs = task_jobs;
         let outcome = jobs.queue.enqueue(&jobs.config.queue, message).await.map_err(|e| e.error);
         let ok = outcome.is_ok();
-        let failed = outcome.as_ref().err().map(|e| enqueue_failed(e));
+        let failed = outcome.as_ref().err().map(enqueue_failed);
         let _ = enqueued_tx.try_send(outcome);
         if ok {
             announce(&jobs, &task_id, fingerprint).await;
