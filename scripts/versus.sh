@@ -86,7 +86,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 # medians per side, then ratios
-awk -v log="$SB_LOG" '
+awk -v lvl="$SB_LOG" '
 function median(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
 { k = ++n[$1]; rps[$1, k] = $2; cpu[$1, k] = $3; p50[$1, k] = $4 }
@@ -94,7 +94,7 @@ END {
     for (s in n) { for (i = 1; i <= n[s]; i++) { a[i] = rps[s, i] } ; R[s] = median(a, n[s])
                    for (i = 1; i <= n[s]; i++) { a[i] = cpu[s, i] } ; C[s] = median(a, n[s])
                    for (i = 1; i <= n[s]; i++) { a[i] = p50[s, i] } ; P[s] = median(a, n[s]) }
-    printf "\n| median of %d rounds | switchboard (RUST_LOG=%s) | peer | ratio |\n|---|---:|---:|---:|\n", n["peer"], log
+    printf "\n| median of %d rounds | switchboard (RUST_LOG=%s) | peer | ratio |\n|---|---:|---:|---:|\n", n["peer"], lvl
     printf "| wrk -t2 -c32 -d10s req/s | %.0f | %.0f | %.2f |\n", R["switchboard"], R["peer"], R["switchboard"] / R["peer"]
     printf "| server CPU µs per transaction | %.1f | %.1f | %.2f |\n", C["switchboard"], C["peer"], C["switchboard"] / C["peer"]
     printf "| wrk -t1 -c1 -d5s p50 ms | %.3f | %.3f | %.2f |\n", P["switchboard"], P["peer"], P["switchboard"] / P["peer"]
