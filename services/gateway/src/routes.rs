@@ -104,31 +104,40 @@ struct HopView<'a> {
     elapsed_us: i64,
 }
 
-/// What `/messages` and `/jobs` check first: the gateway is not draining, and the body is a
-/// valid message. Returns the message text, or the response refusing it.
-pub(crate) async fn admit(req: &mut Request<State>) -> Result<String, Response> {
+/// A request `/messages` or `/jobs` took on: its budget's end, message, key and trace.
+pub(crate) struct Admitted {
+    /// When the request's budget ends: every wait on the broker ends by it.
+    pub deadline: Instant,
+    pub text: String,
+    pub key: Option<String>,
+    pub traceparent: Option<String>,
+}
+
+/// What `/messages` and `/jobs` check first: the gateway is not draining, the body is a valid
+/// message and the `Idempotency-Key`, if any, is well formed. Returns what the handler needs, or
+/// the response refusing the request.
+pub(crate) async fn admit(req: &mut Request<State>) -> Result<Admitted, Response> {
     let state = req.state().clone();
+    // The budget starts now, before the body is read.
+    let deadline = Instant::now() + state.config.request_timeout;
     if state.draining.load(Ordering::Relaxed) {
         let mut res = unavailable("shutting down", 1);
         res.insert_header("Connection", "close");
         return Err(res);
     }
-    read_message(req, state.config.max_body_bytes).await
+    let text = read_message(req, state.config.max_body_bytes).await?;
+    let key = idempotency::key_of(req)?;
+    let traceparent = req.header(TRACEPARENT).map(|v| v.as_str().to_owned());
+    Ok(Admitted { deadline, text, key, traceparent })
 }
 
 async fn post_message(replays: Arc<Replays>, mut req: Request<State>) -> tide::Result {
     let state = req.state().clone();
-    // The budget starts now: every wait below (body, publish, reply) ends by this deadline.
-    let deadline = Instant::now() + state.config.request_timeout;
-    let text = match admit(&mut req).await {
-        Ok(text) => text,
+    // Every wait below (body, publish, reply) ends by the deadline.
+    let Admitted { deadline, text, key, traceparent } = match admit(&mut req).await {
+        Ok(admitted) => admitted,
         Err(res) => return Ok(res),
     };
-    let key = match idempotency::key_of(&req) {
-        Ok(key) => key,
-        Err(res) => return Ok(res),
-    };
-    let traceparent = req.header(TRACEPARENT).map(|v| v.as_str().to_owned());
     let Some(key) = key else {
         return Ok(transaction(&state, text, traceparent.as_deref(), deadline).await);
     };

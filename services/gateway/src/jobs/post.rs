@@ -14,7 +14,7 @@ use tide::{Request, Response, StatusCode};
 
 use super::{JobState, JobView, Jobs};
 use crate::idempotency::{self, Claim, First, Stored, REPLAYED};
-use crate::routes::{admit, json, publish_failed, unavailable, within, State};
+use crate::routes::{admit, json, publish_failed, unavailable, within, Admitted, State};
 
 const SERVICE: &str = "gateway";
 
@@ -29,17 +29,11 @@ struct Accepted<'a> {
 
 pub(super) async fn post_job(jobs: Arc<Jobs>, mut req: Request<State>) -> tide::Result {
     let state = req.state().clone();
-    // The budget starts now: every wait on the broker below ends by this deadline.
-    let deadline = Instant::now() + state.config.request_timeout;
-    let text = match admit(&mut req).await {
-        Ok(text) => text,
+    // Every wait on the broker below ends by the deadline.
+    let Admitted { deadline, text, key, traceparent } = match admit(&mut req).await {
+        Ok(admitted) => admitted,
         Err(res) => return Ok(res),
     };
-    let key = match idempotency::key_of(&req) {
-        Ok(key) => key,
-        Err(res) => return Ok(res),
-    };
-    let traceparent = req.header(TRACEPARENT).map(|v| v.as_str().to_owned());
     let Some(key) = key else {
         let id = uuid::Uuid::new_v4().to_string();
         return Ok(submit(&jobs, &state, id, text, None, traceparent.as_deref(), deadline).await);
