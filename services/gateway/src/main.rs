@@ -22,6 +22,10 @@ struct Cli {
     jobs: JobsArgs,
 }
 
+// mimalloc instead of glibc malloc: fewer CPU µs per transaction (BENCHMARKS.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     switchboard_telemetry::init_logging("gateway");
     let cli = Cli::parse();

@@ -27,6 +27,10 @@ struct Cli {
     brokers: BrokerArgs,
 }
 
+// mimalloc instead of glibc malloc: fewer CPU µs per transaction (BENCHMARKS.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     switchboard_telemetry::init_logging("relay");
     let cli = Cli::parse();
