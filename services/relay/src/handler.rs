@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 
 use grpcio::{CallOption, RpcStatusCode};
 use log::{error, info, warn};
-use switchboard_breaker::{CircuitBreaker, RetryBudget};
+use switchboard_breaker::{CircuitBreaker, Jitter, RetryBudget, RetryPolicy};
 use switchboard_ports::{ErrorKind, Message, Publisher};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::topics::ReplyTopics;
@@ -246,7 +246,12 @@ impl RequestHandler {
 
     /// Publishes, retrying transient errors a bounded number of times with backoff.
     async fn publish(&self, topic: &str, mut message: Message) -> Result<(), Unsent> {
-        let mut delay = self.config.publish_retry_base;
+        let mut delays = RetryPolicy::new()
+            .max_retries(self.config.max_publish_retries)
+            .initial_delay(self.config.publish_retry_base)
+            .max_delay(MAX_PUBLISH_BACKOFF)
+            .jitter(Jitter::Equal)
+            .delays();
         let mut retries = 0;
         loop {
             let published = self.publisher.publish(topic, message).await;
@@ -261,15 +266,14 @@ impl RequestHandler {
             if !e.error.is_transient() {
                 return Err(Unsent::Failed(e.error.to_string(), e.into_inner()));
             }
-            if retries >= self.config.max_publish_retries {
+            let Some(pause) = delays.next() else {
                 let why = format!("{} (still failing after {retries} retries)", e.error);
                 return Err(Unsent::Exhausted(why, e.into_inner()));
-            }
+            };
             retries += 1;
             warn!("publish to {topic} failed, retry {retries} of {}: {}", self.config.max_publish_retries, e.error);
             message = e.into_inner();
-            async_io::Timer::after(jitter(delay)).await;
-            delay = (delay * 2).min(MAX_PUBLISH_BACKOFF);
+            async_io::Timer::after(pause).await;
         }
     }
 }

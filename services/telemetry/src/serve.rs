@@ -29,6 +29,8 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use http_types::{Request, Response, StatusCode};
 use serde::Serialize;
 
+use switchboard_breaker::{Jitter, RetryPolicy};
+
 use crate::deadline::Deadline;
 
 /// Limits of one HTTP server's connections.
@@ -80,13 +82,14 @@ where
 {
     let slots = Arc::new(async_lock::Semaphore::new(limits.max_connections.max(1)));
     let mut warn = Throttled::new(Duration::from_secs(5));
-    let mut backoff = Backoff::new();
+    let policy = accept_backoff();
+    let mut backoff = policy.delays();
     loop {
         let slot = slots.acquire_arc().await;
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) if passes(&e) => {
-                let pause = backoff.next();
+                let pause = backoff.next().unwrap_or(Duration::from_secs(1));
                 warn.warn(|suppressed| format!("{name}: accept failed: {e} (retrying in {pause:?}{suppressed})"));
                 async_io::Timer::after(pause).await;
                 continue;
@@ -96,7 +99,7 @@ where
                 return e;
             }
         };
-        backoff.reset();
+        backoff = policy.delays();
         // With Nagle on, a keep-alive client stalls ~40 ms per request on delayed ACKs. It
         // fails only when the peer is already gone: drop that connection, serve the rest.
         if let Err(e) = stream.set_nodelay(true) {
@@ -242,26 +245,14 @@ fn passes(e: &io::Error) -> bool {
     e.raw_os_error().is_some_and(|code| PASSING.contains(&code))
 }
 
-/// Exponential pause after failed accepts: 10 ms doubling up to 1 s, reset by a success.
-struct Backoff(Duration);
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(10);
-    const MAX: Duration = Duration::from_secs(1);
-
-    fn new() -> Self {
-        Backoff(Self::FIRST)
-    }
-
-    fn next(&mut self) -> Duration {
-        let pause = self.0;
-        self.0 = (self.0 * 2).min(Self::MAX);
-        pause
-    }
-
-    fn reset(&mut self) {
-        self.0 = Self::FIRST;
-    }
+/// Exponential pause after failed accepts: 10 ms doubling up to 1 s, without end; a success
+/// starts it again ([`accept_backoff`]`.delays()`).
+fn accept_backoff() -> RetryPolicy {
+    RetryPolicy::new()
+        .max_retries(u32::MAX)
+        .initial_delay(Duration::from_millis(10))
+        .max_delay(Duration::from_secs(1))
+        .jitter(Jitter::None)
 }
 
 /// A warning logged at most once per period, with the count of those left out.
@@ -347,11 +338,12 @@ mod tests {
 
     #[test]
     fn backoff_doubles_to_a_second_and_resets() {
-        let mut b = Backoff::new();
-        let pauses: Vec<_> = (0..9).map(|_| b.next().as_millis()).collect();
+        let policy = accept_backoff();
+        let mut b = policy.delays();
+        let pauses: Vec<_> = (0..9).map(|_| b.next().unwrap().as_millis()).collect();
         assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
-        b.reset();
-        assert_eq!(b.next(), Duration::from_millis(10));
+        b = policy.delays();
+        assert_eq!(b.next(), Some(Duration::from_millis(10)));
     }
 
     #[test]
