@@ -12,7 +12,7 @@ trap cleanup EXIT
 if [[ -z "${KAFKA_BROKERS:-}" ]]; then
     bash scripts/brokers.sh start
     started_brokers=1
-    export KAFKA_BROKERS=127.0.0.1:9092
+    export KAFKA_BROKERS="${TANSU_ADDR:-127.0.0.1:9092}"
 else
     bash scripts/brokers.sh start   # uses KAFKA_BROKERS, checks/starts RabbitMQ, creates topics
 fi
