@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: prereqs demo run-all test test-real api-check lint audit bench versus dist brokers brokers-stop fmt kill-test soak
+.PHONY: prereqs demo run-all test test-real api-check lint audit bench versus dist brokers brokers-stop fmt kill-test soak scale-test k8s-check
 
 ## What the build needs (cmake, C++ compiler, pkg-config, OpenSSL headers): installed if missing.
 prereqs:
@@ -33,9 +33,13 @@ test-real:
 api-check:
 	bash scripts/api-check.sh
 
-lint:
+lint: k8s-check
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## deploy/kubernetes/ validated offline against the Kubernetes schemas (kubernetes-validate).
+k8s-check:
+	bash scripts/k8s-check.sh
 
 audit:
 	cargo audit --db ../shared/advisory-db --no-fetch --stale --deny warnings
@@ -50,6 +54,11 @@ versus:
 ## kill -9 relay, processor and worker while verified requests and jobs flow (real brokers).
 kill-test:
 	bash scripts/kill-test.sh
+
+## 3 gateways, 2 relays, 2 processors, 2 workers on tansu + RabbitMQ under verified load;
+## kill -9 one of each in turn; per-instance shares and a verdict (scripts/scale-test.sh).
+scale-test:
+	bash scripts/scale-test.sh
 
 ## 5 minutes of verified load on the embedded all-in-one, printing resident memory
 ## (SOAK_SEPARATE=1 or KAFKA_BROKERS set: gateway, relay, processor as separate processes on tansu).

@@ -41,4 +41,12 @@ impl Subscriber for FromEarliest {
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Subscription, PortError> {
         self.0.subscribe_from(topic, group, OffsetReset::Earliest).await
     }
+
+    async fn partition_count(&self, topic: &str) -> Result<i32, PortError> {
+        self.0.partition_count(topic).await
+    }
+
+    async fn assign(&self, topic: &str, partitions: &[i32]) -> Result<Subscription, PortError> {
+        self.0.assign(topic, partitions).await
+    }
 }

@@ -94,8 +94,13 @@ pub struct VerifyReport {
     pub ok: u64,
     /// Clear failures by HTTP status (503, 504, anything else not 200).
     pub failed: BTreeMap<u16, u64>,
-    /// No answer: connection error or no reply within deadline + margin.
+    /// No answer: no reply within deadline + margin.
     pub lost: u64,
+    /// The connection broke or was refused (the gateway died): failed at once, not lost by
+    /// the chain; `conn_error_max` is how long the slowest of them took.
+    pub conn_errors: u64,
+    /// Longest time from send to a connection error.
+    pub conn_error_max: Duration,
     /// 200 carrying another request's reply.
     pub cross_delivered: u64,
     /// A reply (by token or by id) seen more than once.
@@ -121,19 +126,25 @@ impl VerifyReport {
 
     /// Whether the run proves the guarantees: nothing lost, crossed, doubled or corrupted.
     pub fn passed(&self) -> bool {
-        self.lost == 0 && self.cross_delivered == 0 && self.duplicated == 0 && self.corrupted == 0
+        self.lost == 0
+            && self.conn_errors == 0
+            && self.cross_delivered == 0
+            && self.duplicated == 0
+            && self.corrupted == 0
     }
 
     /// `requests sent=… ok=… failed_503=… failed_504=… lost=… cross_delivered=… duplicated=…`.
     pub fn summary_line(&self) -> String {
         format!(
-            "requests sent={} ok={} failed_503={} failed_504={} failed_other={} lost={} cross_delivered={} duplicated={} corrupted={}",
+            "requests sent={} ok={} failed_503={} failed_504={} failed_other={} lost={} conn_errors={} conn_error_max_ms={} cross_delivered={} duplicated={} corrupted={}",
             self.sent,
             self.ok,
             self.failed_with(503),
             self.failed_with(504),
             self.failed_other(),
             self.lost,
+            self.conn_errors,
+            self.conn_error_max.as_millis(),
             self.cross_delivered,
             self.duplicated,
             self.corrupted
@@ -150,6 +161,8 @@ pub enum Outcome {
     Failed(u16),
     /// No answer.
     Lost(String),
+    /// The connection failed (refused, reset) after this long.
+    ConnectionError(String, Duration),
     /// Another request's reply (its sequence number and the reply id).
     Crossed(u64, String),
     /// Not an answer to any request of this run.
@@ -216,6 +229,11 @@ impl Tally {
                 self.report.lost += 1;
                 self.note(format!("seq {seq}: lost ({why})"));
             }
+            Outcome::ConnectionError(why, after) => {
+                self.report.conn_errors += 1;
+                self.report.conn_error_max = self.report.conn_error_max.max(after);
+                self.note(format!("seq {seq}: connection error after {after:?} ({why})"));
+            }
             Outcome::Crossed(other, id) => {
                 self.report.cross_delivered += 1;
                 self.note(format!("seq {seq}: got the reply of seq {other}"));
@@ -262,15 +280,16 @@ pub async fn run_verify(target: &HttpTarget, config: &VerifyConfig) -> VerifyRep
                     let message = tokens.message(seq, config.message_size);
                     let body = serde_json::to_vec(&serde_json::json!({ "message": message })).expect("json");
                     let limit = config.deadline + config.margin;
+                    let sent_at = Instant::now();
                     let answer = async {
                         client
                             .send(Method::Post, &target.path, Some("application/json"), body)
                             .await
-                            .map_err(|e| e.to_string())
+                            .map_err(|e| Some(e.to_string()))
                     }
                     .or(async {
                         async_io::Timer::after(limit).await;
-                        Err(format!("no answer within {limit:?}"))
+                        Err(None)
                     })
                     .await;
                     let outcome = match answer {
@@ -278,7 +297,10 @@ pub async fn run_verify(target: &HttpTarget, config: &VerifyConfig) -> VerifyRep
                         Err(why) => {
                             // The connection is in an unknown state: start a fresh one.
                             client = HttpClient::new(target.addr);
-                            Outcome::Lost(why)
+                            match why {
+                                Some(why) => Outcome::ConnectionError(why, sent_at.elapsed()),
+                                None => Outcome::Lost(format!("no answer within {limit:?}")),
+                            }
                         }
                     };
                     tally.borrow_mut().record(seq, outcome, due.elapsed());

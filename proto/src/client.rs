@@ -17,11 +17,20 @@ pub fn processor_client(addr: &str) -> ProcessorClient {
 
 /// Like [`processor_client`] on an existing environment: in one process, a client and server
 /// sharing a completion-queue thread save a thread hand-off in each direction of every call.
+///
+/// `addr` may name several processors: `a:p,b:p` (IP addresses) or one DNS name resolving to
+/// many. Calls go round robin over the connected ones; a processor whose connection breaks
+/// (killed: the kernel resets it) leaves the rotation at once, and keepalive pings (1 s, 1 s
+/// timeout, also while idle) find a silently vanished host within ~2 s.
 pub fn processor_client_on(env: Arc<Environment>, addr: &str) -> ProcessorClient {
     let channel = ChannelBuilder::new(env)
         .max_reconnect_backoff(Duration::from_secs(1))
         .initial_reconnect_backoff(Duration::from_millis(100))
-        .connect(addr);
+        .load_balancing_policy(grpcio::LbPolicy::RoundRobin)
+        .keepalive_time(Duration::from_secs(1))
+        .keepalive_timeout(Duration::from_secs(1))
+        .keepalive_permit_without_calls(true)
+        .connect(&crate::target::grpc_target(addr));
     ProcessorClient::new(channel)
 }
 

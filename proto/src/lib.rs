@@ -11,6 +11,7 @@ mod generated {
 
 pub mod client;
 pub mod convert;
+pub mod target;
 pub mod topics;
 
 pub use generated::envelope::{failure, Envelope, Failure, Hop, TraceContext};

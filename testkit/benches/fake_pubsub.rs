@@ -58,7 +58,8 @@ async fn chain(transactions: usize, window: usize) {
     let processor = smol::spawn(async move {
         while let Some(d) = processor_in.recv().await {
             let m = d.message();
-            let reply = Message { key: m.key.clone(), payload: m.payload.clone(), headers: m.headers.clone() };
+            let reply =
+                Message { key: m.key.clone(), partition: None, payload: m.payload.clone(), headers: m.headers.clone() };
             processor_out.publish("replies", reply).await.unwrap();
             d.ack();
         }

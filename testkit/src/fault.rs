@@ -337,6 +337,20 @@ impl<S: Subscriber + ?Sized> Subscriber for FaultySubscriber<S> {
             Some(Effect::SilentDrop) => Err(injected(ErrorKind::Unavailable)),
         }
     }
+
+    async fn partition_count(&self, topic: &str) -> Result<i32, Error> {
+        self.inner.partition_count(topic).await
+    }
+
+    /// Faults apply as to `subscribe`: an assignment is the gateway's way to subscribe.
+    async fn assign(&self, topic: &str, partitions: &[i32]) -> Result<Subscription, Error> {
+        match self.faults.enter().await? {
+            None | Some(Effect::Delay(_)) => self.inner.assign(topic, partitions).await,
+            Some(Effect::Fail(kind)) => Err(injected(kind)),
+            Some(Effect::LoseAck) => Err(injected(ErrorKind::Timeout)),
+            Some(Effect::SilentDrop) => Err(injected(ErrorKind::Unavailable)),
+        }
+    }
 }
 
 impl<S: ?Sized> fmt::Debug for FaultySubscriber<S> {

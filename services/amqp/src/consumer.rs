@@ -151,7 +151,7 @@ fn consume(
                 Ok(ConsumerMessage::Delivery(d)) => match mode {
                     Mode::Jobs { queue, out, settle, .. } => {
                         let (headers, attempt) = headers::from_table(d.properties.headers().as_ref());
-                        let message = Message { key: None, payload: d.body.clone(), headers };
+                        let message = Message { key: None, partition: None, payload: d.body.clone(), headers };
                         let tag = job_tag(generation, d.delivery_tag());
                         let job = Job::new(message, queue.clone(), d.redelivered, attempt, tag, settle.clone());
                         held.insert(tag, d);
@@ -163,7 +163,7 @@ fn consume(
                     }
                     Mode::Listen { out, buffered, .. } => {
                         let (headers, _) = headers::from_table(d.properties.headers().as_ref());
-                        let message = Message { key: None, payload: d.body.clone(), headers };
+                        let message = Message { key: None, partition: None, payload: d.body.clone(), headers };
                         if out.is_full() {
                             let _oldest = buffered.try_recv();
                         }

@@ -33,6 +33,12 @@ pub struct BrokerArgs {
     /// which answers a fetch as soon as data arrives, or `debug=fetch` to trace fetches.
     #[arg(long = "kafka-set", value_name = "KEY=VALUE", env = "SWITCHBOARD_KAFKA_SET", value_delimiter = ' ', value_parser = key_value)]
     pub kafka_set: Vec<(String, String)>,
+    /// This instance's stable identity, kept across restarts (e.g. the pod name): picks a
+    /// gateway's reply partition (default: the host name) and, when set, is a relay's
+    /// `group.instance.id` (static membership: a restart within the session timeout gets its
+    /// partitions back without a rebalance). Unique per live instance of a service.
+    #[arg(long, env = "SWITCHBOARD_INSTANCE_ID")]
+    pub instance_id: Option<String>,
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -88,7 +94,8 @@ impl BrokerArgs {
     }
 
     async fn kafka(&self, brokers: &str, topics: &[&str]) -> Result<PubSub, BrokerError> {
-        let config = self.kafka_set.iter().fold(KafkaConfig::new(brokers), |c, (k, v)| c.set(k, v));
+        let mut config = self.kafka_set.iter().fold(KafkaConfig::new(brokers), |c, (k, v)| c.set(k, v));
+        config.group_instance_id = self.instance_id.clone();
         if !self.kafka_set.is_empty() {
             info!("kafka: librdkafka overrides {:?}", self.kafka_set);
         }

@@ -56,6 +56,14 @@ impl Subscriber for StartingAt {
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Subscription, Error> {
         self.inner.subscribe_from(topic, group, self.reset).await
     }
+
+    async fn partition_count(&self, topic: &str) -> Result<i32, Error> {
+        self.inner.partition_count(topic).await
+    }
+
+    async fn assign(&self, topic: &str, partitions: &[i32]) -> Result<Subscription, Error> {
+        self.inner.assign(topic, partitions).await
+    }
 }
 
 /// An embedded-broker subscriber whose new groups start at a fixed position.
@@ -69,5 +77,13 @@ struct Embedded {
 impl Subscriber for Embedded {
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Subscription, Error> {
         self.broker.subscribe_from(topic, group, self.start).await
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<i32, Error> {
+        self.broker.partition_count(topic).await
+    }
+
+    async fn assign(&self, topic: &str, partitions: &[i32]) -> Result<Subscription, Error> {
+        self.broker.assign(topic, partitions).await
     }
 }

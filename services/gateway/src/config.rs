@@ -15,9 +15,9 @@ pub struct GatewayConfig {
     pub requests_topic: String,
     /// Topic replies come back on (the envelope's reply-to).
     pub replies_topic: String,
-    /// Consumer group of this instance on the replies topic: unique per instance, so every
-    /// gateway sees the replies and keeps those it is waiting for.
-    pub reply_group: String,
+    /// This instance's stable identity (`SWITCHBOARD_INSTANCE_ID`, default the host name):
+    /// picks the partition of the replies topic it reads (see [`reply_partition`](crate::reply_partition)).
+    pub instance_id: String,
     /// Time budget of one request, carried in the envelope as its deadline.
     pub request_timeout: Duration,
     /// Largest accepted request body.
@@ -54,7 +54,7 @@ impl Default for GatewayConfig {
             addr: "127.0.0.1:8080".parse().unwrap(),
             requests_topic: "switchboard.requests".into(),
             replies_topic: "switchboard.replies".into(),
-            reply_group: format!("switchboard-gateway-{}", uuid::Uuid::new_v4()),
+            instance_id: crate::default_instance_id(),
             request_timeout: Duration::from_secs(5),
             max_body_bytes: 64 * 1024,
             max_pending: 10_000,

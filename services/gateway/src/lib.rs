@@ -8,6 +8,7 @@ mod args;
 mod config;
 mod errors;
 mod idempotency;
+mod instance;
 mod jobs;
 mod pending;
 mod replies;
@@ -16,6 +17,7 @@ mod serve;
 
 pub use args::GatewayArgs;
 pub use config::{GatewayConfig, ROUTES};
+pub use instance::{default_instance_id, reply_partition};
 pub use jobs::{JobState, JobStore, JobView, JobsArgs, JobsConfig};
 pub use pending::{Pending, PendingFull, Slot, Waiter};
 pub use serve::Gateway;

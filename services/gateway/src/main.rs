@@ -39,6 +39,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = Shutdown::from_env()?;
     let mut config = cli.gateway.config(&cli.topics)?;
     config.grace = shutdown.grace_period();
+    if let Some(id) = &cli.brokers.instance_id {
+        config.instance_id = id.clone();
+    }
     let ports = cli.brokers.require_kafka("gateway", &[&cli.topics.requests, &cli.topics.replies]).await?;
     let mut gateway = Gateway::bind(config, ports.publisher.clone(), ports.replies).await?;
     // The jobs API needs RabbitMQ; without AMQP_URL the gateway serves /messages only.

@@ -23,6 +23,8 @@ const SERVICE: &str = "gateway";
 #[derive(Clone)]
 pub(crate) struct State {
     pub config: Arc<GatewayConfig>,
+    /// The replies partition this instance reads: every envelope names it.
+    pub reply_partition: i32,
     pub publisher: Arc<dyn Publisher>,
     pub pending: Arc<Pending>,
     pub breaker: switchboard_breaker::CircuitBreaker,
@@ -174,6 +176,7 @@ async fn transaction(state: &State, text: String, traceparent: Option<&str>, dea
     let id = uuid::Uuid::new_v4().to_string();
     let budget = deadline.saturating_duration_since(Instant::now());
     let mut envelope = Envelope::start(&id, text, &state.config.replies_topic, budget);
+    envelope.reply_partition = Some(state.reply_partition);
     // Continue the caller's W3C trace (or start one); this hop is a child span of it.
     let trace = TraceContext::continue_or_new(traceparent).child();
     envelope.set_traceparent(trace.to_string());

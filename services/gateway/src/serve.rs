@@ -41,7 +41,14 @@ impl Gateway {
         subscriber: Arc<dyn Subscriber>,
     ) -> Result<Self, Error> {
         config.max_connections = fit_connections("gateway", config.max_connections);
-        let subscription = subscriber.subscribe(&config.replies_topic, &config.reply_group).await?;
+        // Only this instance's share of the replies, read without a consumer group.
+        let partitions = subscriber.partition_count(&config.replies_topic).await?;
+        let reply_partition = crate::reply_partition(&config.instance_id, partitions);
+        let subscription = subscriber.assign(&config.replies_topic, &[reply_partition]).await?;
+        info!(
+            "gateway instance {:?} reads partition {reply_partition} of {} ({partitions} partitions)",
+            config.instance_id, config.replies_topic
+        );
         let pending = Pending::new(config.max_pending);
         let metrics = config.metrics.clone();
         let running = Arc::new(AtomicBool::new(true));
@@ -66,6 +73,7 @@ impl Gateway {
         readiness.add_sync_check("replies", move || CheckStatus::from(running.load(Ordering::Relaxed)));
         let state = State {
             config: Arc::new(config),
+            reply_partition,
             publisher,
             pending: pending.clone(),
             breaker,

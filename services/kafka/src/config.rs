@@ -82,6 +82,14 @@ pub struct KafkaConfig {
     pub close_timeout: Duration,
     /// Replication factor of topics created by [`KafkaAdmin`](crate::KafkaAdmin). Default 1.
     pub replication_factor: i32,
+    /// `group.instance.id` (static membership, KIP-345): a member restarted with the same id
+    /// gets its partitions back without a rebalance, and the others keep theirs meanwhile.
+    /// Set from the service's instance id; must be unique among the live members of a group.
+    /// Default `None` (dynamic membership).
+    pub group_instance_id: Option<String>,
+    /// `partition.assignment.strategy`. Default `cooperative-sticky` (KIP-429): in a
+    /// rebalance only the partitions that move are revoked, the others keep flowing.
+    pub assignment_strategy: String,
     /// Raw librdkafka properties applied last, overriding the ones above.
     pub overrides: Vec<(String, String)>,
 }
@@ -105,6 +113,8 @@ impl KafkaConfig {
             subscribe_timeout: Duration::from_secs(30),
             close_timeout: Duration::from_secs(10),
             replication_factor: 1,
+            group_instance_id: None,
+            assignment_strategy: "cooperative-sticky".into(),
             overrides: Vec::new(),
         }
     }
@@ -160,7 +170,22 @@ impl KafkaConfig {
             .set("allow.auto.create.topics", "false")
             // Bound librdkafka's own prefetch buffer (per partition).
             .set("queued.max.messages.kbytes", "16384")
-            .set("queued.min.messages", "1000");
+            .set("queued.min.messages", "1000")
+            .set("partition.assignment.strategy", &self.assignment_strategy);
+        if let Some(id) = &self.group_instance_id {
+            c.set("group.instance.id", id);
+        }
+        self.finish(c)
+    }
+
+    /// A consumer without a group (no `group.id`): manual assignment only, nothing committed,
+    /// nothing left on the broker.
+    pub(crate) fn reader(&self) -> ClientConfig {
+        let mut c = self.common();
+        c.set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", millis(self.fetch_wait_max))
+            .set("allow.auto.create.topics", "false")
+            .set("queued.max.messages.kbytes", "16384");
         self.finish(c)
     }
 
@@ -186,6 +211,18 @@ mod tests {
         assert_eq!(c.get("auto.offset.reset"), Some("earliest"));
         assert_eq!(c.get("session.timeout.ms"), Some("6000"));
         assert_eq!(c.get("group.id"), Some("g"));
+        assert_eq!(c.get("partition.assignment.strategy"), Some("cooperative-sticky"));
+        assert_eq!(c.get("group.instance.id"), None, "static membership only when an instance id is given");
+    }
+
+    #[test]
+    fn static_membership_uses_the_instance_id_and_a_reader_has_no_group() {
+        let mut config = KafkaConfig::new("b:1");
+        config.group_instance_id = Some("relay-1".into());
+        assert_eq!(config.consumer("g", OffsetReset::Earliest).get("group.instance.id"), Some("relay-1"));
+        let reader = config.reader();
+        assert_eq!(reader.get("group.id"), None, "a reader leaves no consumer group behind");
+        assert_eq!(reader.get("group.instance.id"), None);
     }
 
     #[test]

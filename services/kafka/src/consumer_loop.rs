@@ -121,6 +121,7 @@ impl ConsumerLoop {
         };
         let message = Message {
             key: m.key().map(<[u8]>::to_vec),
+            partition: None,
             payload: m.payload().unwrap_or_default().to_vec(),
             headers: m
                 .headers()

@@ -37,6 +37,7 @@ mod consumer_loop;
 mod error;
 mod group_state;
 mod publisher;
+mod reader;
 mod rebalance;
 mod subscriber;
 

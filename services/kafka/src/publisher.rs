@@ -103,6 +103,14 @@ impl KafkaPublisher {
         if let Some(key) = &message.key {
             record = record.key(key.as_slice());
         }
+        if let Some(partition) = message.partition {
+            // librdkafka refuses a partition beyond the topic's (UnknownPartition, Invalid);
+            // a negative one would mean "let the partitioner pick", so it is refused up front.
+            if partition < 0 {
+                return Err(KafkaError::MessageProduction(RDKafkaErrorCode::UnknownPartition));
+            }
+            record = record.partition(partition);
+        }
         let deadline = Instant::now() + self.delivery_timeout;
         loop {
             match self.producer.send(record) {

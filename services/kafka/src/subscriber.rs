@@ -110,6 +110,33 @@ impl Subscriber for KafkaSubscriber {
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Subscription, Error> {
         self.subscribe_from(topic, group, self.config.auto_offset_reset).await
     }
+
+    async fn partition_count(&self, topic: &str) -> Result<i32, Error> {
+        let (config, topic) = (self.config.clone(), topic.to_owned());
+        off_thread(move || {
+            let consumer: BaseConsumer = config.reader().create().map_err(|e| port_error("create reader", e))?;
+            crate::reader::partition_count(&consumer, &topic, config.request_timeout)
+        })
+        .await
+    }
+
+    /// A consumer without `group.id` on its own thread, assigned `partitions` at their end.
+    async fn assign(&self, topic: &str, partitions: &[i32]) -> Result<Subscription, Error> {
+        let (config, topic, partitions) = (self.config.clone(), topic.to_owned(), partitions.to_vec());
+        off_thread(move || crate::reader::assign(&config, &topic, &partitions)).await
+    }
+}
+
+/// Runs the blocking metadata calls of `f` on a thread of its own, not on the executor.
+async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
+    let (tx, rx) = async_channel::bounded(1);
+    thread::Builder::new()
+        .name("kafka-metadata".into())
+        .spawn(move || {
+            let _ = tx.try_send(f());
+        })
+        .map_err(|e| Error::new(ErrorKind::Other, "spawn metadata thread").with_source(e))?;
+    rx.recv().await.unwrap_or_else(|_| Err(Error::closed()))
 }
 
 /// Fails with [`ErrorKind::Invalid`] when the topic does not exist (brokers such as tansu do not

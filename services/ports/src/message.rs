@@ -6,6 +6,11 @@ pub type Headers = Vec<(String, Vec<u8>)>;
 pub struct Message {
     /// Partitioning key: messages with the same key keep their order.
     pub key: Option<Vec<u8>>,
+    /// When publishing: the partition to append to, instead of the one the key picks (a reply
+    /// to the partition its gateway reads). A partition outside the topic's range is refused
+    /// with [`ErrorKind::Invalid`](crate::ErrorKind::Invalid); nothing is created. Ignored on
+    /// delivery (see [`Delivery::partition`](crate::Delivery::partition)).
+    pub partition: Option<i32>,
     /// The bytes carried.
     pub payload: Vec<u8>,
     /// Headers such as the correlation id and the W3C `traceparent`.
@@ -15,12 +20,18 @@ pub struct Message {
 impl Message {
     /// A message carrying `payload`, no key and no headers.
     pub fn new(payload: impl Into<Vec<u8>>) -> Self {
-        Message { key: None, payload: payload.into(), headers: Vec::new() }
+        Message { key: None, partition: None, payload: payload.into(), headers: Vec::new() }
     }
 
     /// Sets the partitioning key.
     pub fn with_key(mut self, key: impl Into<Vec<u8>>) -> Self {
         self.key = Some(key.into());
+        self
+    }
+
+    /// Publishes to `partition` (see [`Message::partition`]).
+    pub fn to_partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
         self
     }
 

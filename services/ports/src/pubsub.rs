@@ -37,6 +37,16 @@ impl<P: Publisher + ?Sized> Publisher for std::sync::Arc<P> {
 pub trait Subscriber: Send + Sync {
     /// Joins `group` on `topic`; returns once the member can receive.
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Subscription, Error>;
+
+    /// The number of partitions of `topic` (`Invalid` if it does not exist).
+    async fn partition_count(&self, topic: &str) -> Result<i32, Error>;
+
+    /// Reads `partitions` of `topic` by manual assignment, without a consumer group (so none is
+    /// left on the broker): every message appended to them after this returns is delivered,
+    /// nothing older. Nothing is committed: ack only releases the delivery, and a nacked one
+    /// is not delivered again (a reader of replies drops what nobody waits for anyway). An
+    /// empty list or a partition outside the topic's range is `Invalid`.
+    async fn assign(&self, topic: &str, partitions: &[i32]) -> Result<Subscription, Error>;
 }
 
 /// Creating topics on brokers that do not create them on first use.

@@ -57,6 +57,11 @@ impl ProcessorHandler {
             if let Err(why) = self.reply_topics.check(&envelope.reply_to) {
                 return Err(status(RpcStatusCode::INVALID_ARGUMENT, &why));
             }
+            // Beyond the topic's range the broker refuses it (nothing is created); a negative
+            // one would let the partitioner pick, so it is refused here.
+            if envelope.reply_partition.is_some_and(|p| p < 0) {
+                return Err(status(RpcStatusCode::INVALID_ARGUMENT, "reply partition is negative"));
+            }
         }
         if envelope.expired() {
             // Expired work is answered, not done: the caller has given up on it.
@@ -100,6 +105,8 @@ fn reply_message(envelope: &Envelope) -> Message {
     let mut m = Message::new(envelope.encode())
         .with_key(envelope.id.as_bytes())
         .with_header("correlation-id", envelope.id.as_bytes());
+    // The partition the requesting gateway instance reads (REPLY_PARTITION in Spring Kafka).
+    m.partition = envelope.reply_partition;
     if let Some(tp) = envelope.traceparent() {
         m = m.with_header("traceparent", tp.as_bytes());
     }

@@ -66,7 +66,14 @@ impl ProcessorServer {
             ProcessorHandler::new(publisher, config.metrics.clone()).with_reply_topics(config.reply_topics.clone());
         let service = switchboard_proto::create_processor(handler);
         let health = Health::default();
+        // The clients ping every second to notice a vanished processor: allow it (the default
+        // answers pings more often than every 5 min without calls with GOAWAY).
+        let args = grpcio::ChannelBuilder::new(env.clone())
+            .http2_min_recv_ping_interval_without_data(std::time::Duration::from_millis(500))
+            .keepalive_permit_without_calls(true)
+            .build_args();
         let mut server = ServerBuilder::new(env)
+            .channel_args(args)
             .register_service(service)
             .register_service(switchboard_proto::health::create_health(health.clone()))
             .build()?;

@@ -202,9 +202,11 @@ impl RequestHandler {
         warn!("answering id={} with {:?}: {}", envelope.id, code, why);
         envelope.fail(code, why, retry_after);
         let topic = envelope.reply_to.clone();
-        let message = Message::new(envelope.encode())
+        let mut message = Message::new(envelope.encode())
             .with_key(envelope.id.as_bytes())
             .with_header("correlation-id", envelope.id.as_bytes());
+        // To the partition the requesting gateway reads; the broker refuses one out of range.
+        message.partition = envelope.reply_partition;
         match self.publish(&topic, message).await {
             Ok(()) => Outcome::Answered(code),
             Err(Unsent::Closed) => Outcome::Retry,

@@ -17,9 +17,10 @@ struct Cli {
     topics: Topics,
     #[command(flatten)]
     relay: RelayArgs,
-    /// Where the processor serves gRPC.
-    #[arg(long, env = "PROCESSOR_ADDR", default_value = "127.0.0.1:50051")]
-    processor_addr: SocketAddr,
+    /// Where the processors serve gRPC: HOST:PORT, several IP:PORT comma-separated, or a DNS
+    /// name resolving to many; calls go round robin over the reachable ones.
+    #[arg(long, env = "PROCESSOR_ADDR", default_value = "127.0.0.1:50051", value_parser = switchboard_proto::target::processor_addrs)]
+    processor_addr: String,
     /// Admin HTTP address: /healthz, /readyz, /metrics.
     #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = "127.0.0.1:9101")]
     admin_addr: SocketAddr,
@@ -50,7 +51,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let admin = AdminServer::bind(cli.admin_addr, metrics, readiness).await.context("admin port")?.spawn(&shutdown);
 
     let ports = cli.brokers.require_kafka("relay", &[&cli.topics.requests, &cli.topics.requests_dlq]).await?;
-    let client = switchboard_proto::client::processor_client(&cli.processor_addr.to_string());
+    let client = switchboard_proto::client::processor_client(&cli.processor_addr);
     let relay = Relay::new(config, ports.requests, ports.publisher.clone(), client).subscribe().await?;
     // Runs until the signal; after it the relay finishes what it holds, bounded by the grace
     // period (which starts at the signal, not at start-up).

@@ -19,9 +19,10 @@ struct Cli {
     names: JobNames,
     #[command(flatten)]
     worker: WorkerArgs,
-    /// Where the processor serves gRPC.
-    #[arg(long, env = "PROCESSOR_ADDR", default_value = "127.0.0.1:50051")]
-    processor_addr: SocketAddr,
+    /// Where the processors serve gRPC: HOST:PORT, several IP:PORT comma-separated, or a DNS
+    /// name resolving to many; calls go round robin over the reachable ones.
+    #[arg(long, env = "PROCESSOR_ADDR", default_value = "127.0.0.1:50051", value_parser = switchboard_proto::target::processor_addrs)]
+    processor_addr: String,
     /// Admin HTTP address: /healthz, /readyz, /metrics.
     #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = "127.0.0.1:9103")]
     admin_addr: SocketAddr,
@@ -57,7 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .context("admin port")?
         .spawn(&shutdown);
     let queues = cli.brokers.require_amqp("worker").await?;
-    let client = switchboard_proto::client::processor_client(&cli.processor_addr.to_string());
+    let client = switchboard_proto::client::processor_client(&cli.processor_addr);
     let worker = Worker::new(cli.worker.config(&cli.names), queues.queue.clone(), queues.fanout, client, breaker)
         .with_metrics(metrics);
     let draining = readiness.clone();

@@ -28,6 +28,7 @@
 //! `ErrorKind::Closed`.
 
 mod cases;
+mod partitions;
 mod support;
 
 use std::future::Future;
@@ -42,6 +43,7 @@ use switchboard_ports::{Publisher, Subscriber, TopicAdmin};
 use crate::fake::pubsub::{FakeConfig, MemoryBroker};
 
 pub use cases::*;
+pub use partitions::*;
 
 /// What a backend supports; cases needing a missing feature are skipped with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,7 +226,9 @@ macro_rules! pubsub_conformance {
             order_per_key,
             continue_after_close,
             topic_isolation,
-            publisher_close);
+            publisher_close,
+            assigned_partition_reads_only_its_own,
+            partition_out_of_range_is_refused);
     };
     (@cases $make:expr, $attrs:tt; $($case:ident),*) => {
         $( $crate::pubsub_conformance!(@one $make, $attrs, $case); )*

@@ -122,6 +122,21 @@ impl MemoryBroker {
         Ok(Subscription::new(rx, handle))
     }
 
+    /// Reads `partitions` of `topic` from their end without a consumer group (see
+    /// [`Subscriber::assign`]).
+    async fn assign_partitions(&self, topic: &str, partitions: &[i32]) -> Result<Subscription, Error> {
+        let topic = self.topic(topic)?;
+        let count = topic.partition_count();
+        if partitions.is_empty() || partitions.iter().any(|&p| p < 0 || p >= count) {
+            let why = format!("assign {}: partitions {partitions:?} outside 0..{count}", topic.name);
+            return Err(Error::new(ErrorKind::Invalid, why));
+        }
+        let group = Arc::new(Group::new(topic.end_offsets(), topic.freed.clone()));
+        let (tx, rx) = async_channel::bounded(self.inner.config.subscription_buffer);
+        let handle = group.assigned(topic, self.inner.config.clone(), tx, partitions);
+        Ok(Subscription::new(rx, handle))
+    }
+
     /// Partition count of `topic`, if it exists.
     pub fn partitions(&self, topic: &str) -> Option<i32> {
         self.existing(topic).map(|t| t.partition_count())
@@ -180,6 +195,12 @@ impl MemoryBroker {
             Ok(t) => t,
             Err(e) => return Err(PublishError::new(e, message)),
         };
+        if let Some(p) = message.partition {
+            if p < 0 || p >= t.partition_count() {
+                let why = format!("topic {topic} has no partition {p} (0..{})", t.partition_count());
+                return Err(PublishError::new(Error::new(ErrorKind::Invalid, why), message));
+            }
+        }
         let mut message = match t.append(message, config.retention_messages) {
             Ok(_) => return Ok(()),
             Err(back) => back,
@@ -241,6 +262,14 @@ impl Subscriber for MemoryBroker {
             return Err(Error::new(ErrorKind::Invalid, "empty topic or group name"));
         }
         self.subscribe_from(topic, group, self.inner.config.start_from).await
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<i32, Error> {
+        Ok(self.topic(topic)?.partition_count())
+    }
+
+    async fn assign(&self, topic: &str, partitions: &[i32]) -> Result<Subscription, Error> {
+        self.assign_partitions(topic, partitions).await
     }
 }
 

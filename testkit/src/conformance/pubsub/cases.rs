@@ -25,6 +25,8 @@ pub async fn run_all(b: &dyn Backend) {
     continue_after_close(b).await;
     topic_isolation(b).await;
     publisher_close(b).await;
+    super::assigned_partition_reads_only_its_own(b).await;
+    super::partition_out_of_range_is_refused(b).await;
 }
 
 /// A subscribed message arrives intact; published right after `subscribe` returned.

@@ -69,7 +69,40 @@ impl Group {
 
     /// Adds a member, rebalances, and starts its delivery task feeding `tx`.
     pub(super) fn join(self: &Arc<Self>, topic: Arc<Topic>, config: FakeConfig, tx: Sender<Delivery>) -> MemberHandle {
-        let member = Arc::new(Member {
+        let member = self.member(config);
+        {
+            let mut members = lock(&self.members);
+            members.push(member.clone());
+            self.rebalance(&members);
+        }
+        smol::spawn(deliver(member.clone(), topic, tx)).detach();
+        MemberHandle(member)
+    }
+
+    /// The only member of a group of its own (not listed on the topic, so it holds no
+    /// messages back from retention), reading `partitions` from the group's start offsets:
+    /// a manual assignment.
+    pub(super) fn assigned(
+        self: &Arc<Self>,
+        topic: Arc<Topic>,
+        config: FakeConfig,
+        tx: Sender<Delivery>,
+        partitions: &[i32],
+    ) -> MemberHandle {
+        let member = self.member(config);
+        {
+            let mut s = lock(&member.state);
+            for &p in partitions {
+                s.positions[p as usize] = Some(self.committed[p as usize].load(Ordering::Acquire));
+            }
+        }
+        lock(&self.members).push(member.clone());
+        smol::spawn(deliver(member.clone(), topic, tx)).detach();
+        MemberHandle(member)
+    }
+
+    fn member(self: &Arc<Self>, config: FakeConfig) -> Arc<Member> {
+        Arc::new(Member {
             group: self.clone(),
             state: Mutex::new(MemberState {
                 positions: vec![None; self.committed.len()],
@@ -81,14 +114,7 @@ impl Group {
             }),
             wake: Event::new(),
             config,
-        });
-        {
-            let mut members = lock(&self.members);
-            members.push(member.clone());
-            self.rebalance(&members);
-        }
-        smol::spawn(deliver(member.clone(), topic, tx)).detach();
-        MemberHandle(member)
+        })
     }
 
     /// Range assignment over members in join order. Revokes everywhere first, then assigns

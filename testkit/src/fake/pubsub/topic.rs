@@ -63,11 +63,15 @@ impl Topic {
     /// Appends `message` and returns its partition and offset; hands the message back when
     /// its partition holds `retention` messages that a subscribed group has not committed yet
     /// (the caller waits for room: dropping them would lose work still owed).
-    pub(super) fn append(&self, message: Message, retention: usize) -> Result<(i32, i64), Message> {
+    pub(super) fn append(&self, mut message: Message, retention: usize) -> Result<(i32, i64), Message> {
         let n = self.partitions.len();
-        let p = match &message.key {
-            Some(key) => (fnv1a(key) % n as u64) as usize,
-            None => self.round_robin.fetch_add(1, Ordering::Relaxed) % n,
+        // The caller checked an explicit partition against the range. As from Kafka, a
+        // delivered message names no partition to publish to.
+        let explicit = message.partition.take();
+        let p = match (explicit, &message.key) {
+            (Some(p), _) => (p.max(0) as usize).min(n - 1),
+            (None, Some(key)) => (fnv1a(key) % n as u64) as usize,
+            (None, None) => self.round_robin.fetch_add(1, Ordering::Relaxed) % n,
         };
         let partition = &self.partitions[p].log;
         let offset = {
@@ -90,6 +94,7 @@ impl Topic {
                     log.base += 1;
                 }
                 if log.messages.len() >= retention {
+                    message.partition = explicit;
                     return Err(message);
                 }
                 let offset = log.end();

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Offline validation of deploy/kubernetes/ (`make k8s-check`, part of `make lint`): every
+# manifest against the Kubernetes OpenAPI schemas bundled in kubernetes-validate (PyPI), in
+# strict mode (unknown fields fail). kubernetes-validate lives in the repo's .venv (gitignored),
+# installed on first use like schemathesis (scripts/api-check.sh); K8S_VERSION picks the
+# schema version (default 1.32: the preStop `sleep` action is on by default since 1.30).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+fail() {
+    echo "k8s-check: FAILED: $*" >&2
+    exit 1
+}
+if [[ ! -x "$VENV/bin/kubernetes-validate" ]]; then
+    echo "k8s-check: installing kubernetes-validate into $VENV"
+    [[ -x "$VENV/bin/pip" ]] || python3 -m venv "$VENV" || fail "python3 -m venv failed (install python3-venv)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "${K8S_CHECK_VALIDATE:-kubernetes-validate}"
+fi
+# The kustomization is kustomize's own file, not an API object: the rest is what it lists.
+mapfile -t files < <(sed -n 's/^  - \(.*\.yaml\)$/deploy\/kubernetes\/\1/p' deploy/kubernetes/kustomization.yaml)
+[[ ${#files[@]} -ge 6 ]] || fail "kustomization.yaml lists ${#files[@]} manifests"
+"$VENV/bin/kubernetes-validate" --strict -k "${K8S_VERSION:-1.32.0}" "${files[@]}" || fail "invalid manifests"
+for f in "${files[@]}"; do
+    grep -q "kind: Deployment" "$f" || continue
+    for need in readinessProbe livenessProbe preStop "requests:" "replicas:" configMapRef secretRef; do
+        grep -q "$need" "$f" || fail "$f has no $need"
+    done
+done
+echo "k8s-check: ${#files[@]} manifests valid"
