@@ -11,7 +11,6 @@ mod generated {
 
 pub mod client;
 pub mod convert;
-pub mod topics;
 
 pub use generated::envelope::{failure, Envelope, Failure, Hop, TraceContext};
 

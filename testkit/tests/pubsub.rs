@@ -2,7 +2,7 @@
 //! every buffer at its smallest (to shake out ordering and wakeup bugs).
 
 use switchboard_testkit::conformance::pubsub::MemoryBackend;
-use switchboard_testkit::fake::pubsub::FakeConfig;
+use switchboard_embedded::pubsub::FakeConfig;
 
 mod memory {
     use super::*;

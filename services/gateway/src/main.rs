@@ -2,9 +2,10 @@
 //! also serves the jobs API on RabbitMQ.
 
 use clap::Parser;
-use switchboard_brokers::{BrokerArgs, JobNames};
+use switchboard_names::JobNames;
+use switchboard_wiring::BrokerArgs;
 use switchboard_gateway::{Gateway, GatewayArgs, JobsArgs};
-use switchboard_proto::topics::Topics;
+use switchboard_names::topics::Topics;
 use switchboard_telemetry::Shutdown;
 
 #[derive(Debug, Parser)]

@@ -4,7 +4,7 @@ use grpcio::{RpcContext, RpcStatus, RpcStatusCode, UnarySink};
 use log::{info, warn};
 use switchboard_ports::{Message, Publisher};
 use switchboard_proto::convert::Stage;
-use switchboard_proto::topics::{ReplyTopics, Topics};
+use switchboard_names::topics::{ReplyTopics, Topics};
 use switchboard_proto::{Envelope, ProcessRequest, ProcessResponse, Processor};
 use switchboard_telemetry::{Metrics, TraceContext};
 

@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Parser;
-use switchboard_brokers::BrokerArgs;
+use switchboard_wiring::BrokerArgs;
 use switchboard_processor::{ProcessorArgs, ProcessorServer};
-use switchboard_proto::topics::Topics;
+use switchboard_names::topics::Topics;
 use switchboard_telemetry::{AdminServer, Metrics, Readiness, Shutdown};
 
 #[derive(Debug, Parser)]
@@ -17,7 +17,7 @@ struct Cli {
     #[command(flatten)]
     processor: ProcessorArgs,
     /// Admin HTTP address: /healthz, /readyz, /metrics.
-    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = "127.0.0.1:9102")]
+    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = switchboard_names::PROCESSOR_ADMIN_ADDR)]
     admin_addr: SocketAddr,
     #[command(flatten)]
     brokers: BrokerArgs,

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::Parser;
 use futures_lite::FutureExt;
-use switchboard_brokers::BrokerArgs;
-use switchboard_proto::topics::Topics;
+use switchboard_wiring::BrokerArgs;
+use switchboard_names::topics::Topics;
 use switchboard_relay::{Relay, RelayArgs};
 use switchboard_telemetry::{AdminServer, Metrics, Readiness, Shutdown};
 
@@ -18,10 +18,10 @@ struct Cli {
     #[command(flatten)]
     relay: RelayArgs,
     /// Where the processor serves gRPC.
-    #[arg(long, env = "PROCESSOR_ADDR", default_value = "127.0.0.1:50051")]
+    #[arg(long, env = "PROCESSOR_ADDR", default_value = switchboard_names::PROCESSOR_ADDR)]
     processor_addr: SocketAddr,
     /// Admin HTTP address: /healthz, /readyz, /metrics.
-    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = "127.0.0.1:9101")]
+    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = switchboard_names::RELAY_ADMIN_ADDR)]
     admin_addr: SocketAddr,
     #[command(flatten)]
     brokers: BrokerArgs,

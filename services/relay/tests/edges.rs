@@ -11,7 +11,7 @@ use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope};
 use switchboard_relay::{Outcome, Relay, RelayConfig, RequestHandler};
-use switchboard_testkit::fake::pubsub::{FakeConfig, MemoryBroker, StartFrom};
+use switchboard_embedded::pubsub::{FakeConfig, MemoryBroker, StartFrom};
 
 const REQUESTS: &str = "switchboard.requests";
 const REPLIES: &str = "switchboard.replies";

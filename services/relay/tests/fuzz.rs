@@ -10,7 +10,7 @@ use switchboard_ports::Message;
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope};
 use switchboard_relay::{Outcome, RelayConfig, RequestHandler};
-use switchboard_testkit::fake::pubsub::MemoryBroker;
+use switchboard_embedded::pubsub::MemoryBroker;
 
 /// A handler whose processor address answers nothing: a call would fail the property (its
 /// outcome would not be `DeadLettered`).

@@ -12,8 +12,8 @@ use edges_support::{drain_jobs, post, until_known, Act, Plan, PlannedPublisher, 
 use serde_json::json;
 use switchboard::{Chain, ChainConfig};
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
-use switchboard_testkit::fake::pubsub::MemoryBroker;
-use switchboard_testkit::fake::queue::FakeWorkQueue;
+use switchboard_embedded::pubsub::MemoryBroker;
+use switchboard_embedded::queue::FakeWorkQueue;
 
 const QUEUE: &str = "switchboard.jobs";
 const LEARN: Duration = Duration::from_secs(5);

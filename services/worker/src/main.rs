@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::Parser;
 use switchboard_breaker::{CircuitBreaker, Config, State};
-use switchboard_brokers::{BrokerArgs, JobNames};
+use switchboard_names::JobNames;
+use switchboard_wiring::BrokerArgs;
 use switchboard_telemetry::{AdminServer, CheckStatus, Metrics, Readiness, Shutdown};
 use switchboard_worker::{Worker, WorkerArgs};
 
@@ -20,10 +21,10 @@ struct Cli {
     #[command(flatten)]
     worker: WorkerArgs,
     /// Where the processor serves gRPC.
-    #[arg(long, env = "PROCESSOR_ADDR", default_value = "127.0.0.1:50051")]
+    #[arg(long, env = "PROCESSOR_ADDR", default_value = switchboard_names::PROCESSOR_ADDR)]
     processor_addr: SocketAddr,
     /// Admin HTTP address: /healthz, /readyz, /metrics.
-    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = "127.0.0.1:9103")]
+    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = switchboard_names::WORKER_ADMIN_ADDR)]
     admin_addr: SocketAddr,
     #[command(flatten)]
     brokers: BrokerArgs,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use support::*;
 use switchboard_ports::WorkQueue;
 use switchboard_proto::JobStatus;
-use switchboard_testkit::fake::queue::FakeWorkQueue;
+use switchboard_embedded::queue::FakeWorkQueue;
 use switchboard_worker::Worker;
 
 #[test]

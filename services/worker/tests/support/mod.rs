@@ -19,7 +19,7 @@ use switchboard_processor::ProcessorHandler;
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{Envelope, JobEvent, JobStatus, ProcessRequest, ProcessResponse, Processor, ProtoMessage};
 use switchboard_telemetry::Metrics;
-use switchboard_testkit::fake::pubsub::MemoryBroker;
+use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_worker::{Worker, WorkerConfig};
 
 /// What "hello world" becomes through gateway, queue, worker and processor.
