@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard_ports::{Message, Publisher, Subscriber, TopicAdmin};
 use switchboard_embedded::pubsub::MemoryBroker;
+use switchboard_ports::{Message, Publisher, Subscriber, TopicAdmin};
 
 const MESSAGES: usize = 500_000;
 

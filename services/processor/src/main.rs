@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Parser;
-use switchboard_wiring::BrokerArgs;
-use switchboard_processor::{ProcessorArgs, ProcessorServer};
 use switchboard_names::topics::Topics;
+use switchboard_processor::{ProcessorArgs, ProcessorServer};
 use switchboard_telemetry::{AdminServer, Metrics, Readiness, Shutdown};
+use switchboard_wiring::BrokerArgs;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "switchboard processor: gRPC Process → reply on Kafka")]

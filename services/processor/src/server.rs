@@ -6,8 +6,8 @@ use switchboard_proto::health::ServingStatus;
 
 use crate::health::Health;
 use log::info;
-use switchboard_ports::Publisher;
 use switchboard_names::topics::{ReplyTopics, Topics};
+use switchboard_ports::Publisher;
 use switchboard_telemetry::Metrics;
 
 use crate::ProcessorHandler;

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::Parser;
 use futures_lite::FutureExt;
-use switchboard_wiring::BrokerArgs;
 use switchboard_names::topics::Topics;
 use switchboard_relay::{Relay, RelayArgs};
 use switchboard_telemetry::{AdminServer, Metrics, Readiness, Shutdown};
+use switchboard_wiring::BrokerArgs;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "switchboard relay: Kafka requests → gRPC processor")]

@@ -8,10 +8,10 @@ use switchboard_kafka::{KafkaAdmin, KafkaConfig, KafkaPublisher, KafkaSubscriber
 #[cfg(feature = "kafka")]
 use switchboard_ports::TopicAdmin;
 
-#[cfg(feature = "kafka")]
-use crate::pubsub::StartingAt;
 #[cfg(any(feature = "kafka", feature = "embedded"))]
 use crate::pubsub::PubSub;
+#[cfg(feature = "kafka")]
+use crate::pubsub::StartingAt;
 
 /// Broker flags, each with an environment fallback; a binary shows only those of the adapters
 /// it links.

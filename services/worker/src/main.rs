@@ -6,8 +6,8 @@ use anyhow::Context;
 use clap::Parser;
 use switchboard_breaker::{CircuitBreaker, Config, State};
 use switchboard_names::JobNames;
-use switchboard_wiring::BrokerArgs;
 use switchboard_telemetry::{AdminServer, CheckStatus, Metrics, Readiness, Shutdown};
+use switchboard_wiring::BrokerArgs;
 use switchboard_worker::{Worker, WorkerArgs};
 
 /// Environment prefix of the breaker around processor calls (`{PREFIX}_FAILURE_RATE`, …).
