@@ -12,7 +12,6 @@ mod generated {
 pub mod client;
 pub mod convert;
 pub mod target;
-pub mod topics;
 
 pub use generated::envelope::{failure, Envelope, Failure, Hop, TraceContext};
 

@@ -51,9 +51,9 @@ pub struct GatewayConfig {
 impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
-            addr: "127.0.0.1:8080".parse().unwrap(),
-            requests_topic: "switchboard.requests".into(),
-            replies_topic: "switchboard.replies".into(),
+            addr: switchboard_names::GATEWAY_ADDR.parse().expect("a socket address"),
+            requests_topic: switchboard_names::REQUESTS_TOPIC.into(),
+            replies_topic: switchboard_names::REPLIES_TOPIC.into(),
             instance_id: crate::default_instance_id(),
             request_timeout: Duration::from_secs(5),
             max_body_bytes: 64 * 1024,

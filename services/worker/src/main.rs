@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::Parser;
 use switchboard_breaker::{CircuitBreaker, Config, State};
-use switchboard_brokers::{BrokerArgs, JobNames};
+use switchboard_names::JobNames;
 use switchboard_telemetry::{AdminServer, CheckStatus, Metrics, Readiness, Shutdown};
+use switchboard_wiring::BrokerArgs;
 use switchboard_worker::{Worker, WorkerArgs};
 
 /// Environment prefix of the breaker around processor calls (`{PREFIX}_FAILURE_RATE`, …).
@@ -21,10 +22,10 @@ struct Cli {
     worker: WorkerArgs,
     /// Where the processors serve gRPC: HOST:PORT, several IP:PORT comma-separated, or a DNS
     /// name resolving to many; calls go round robin over the reachable ones.
-    #[arg(long, env = "PROCESSOR_ADDR", default_value = "127.0.0.1:50051", value_parser = switchboard_proto::target::processor_addrs)]
+    #[arg(long, env = "PROCESSOR_ADDR", default_value = switchboard_names::PROCESSOR_ADDR, value_parser = switchboard_proto::target::processor_addrs)]
     processor_addr: String,
     /// Admin HTTP address: /healthz, /readyz, /metrics.
-    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = "127.0.0.1:9103")]
+    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = switchboard_names::WORKER_ADMIN_ADDR)]
     admin_addr: SocketAddr,
     #[command(flatten)]
     brokers: BrokerArgs,

@@ -1,4 +1,8 @@
-//! Broker selection for every switchboard binary: `KAFKA_BROKERS` set means real Kafka (topics
+//! The composition root of every switchboard binary: picks and connects the brokers from flags.
+//! Each adapter sits behind a cargo feature (`kafka`, `amqp`, `embedded`), so a binary links only
+//! the transports it uses and shows only their flags.
+//!
+//! Selection: `KAFKA_BROKERS` set means real Kafka (topics
 //! created when missing); unset means the embedded broker, which only the all-in-one accepts —
 //! a service deployed alone cannot share an in-process broker with anyone. Likewise `AMQP_URL`
 //! set means RabbitMQ for the jobs queue, unset the embedded work queue.
@@ -12,4 +16,4 @@ mod queue;
 
 pub use args::{BrokerArgs, BrokerError};
 pub use pubsub::PubSub;
-pub use queue::{JobNames, Queues};
+pub use queue::Queues;
