@@ -115,7 +115,7 @@ fn a_verified_run_against_the_chain_gets_every_reply_for_its_own_token() {
 }
 
 #[test]
-fn a_verified_run_with_no_gateway_counts_every_request_as_lost() {
+fn a_verified_run_with_no_gateway_counts_every_request_as_a_fast_connection_error() {
     let unused = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let target = HttpTarget::post_messages(&format!("http://{unused}"), 8).unwrap();
     let config = VerifyConfig {
@@ -128,6 +128,8 @@ fn a_verified_run_with_no_gateway_counts_every_request_as_lost() {
         progress: None,
     };
     let r = smol::block_on(run_verify(&target, &config));
-    assert_eq!((r.sent, r.lost, r.ok), (20, 20, 0), "{}", r.summary_line());
-    assert!(!r.passed());
+    // Refused at once: a connection error (the gateway is gone), not a reply the chain lost.
+    assert_eq!((r.sent, r.conn_errors, r.lost, r.ok), (20, 20, 0, 0), "{}", r.summary_line());
+    assert!(r.conn_error_max < config.deadline, "refused connections fail fast: {:?}", r.conn_error_max);
+    assert!(!r.passed(), "a run with connection errors does not pass");
 }
