@@ -178,11 +178,14 @@ impl KafkaConfig {
         self.finish(c)
     }
 
-    /// A consumer without a group (no `group.id`): manual assignment only, nothing committed,
-    /// nothing left on the broker.
+    /// A consumer for manual assignment only: it never joins (no subscribe) and never commits,
+    /// so the broker keeps no group for it. librdkafka refuses `assign` without a `group.id`
+    /// ("Unknown group"), hence the placeholder, which no member ever joins.
     pub(crate) fn reader(&self) -> ClientConfig {
         let mut c = self.common();
-        c.set("enable.auto.commit", "false")
+        c.set("group.id", READER_GROUP)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
             .set("fetch.wait.max.ms", millis(self.fetch_wait_max))
             .set("allow.auto.create.topics", "false")
             .set("queued.max.messages.kbytes", "16384");
@@ -194,6 +197,9 @@ impl KafkaConfig {
         self.finish(c)
     }
 }
+
+/// The `group.id` of readers (see [`KafkaConfig::reader`]): never joined, never committed to.
+pub(crate) const READER_GROUP: &str = "switchboard-reader-never-joined";
 
 fn millis(d: Duration) -> String {
     d.as_millis().to_string()
@@ -221,8 +227,8 @@ mod tests {
         config.group_instance_id = Some("relay-1".into());
         assert_eq!(config.consumer("g", OffsetReset::Earliest).get("group.instance.id"), Some("relay-1"));
         let reader = config.reader();
-        assert_eq!(reader.get("group.id"), None, "a reader leaves no consumer group behind");
-        assert_eq!(reader.get("group.instance.id"), None);
+        assert_eq!(reader.get("enable.auto.commit"), Some("false"), "a reader commits nothing, so no group is left");
+        assert_eq!(reader.get("group.instance.id"), None, "and never joins");
     }
 
     #[test]

@@ -248,3 +248,28 @@ fn a_message_over_the_size_limit_is_invalid_not_transient() {
         publisher.close().await.unwrap();
     });
 }
+
+#[test]
+#[ignore = "needs a real Kafka: make test-real"]
+fn an_assigned_reader_reads_its_partition_and_leaves_no_group_on_the_broker() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let config = real_config();
+    smol::block_on(async {
+        let topic = fresh_topic(&config, "assigned", 3).await;
+        let subscriber = KafkaSubscriber::new(&config);
+        let reader = subscriber.assign(&topic, &[2]).await.unwrap();
+        let publisher = KafkaPublisher::new(&config).unwrap();
+        publisher.publish(&topic, Message::new("to 1").to_partition(1)).await.unwrap();
+        publisher.publish(&topic, Message::new("to 2").to_partition(2)).await.unwrap();
+        let d = next(&reader).await;
+        assert_eq!((d.partition(), d.message().payload.as_slice()), (2, &b"to 2"[..]));
+        d.ack();
+        reader.close().await.unwrap();
+        publisher.close().await.unwrap();
+    });
+    let brokers = std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let admin: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+    let groups = admin.fetch_group_list(None, Duration::from_secs(10)).expect("list groups");
+    let names: Vec<&str> = groups.groups().iter().map(|g| g.name()).collect();
+    assert!(!names.iter().any(|n| n.starts_with("switchboard-reader")), "reader groups left: {names:?}");
+}
