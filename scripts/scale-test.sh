@@ -66,13 +66,15 @@ define() {
     shift 3
     KIND[$name]="$kind"
     ADMIN[$name]="$admin"
-    ENVS[$name]="SWITCHBOARD_INSTANCE_ID=$name SWITCHBOARD_ADMIN_ADDR=127.0.0.1:$admin $*"
+    local IFS='|'
+    ENVS[$name]="SWITCHBOARD_INSTANCE_ID=$name|SWITCHBOARD_ADMIN_ADDR=127.0.0.1:$admin|$*"
 }
 launch() {
     local name="$1"
     echo "---- started $(date +%T.%N) ----" >>"$RUN_DIR/$name.log"
-    # shellcheck disable=SC2086 # ENVS holds NAME=VALUE words
-    env ${ENVS[$name]} "$BIN/${KIND[$name]}" >>"$RUN_DIR/$name.log" 2>&1 &
+    local -a vars
+    IFS='|' read -ra vars <<<"${ENVS[$name]}"
+    env "${vars[@]}" "$BIN/${KIND[$name]}" >>"$RUN_DIR/$name.log" 2>&1 &
     PID[$name]=$!
 }
 # wait_log NAME PATTERN SECS: the instance's log shows PATTERN since its last start.
@@ -128,7 +130,11 @@ fi
 
 for i in 0 1; do
     define "processor-$i" processor $((BASE + 111 + i)) "PROCESSOR_ADDR=127.0.0.1:$((BASE + 51 + i))"
-    define "relay-$i" relay $((BASE + 121 + i)) "PROCESSOR_ADDR=$PROCESSORS"
+    # Failover: cooperative-sticky (the default) and a 3 s session, the fastest tansu 0.6 gave a
+    # killed relay's partitions back (BENCHMARKS.md "Relay failover"); SCALE_TEST_RELAY_KAFKA_SET
+    # overrides.
+    define "relay-$i" relay $((BASE + 121 + i)) "PROCESSOR_ADDR=$PROCESSORS" \
+        "SWITCHBOARD_KAFKA_SET=${SCALE_TEST_RELAY_KAFKA_SET:-session.timeout.ms=3000 heartbeat.interval.ms=500}"
     define "worker-$i" worker $((BASE + 131 + i)) "PROCESSOR_ADDR=$PROCESSORS"
 done
 for i in 0 1 2; do

@@ -37,9 +37,13 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// `client.id`, shown in broker logs. Default `switchboard`.
     pub client_id: String,
-    /// `session.timeout.ms` of consumer groups: how long a silent member keeps its partitions.
-    /// Default 6000 ms; brokers delay a group's first join by about half of it, so a large
-    /// value makes every subscribe slow.
+    /// `session.timeout.ms` of consumer groups: how long a silent member keeps its partitions,
+    /// so what a killed relay costs its partitions. Default 6000 ms, the smallest Apache Kafka
+    /// accepts by default (`group.min.session.timeout.ms`); brokers delay a group's first join
+    /// by about half of it. On tansu 0.6 a kill -9 + restart stalled the killed member's
+    /// partitions 9.1 s at 6000 ms and 2.9 s at 3000 ms (cooperative-sticky, heartbeat
+    /// timeout/6; BENCHMARKS.md "Relay failover"): lower it where the broker allows, e.g.
+    /// `SWITCHBOARD_KAFKA_SET="session.timeout.ms=3000 heartbeat.interval.ms=500"`.
     pub session_timeout: Duration,
     /// `heartbeat.interval.ms`; must stay well below `session_timeout`. Default 1000 ms.
     pub heartbeat_interval: Duration,

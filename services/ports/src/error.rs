@@ -22,14 +22,15 @@ pub enum ErrorKind {
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
-    message: String,
+    // Boxed: keeps `PublishError` (error + message handed back) small enough to return by value.
+    message: Box<str>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 impl Error {
     /// An error of `kind` described by `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), source: None }
+        Error { kind, message: message.into().into_boxed_str(), source: None }
     }
 
     /// Attaches the underlying broker error.

@@ -32,6 +32,7 @@ async fn start_on_kafka() -> Chain {
         embedded_retention: 2000,
         kafka_set: Vec::new(),
         instance_id: None,
+        static_membership: false,
     };
     let topics = [
         config.gateway.requests_topic.as_str(),

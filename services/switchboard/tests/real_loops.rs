@@ -31,6 +31,7 @@ async fn kafka(topics: &[&str]) -> PubSub {
         embedded_retention: 2000,
         kafka_set: vec![("topic.metadata.propagation.max.ms".into(), "2000".into())],
         instance_id: None,
+        static_membership: false,
     };
     let ports = args.connect(topics).await.expect("kafka reachable");
     assert_eq!(ports.kind, "kafka");

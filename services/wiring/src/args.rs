@@ -47,11 +47,17 @@ pub struct BrokerArgs {
     #[arg(long = "kafka-set", value_name = "KEY=VALUE", env = "SWITCHBOARD_KAFKA_SET", value_delimiter = ' ', value_parser = key_value)]
     pub kafka_set: Vec<(String, String)>,
     /// This instance's stable identity, kept across restarts (e.g. the pod name): picks a
-    /// gateway's reply partition (default: the host name) and, when set, is a relay's
-    /// `group.instance.id` (static membership: a restart within the session timeout gets its
-    /// partitions back without a rebalance). Unique per live instance of a service.
+    /// gateway's reply partition (default: the host name), and is a relay's
+    /// `group.instance.id` with `--static-membership`. Unique per live instance of a service.
     #[arg(long, env = "SWITCHBOARD_INSTANCE_ID")]
     pub instance_id: Option<String>,
+    /// Static group membership (KIP-345) for consumer groups: `group.instance.id` = the
+    /// instance id, so a member restarted within the session timeout gets its partitions back
+    /// without a rebalance. For Kafka ≥ 2.3; off by default because tansu 0.6 handles it worse
+    /// than dynamic membership (a killed and restarted relay's partitions stalled 15 s instead
+    /// of 9 s, BENCHMARKS.md "Relay failover").
+    #[arg(long, env = "SWITCHBOARD_STATIC_MEMBERSHIP")]
+    pub static_membership: bool,
 }
 
 #[cfg(feature = "kafka")]
@@ -111,7 +117,9 @@ impl BrokerArgs {
     #[cfg(feature = "kafka")]
     async fn kafka(&self, brokers: &str, topics: &[&str]) -> Result<PubSub, BrokerError> {
         let mut config = self.kafka_set.iter().fold(KafkaConfig::new(brokers), |c, (k, v)| c.set(k, v));
-        config.group_instance_id = self.instance_id.clone();
+        if self.static_membership {
+            config.group_instance_id = self.instance_id.clone();
+        }
         if !self.kafka_set.is_empty() {
             log::info!("kafka: librdkafka overrides {:?}", self.kafka_set);
         }
