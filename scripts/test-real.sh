@@ -33,3 +33,5 @@ echo "test-real: demo with separate processes"
 GATEWAY_ADDR="${GATEWAY_ADDR:-127.0.0.1:18080}" PROCESSOR_ADDR="${PROCESSOR_ADDR:-127.0.0.1:15051}" bash scripts/demo.sh
 echo "test-real: kill test (kill -9 relay, processor, worker under load; nothing lost)"
 bash scripts/kill-test.sh
+echo "test-real: scale test (3 gateways, 2 relays, 2 processors, 2 workers; kill -9 one of each)"
+bash scripts/scale-test.sh
