@@ -9,15 +9,16 @@
 # /metrics), the consumer groups left on the broker, and a verdict line:
 #   scale-test: VERDICT PASS|FAIL lost=… cross_delivered=… duplicated=… unkilled_ok=…% overall_ok=…%
 # Pass: 0 lost, 0 cross-delivered, 0 duplicated; requests on gateways that were not killed
-# ≥ 99.5 % ok; all requests ≥ 99 % ok, the killed gateway's only failures connection errors
-# that came fast (< 1 s); every gateway consumed at most its share of the replies; jobs all
+# ≥ 99.5 % ok; all requests but the killed gateway's connection errors ≥ 99 % ok, and those
+# errors came fast (< 1 s); every gateway consumed at most its share of the replies; jobs all
 # finished; no consumer group left but the relays' own.
 #
 # Settings: SCALE_TEST_RATE (total requests/s, default 100), SCALE_TEST_GAP (seconds between
 # kills, default 6), SCALE_TEST_JOBS (default 200), SCALE_TEST_PORT_BASE (default 18500:
 # gateways BASE+80.., processors BASE+51.., admin ports BASE+101..). Starts tansu via
 # scripts/brokers.sh unless KAFKA_BROKERS is set; AMQP_URL defaults to the local RabbitMQ.
-# SKIP_BUILD=1 uses the binaries in target/release. Logs: .run/scale-test/.
+# SKIP_BUILD=1 uses the binaries in target/release (SCALE_TEST_BIN_DIR: another directory).
+# Logs: .run/scale-test/.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,7 +30,7 @@ RATE="${SCALE_TEST_RATE:-100}"
 GAP="${SCALE_TEST_GAP:-6}"
 JOBS="${SCALE_TEST_JOBS:-200}"
 DEADLINE_MS="${SWITCHBOARD_REQUEST_TIMEOUT_MS:-5000}"
-BIN="$ROOT/target/release"
+BIN="${SCALE_TEST_BIN_DIR:-$ROOT/target/release}"
 stamp="$(date +%s)"
 # Topics, group and queue of this run only: a shared broker may hold another run's backlog.
 export SWITCHBOARD_REQUESTS_TOPIC="scale-test.$stamp.requests"
@@ -130,11 +131,11 @@ fi
 
 for i in 0 1; do
     define "processor-$i" processor $((BASE + 111 + i)) "PROCESSOR_ADDR=127.0.0.1:$((BASE + 51 + i))"
-    # Failover: cooperative-sticky (the default) and a 3 s session, the fastest tansu 0.6 gave a
-    # killed relay's partitions back (BENCHMARKS.md "Relay failover"); SCALE_TEST_RELAY_KAFKA_SET
+    # Failover: cooperative-sticky (the default) and a 2 s session: the shorter the session, the
+    # sooner tansu 0.6 gives a killed relay's partitions back (BENCHMARKS.md "Relay failover"); SCALE_TEST_RELAY_KAFKA_SET
     # overrides.
     define "relay-$i" relay $((BASE + 121 + i)) "PROCESSOR_ADDR=$PROCESSORS" \
-        "SWITCHBOARD_KAFKA_SET=${SCALE_TEST_RELAY_KAFKA_SET:-session.timeout.ms=3000 heartbeat.interval.ms=500}"
+        "SWITCHBOARD_KAFKA_SET=${SCALE_TEST_RELAY_KAFKA_SET:-session.timeout.ms=2000 heartbeat.interval.ms=400}"
     define "worker-$i" worker $((BASE + 131 + i)) "PROCESSOR_ADDR=$PROCESSORS"
 done
 for i in 0 1 2; do
@@ -208,11 +209,12 @@ FIELD=lost; lost=$(sum "${all[@]}")
 FIELD=cross_delivered; crossed=$(sum "${all[@]}")
 FIELD=duplicated; dup=$(sum "${all[@]}")
 FIELD=corrupted; corrupt=$(sum "${all[@]}")
-FIELD=conn_errors; conn_u=$(sum "${unkilled[@]}")
+FIELD=conn_errors; conn_u=$(sum "${unkilled[@]}") conn_k=$(sum "$RUN_DIR/loadgen-2.out")
 conn_max=$(grep -o 'conn_error_max_ms=[0-9]*' "$RUN_DIR/loadgen-2.out" | cut -d= -f2 | head -1)
 jobs_line=$(grep -E "^gateway-0: jobs " "$RUN_DIR/loadgen-0.out" || true)
 pct() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "0.00"; else printf "%.2f", 100 * a / b}'; }
-ok_pct=$(pct "$ok" "$sent") ok_u_pct=$(pct "$ok_u" "$sent_u")
+# The killed gateway's open connections may fail (fast: checked below); everything else counts.
+ok_pct=$(pct "$ok" "$((sent - conn_k))") ok_u_pct=$(pct "$ok_u" "$sent_u")
 
 # Each gateway's share of the replies: its own partition only, about 1/3 (+ duplicates).
 share_ok=1
@@ -241,5 +243,5 @@ done
 [[ $rc == 0 ]] || checks+=("an instance did not come back")
 verdict=PASS
 [[ ${#checks[@]} == 0 ]] || verdict=FAIL
-echo "scale-test: VERDICT $verdict sent=$sent ok=$ok lost=$lost cross_delivered=$crossed duplicated=$dup unkilled_ok=${ok_u_pct}% overall_ok=${ok_pct}% killed_gateway_conn_error_max_ms=${conn_max:-0} ${checks[*]:+problems: ${checks[*]}}"
+echo "scale-test: VERDICT $verdict sent=$sent ok=$ok killed_gateway_conn_errors=$conn_k lost=$lost cross_delivered=$crossed duplicated=$dup unkilled_ok=${ok_u_pct}% overall_ok=${ok_pct}% killed_gateway_conn_error_max_ms=${conn_max:-0} ${checks[*]:+problems: ${checks[*]}}"
 [[ $verdict == PASS ]]

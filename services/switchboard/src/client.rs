@@ -81,7 +81,13 @@ impl HttpClient {
                 return Err(anyhow::anyhow!("{e}"));
             }
         };
+        let declared = res.len();
         let body = res.body_string().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        if declared.is_some_and(|n| n != body.len()) {
+            // The server went away mid-response (async-h1 ends the body at EOF quietly).
+            self.stream = None;
+            anyhow::bail!("connection closed after {} of {} body bytes", body.len(), declared.unwrap_or(0));
+        }
         if res.header("Connection").is_some_and(|v| v.as_str().eq_ignore_ascii_case("close")) {
             self.stream = None;
         }
