@@ -41,8 +41,8 @@ pub struct GatewayArgs {
 
 impl GatewayArgs {
     /// The gateway configuration these flags describe, with the publish breaker read from
-    /// `SWITCHBOARD_GATEWAY_BREAKER_*` (see switchboard-breaker's `Config::from_env`).
-    pub fn config(&self, topics: &Topics) -> Result<GatewayConfig, switchboard_breaker::ConfigError> {
+    /// `SWITCHBOARD_GATEWAY_BREAKER_*` (see switchboard-resilience's `Config::from_env`).
+    pub fn config(&self, topics: &Topics) -> Result<GatewayConfig, switchboard_resilience::ConfigError> {
         Ok(GatewayConfig {
             addr: self.gateway_addr,
             requests_topic: topics.requests.clone(),
@@ -55,7 +55,7 @@ impl GatewayArgs {
             body_timeout: Duration::from_millis(self.body_timeout_ms),
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
             idempotency_max_keys: self.idempotency_max_keys as usize,
-            breaker: switchboard_breaker::Config::from_env("SWITCHBOARD_GATEWAY_BREAKER")?,
+            breaker: switchboard_resilience::Config::from_env("SWITCHBOARD_GATEWAY_BREAKER")?,
             ..GatewayConfig::default()
         })
     }

@@ -25,7 +25,7 @@ pub(crate) struct State {
     pub config: Arc<GatewayConfig>,
     pub publisher: Arc<dyn Publisher>,
     pub pending: Arc<Pending>,
-    pub breaker: switchboard_breaker::CircuitBreaker,
+    pub breaker: switchboard_resilience::CircuitBreaker,
     pub metrics: Metrics,
     pub readiness: Readiness,
     /// Set when shutdown begins: new requests are refused, those in flight finish.
@@ -324,7 +324,7 @@ fn too_large(max: usize) -> Response {
 /// Seconds until the breaker lets publishes through again, when it refused this one.
 fn retry_after_secs(error: &switchboard_ports::Error) -> u32 {
     std::error::Error::source(error)
-        .and_then(|s| s.downcast_ref::<switchboard_breaker::Rejected>())
+        .and_then(|s| s.downcast_ref::<switchboard_resilience::Rejected>())
         .map(|r| r.retry_after_secs() as u32)
         .unwrap_or(1)
 }

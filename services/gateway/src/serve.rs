@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use log::{info, warn};
-use switchboard_breaker::BreakerPublisher;
-use switchboard_breaker::State as BreakerState;
+use switchboard_resilience::BreakerPublisher;
+use switchboard_resilience::State as BreakerState;
 use switchboard_ports::{Error, Publisher, Subscriber};
 use switchboard_telemetry::{fit_connections, serve_http, watch_breaker, CheckStatus, HttpLimits};
 
@@ -54,7 +54,7 @@ impl Gateway {
             Error::new(switchboard_ports::ErrorKind::Invalid, format!("cannot listen on {}: {e}", config.addr))
                 .with_source(e)
         })?;
-        let breaker = switchboard_breaker::CircuitBreaker::new(config.breaker.clone());
+        let breaker = switchboard_resilience::CircuitBreaker::new(config.breaker.clone());
         watch_breaker(&metrics, "gateway_publish", &breaker);
         let publisher: Arc<dyn Publisher> = Arc::new(BreakerPublisher::new(publisher, breaker.clone()));
         let readiness = config.readiness.clone();
@@ -96,7 +96,7 @@ impl Gateway {
     }
 
     /// The breaker guarding publishes to the broker.
-    pub fn breaker(&self) -> switchboard_breaker::CircuitBreaker {
+    pub fn breaker(&self) -> switchboard_resilience::CircuitBreaker {
         self.app.state().breaker.clone()
     }
 

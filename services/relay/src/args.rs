@@ -30,8 +30,8 @@ fn budget_percent(s: &str) -> Result<f32, String> {
 
 impl RelayArgs {
     /// The relay configuration these flags describe, with the processor breaker read from
-    /// `SWITCHBOARD_RELAY_BREAKER_*` (see switchboard-breaker's `Config::from_env`).
-    pub fn config(&self, topics: &Topics) -> Result<RelayConfig, switchboard_breaker::ConfigError> {
+    /// `SWITCHBOARD_RELAY_BREAKER_*` (see switchboard-resilience's `Config::from_env`).
+    pub fn config(&self, topics: &Topics) -> Result<RelayConfig, switchboard_resilience::ConfigError> {
         Ok(RelayConfig {
             requests_topic: topics.requests.clone(),
             group: self.relay_group.clone(),
@@ -40,7 +40,7 @@ impl RelayArgs {
             max_publish_retries: self.relay_max_publish_retries,
             max_in_flight: self.relay_max_in_flight as usize,
             retry_budget_percent: self.relay_retry_budget_percent,
-            breaker: switchboard_breaker::Config::from_env("SWITCHBOARD_RELAY_BREAKER")?,
+            breaker: switchboard_resilience::Config::from_env("SWITCHBOARD_RELAY_BREAKER")?,
             ..RelayConfig::default()
         })
     }

@@ -31,11 +31,11 @@ impl Relay {
         publisher: Arc<dyn Publisher>,
         client: ProcessorClient,
     ) -> Self {
-        let breaker = switchboard_breaker::CircuitBreaker::new(config.breaker.clone());
+        let breaker = switchboard_resilience::CircuitBreaker::new(config.breaker.clone());
         switchboard_telemetry::watch_breaker(&config.metrics, "relay_processor", &breaker);
         let checked = breaker.clone();
         config.readiness.add_sync_check("processor", move || match checked.state() {
-            switchboard_breaker::State::Open => CheckStatus::not_ready("processor breaker open"),
+            switchboard_resilience::State::Open => CheckStatus::not_ready("processor breaker open"),
             _ => CheckStatus::Ok,
         });
         let config = Arc::new(config);
@@ -44,7 +44,7 @@ impl Relay {
     }
 
     /// The breaker guarding the processor calls (state, metrics, events).
-    pub fn breaker(&self) -> switchboard_breaker::CircuitBreaker {
+    pub fn breaker(&self) -> switchboard_resilience::CircuitBreaker {
         self.handler.breaker().clone()
     }
 

@@ -71,7 +71,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let jobs = ChainJobs {
         gateway: cli.jobs.config(&cli.job_names),
         worker: cli.worker.config(&cli.job_names),
-        breaker: switchboard_breaker::Config::from_env("SWITCHBOARD_WORKER_BREAKER")?,
+        breaker: switchboard_resilience::Config::from_env("SWITCHBOARD_WORKER_BREAKER")?,
         ..ChainJobs::new(queues)
     };
     let mut config = ChainConfig {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, HttpClient, HttpReply};
-use switchboard_breaker::{Config, SlidingWindow, State};
+use switchboard_resilience::{Config, SlidingWindow, State};
 use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_ports::{ErrorKind, Publisher};
 use switchboard_testkit::fault::{Effect, FaultyPublisher, Switch, Trigger};

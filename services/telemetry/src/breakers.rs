@@ -1,4 +1,4 @@
-use switchboard_breaker::{CircuitBreaker, State};
+use switchboard_resilience::{CircuitBreaker, State};
 
 use crate::{BreakerState, Metrics};
 
@@ -22,7 +22,7 @@ fn state(s: State) -> BreakerState {
 mod tests {
     use std::time::Duration;
 
-    use switchboard_breaker::{Config, SlidingWindow};
+    use switchboard_resilience::{Config, SlidingWindow};
 
     use super::*;
 

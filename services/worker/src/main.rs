@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Parser;
-use switchboard_breaker::{CircuitBreaker, Config, State};
+use switchboard_resilience::{CircuitBreaker, Config, State};
 use switchboard_names::JobNames;
 use switchboard_telemetry::{AdminServer, CheckStatus, Metrics, Readiness, Shutdown};
 use switchboard_wiring::BrokerArgs;

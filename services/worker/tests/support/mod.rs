@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_lite::future;
 use grpcio::{Environment, RpcContext, RpcStatus, RpcStatusCode, Server, ServerBuilder, ServerCredentials, UnarySink};
-use switchboard_breaker::{CircuitBreaker, Config};
+use switchboard_resilience::{CircuitBreaker, Config};
 use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_ports::{
     dead_letter_queue, Fanout, FanoutListener, Job, JobStream, Message, QueueOptions, WorkQueue, ERROR_HEADER,
