@@ -14,7 +14,7 @@ mod replies;
 mod routes;
 mod serve;
 
-pub use args::GatewayArgs;
+pub use args::{GatewayArgs, GatewayBreaker};
 pub use config::{GatewayConfig, ROUTES};
 pub use jobs::{JobState, JobStore, JobView, JobsArgs, JobsConfig};
 pub use pending::{Pending, PendingFull, Slot, Waiter};

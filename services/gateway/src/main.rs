@@ -2,11 +2,11 @@
 //! also serves the jobs API on RabbitMQ.
 
 use clap::Parser;
+use switchboard_names::JobNames;
+use switchboard_wiring::BrokerArgs;
 use switchboard_gateway::{Gateway, GatewayArgs, JobsArgs};
 use switchboard_names::topics::Topics;
-use switchboard_names::JobNames;
-use switchboard_telemetry::Shutdown;
-use switchboard_wiring::BrokerArgs;
+use switchboard_scaffold::ShutdownArgs;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "switchboard gateway: POST /messages over Kafka; /healthz, /readyz, /metrics")]
@@ -21,6 +21,8 @@ struct Cli {
     job_names: JobNames,
     #[command(flatten)]
     jobs: JobsArgs,
+    #[command(flatten)]
+    shutdown: ShutdownArgs,
 }
 
 // mimalloc instead of glibc malloc: fewer CPU µs per transaction (BENCHMARKS.md, "Allocator").
@@ -28,16 +30,11 @@ struct Cli {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    switchboard_telemetry::init_logging("gateway");
-    let cli = Cli::parse();
-    if let Err(e) = smol::block_on(run(cli)) {
-        eprintln!("gateway: {e:#}");
-        std::process::exit(1);
-    }
+    switchboard_scaffold::main("gateway", run)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let shutdown = Shutdown::from_env()?;
+    let shutdown = cli.shutdown.install()?;
     let mut config = cli.gateway.config(&cli.topics)?;
     config.grace = shutdown.grace_period();
     let ports = cli.brokers.require_kafka("gateway", &[&cli.topics.requests, &cli.topics.replies]).await?;

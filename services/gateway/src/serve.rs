@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use log::{info, warn};
 use switchboard_resilience::BreakerPublisher;
-use switchboard_resilience::State as BreakerState;
 use switchboard_ports::{Error, Publisher, Subscriber};
-use switchboard_telemetry::{fit_connections, serve_http, watch_breaker, CheckStatus, HttpLimits};
+use switchboard_scaffold::{fit_connections, serve_http, HttpLimits};
+use switchboard_telemetry::{ready_unless_open, watch_breaker, CheckStatus};
 
 use crate::routes::{app, State};
 use crate::{GatewayConfig, Pending};
@@ -58,11 +58,7 @@ impl Gateway {
         watch_breaker(&metrics, "gateway_publish", &breaker);
         let publisher: Arc<dyn Publisher> = Arc::new(BreakerPublisher::new(publisher, breaker.clone()));
         let readiness = config.readiness.clone();
-        let checked = breaker.clone();
-        readiness.add_sync_check("broker", move || match checked.state() {
-            BreakerState::Open => CheckStatus::not_ready("publish breaker open"),
-            _ => CheckStatus::Ok,
-        });
+        ready_unless_open(&readiness, "broker", &breaker, "publish breaker open");
         readiness.add_sync_check("replies", move || CheckStatus::from(running.load(Ordering::Relaxed)));
         let state = State {
             config: Arc::new(config),

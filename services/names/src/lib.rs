@@ -36,3 +36,11 @@ pub const RELAY_ADMIN_ADDR: &str = "127.0.0.1:9101";
 pub const PROCESSOR_ADMIN_ADDR: &str = "127.0.0.1:9102";
 /// Admin HTTP address of the worker.
 pub const WORKER_ADMIN_ADDR: &str = "127.0.0.1:9103";
+
+/// Where relays and workers call the processor, as a flag with its environment fallback.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ProcessorTarget {
+    /// Where the processor serves gRPC.
+    #[arg(long = "processor-addr", env = "PROCESSOR_ADDR", default_value = PROCESSOR_ADDR)]
+    pub processor_addr: std::net::SocketAddr,
+}
