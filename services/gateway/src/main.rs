@@ -25,13 +25,7 @@ struct Cli {
     shutdown: ShutdownArgs,
 }
 
-// mimalloc instead of glibc malloc: fewer CPU µs per transaction (BENCHMARKS.md, "Allocator").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn main() {
-    switchboard_scaffold::main("gateway", run)
-}
+switchboard_scaffold::service_main!("gateway", run);
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = cli.shutdown.install()?;

@@ -1,11 +1,9 @@
 //! `processor`: the gRPC processor deployed alone; publishes replies to Kafka.
 
-use std::net::SocketAddr;
-
 use clap::Parser;
 use switchboard_names::Topics;
 use switchboard_processor::{ProcessorArgs, ProcessorServer};
-use switchboard_scaffold::{Service, ShutdownArgs};
+use switchboard_scaffold::{Service, ServiceArgs};
 use switchboard_wiring::BrokerArgs;
 
 #[derive(Debug, Parser)]
@@ -15,25 +13,16 @@ struct Cli {
     topics: Topics,
     #[command(flatten)]
     processor: ProcessorArgs,
-    /// Admin HTTP address: /healthz, /readyz, /metrics.
-    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = switchboard_names::PROCESSOR_ADMIN_ADDR)]
-    admin_addr: SocketAddr,
     #[command(flatten)]
-    shutdown: ShutdownArgs,
+    service: ServiceArgs,
     #[command(flatten)]
     brokers: BrokerArgs,
 }
 
-// mimalloc instead of glibc malloc: fewer CPU µs per transaction (BENCHMARKS.md, "Allocator").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn main() {
-    switchboard_scaffold::main("processor", run)
-}
+switchboard_scaffold::service_main!("processor", run);
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let service = Service::start("processor", &cli.shutdown, cli.admin_addr).await?;
+    let service = Service::start("processor", &cli.service, switchboard_names::PROCESSOR_ADMIN_ADDR).await?;
     let ports = cli.brokers.require_kafka("processor", &[&cli.topics.replies]).await?;
     let mut config = cli.processor.config();
     config.metrics = service.metrics.clone();

@@ -1,11 +1,9 @@
 //! `relay`: consumes requests from Kafka and calls the processor over gRPC.
 
-use std::net::SocketAddr;
-
 use clap::Parser;
 use switchboard_names::{ProcessorTarget, Topics};
 use switchboard_relay::{Relay, RelayArgs};
-use switchboard_scaffold::{Service, ShutdownArgs};
+use switchboard_scaffold::{Service, ServiceArgs};
 use switchboard_wiring::BrokerArgs;
 
 #[derive(Debug, Parser)]
@@ -17,26 +15,17 @@ struct Cli {
     relay: RelayArgs,
     #[command(flatten)]
     processor: ProcessorTarget,
-    /// Admin HTTP address: /healthz, /readyz, /metrics.
-    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = switchboard_names::RELAY_ADMIN_ADDR)]
-    admin_addr: SocketAddr,
     #[command(flatten)]
-    shutdown: ShutdownArgs,
+    service: ServiceArgs,
     #[command(flatten)]
     brokers: BrokerArgs,
 }
 
-// mimalloc instead of glibc malloc: fewer CPU µs per transaction (BENCHMARKS.md, "Allocator").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn main() {
-    switchboard_scaffold::main("relay", run)
-}
+switchboard_scaffold::service_main!("relay", run);
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = cli.relay.config(&cli.topics)?;
-    let service = Service::start("relay", &cli.shutdown, cli.admin_addr).await?;
+    let service = Service::start("relay", &cli.service, switchboard_names::RELAY_ADMIN_ADDR).await?;
     config.metrics = service.metrics.clone();
     config.readiness = service.readiness.clone();
     let ports = cli.brokers.require_kafka("relay", &[&cli.topics.requests, &cli.topics.requests_dlq]).await?;

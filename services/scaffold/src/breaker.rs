@@ -29,51 +29,35 @@ use switchboard_resilience::{Config, ConfigError};
 #[macro_export]
 macro_rules! breaker_args {
     ($(#[$doc:meta])* $name:ident, env = $env:literal, flag = $flag:literal) => {
+        $crate::breaker_args!(@struct $(#[$doc])* $name, $env, $flag,
+            failure_rate "-failure-rate" "_FAILURE_RATE" "PERCENT"
+                "Failure rate in percent, (0, 100], that opens the breaker [default: 50].",
+            slow_call_rate "-slow-call-rate" "_SLOW_CALL_RATE" "PERCENT"
+                "Slow-call rate in percent, (0, 100], that opens the breaker [default: 100].",
+            slow_call_ms "-slow-call-ms" "_SLOW_CALL_MS" "MS" "A call longer than this is slow [default: 5000].",
+            window "-window" "_WINDOW" "N" "Window size: calls, or seconds for a time window [default: 100].",
+            window_kind "-window-kind" "_WINDOW_KIND" "KIND" "Window kind: `count` or `time` [default: count].",
+            min_calls "-min-calls" "_MIN_CALLS" "N" "Calls in the window before the rates count [default: 20].",
+            wait_open_ms "-wait-open-ms" "_WAIT_OPEN_MS" "MS" "Milliseconds open before probing [default: 5000].",
+            half_open_calls "-half-open-calls" "_HALF_OPEN_CALLS" "N" "Probe calls in half-open [default: 10].",
+        );
+    };
+    (@struct $(#[$doc:meta])* $name:ident, $env:literal, $flag:literal,
+        $($field:ident $long:literal $var:literal $value:literal $help:literal,)*) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Default, clap::Args)]
         pub struct $name {
-            /// Failure rate in percent, (0, 100], that opens the breaker [default: 50].
-            #[arg(long = concat!($flag, "-failure-rate"), env = concat!($env, "_FAILURE_RATE"), value_name = "PERCENT")]
-            pub failure_rate: Option<String>,
-            /// Slow-call rate in percent, (0, 100], that opens the breaker [default: 100].
-            #[arg(long = concat!($flag, "-slow-call-rate"), env = concat!($env, "_SLOW_CALL_RATE"), value_name = "PERCENT")]
-            pub slow_call_rate: Option<String>,
-            /// A call longer than this many milliseconds is slow [default: 5000].
-            #[arg(long = concat!($flag, "-slow-call-ms"), env = concat!($env, "_SLOW_CALL_MS"), value_name = "MS")]
-            pub slow_call_ms: Option<String>,
-            /// Window size: calls, or seconds for a time window [default: 100].
-            #[arg(long = concat!($flag, "-window"), env = concat!($env, "_WINDOW"), value_name = "N")]
-            pub window: Option<String>,
-            /// Window kind: `count` or `time` [default: count].
-            #[arg(long = concat!($flag, "-window-kind"), env = concat!($env, "_WINDOW_KIND"), value_name = "KIND")]
-            pub window_kind: Option<String>,
-            /// Calls in the window before the rates count [default: 20].
-            #[arg(long = concat!($flag, "-min-calls"), env = concat!($env, "_MIN_CALLS"), value_name = "N")]
-            pub min_calls: Option<String>,
-            /// Milliseconds open before probing [default: 5000].
-            #[arg(long = concat!($flag, "-wait-open-ms"), env = concat!($env, "_WAIT_OPEN_MS"), value_name = "MS")]
-            pub wait_open_ms: Option<String>,
-            /// Probe calls in half-open [default: 10].
-            #[arg(long = concat!($flag, "-half-open-calls"), env = concat!($env, "_HALF_OPEN_CALLS"), value_name = "N")]
-            pub half_open_calls: Option<String>,
+            $(
+                #[doc = $help]
+                #[arg(long = concat!($flag, $long), env = concat!($env, $var), value_name = $value)]
+                pub $field: Option<String>,
+            )*
         }
 
         impl $name {
             /// The breaker settings these flags describe (validated as a whole).
             pub fn config(&self) -> Result<$crate::BreakerConfig, $crate::BreakerConfigError> {
-                $crate::breaker_config(
-                    $env,
-                    [
-                        ("FAILURE_RATE", &self.failure_rate),
-                        ("SLOW_CALL_RATE", &self.slow_call_rate),
-                        ("SLOW_CALL_MS", &self.slow_call_ms),
-                        ("WINDOW", &self.window),
-                        ("WINDOW_KIND", &self.window_kind),
-                        ("MIN_CALLS", &self.min_calls),
-                        ("WAIT_OPEN_MS", &self.wait_open_ms),
-                        ("HALF_OPEN_CALLS", &self.half_open_calls),
-                    ],
-                )
+                $crate::breaker_config($env, &[$((&$var[1..], &self.$field)),*])
             }
         }
     };
@@ -81,7 +65,7 @@ macro_rules! breaker_args {
 
 /// The settings of the breaker `prefix` from `(suffix, value)` pairs, with the checks and error
 /// messages of `Config::from_lookup`; what [`breaker_args!`](crate::breaker_args) structs call.
-pub fn breaker_config(prefix: &str, values: [(&str, &Option<String>); 8]) -> Result<Config, ConfigError> {
+pub fn breaker_config(prefix: &str, values: &[(&str, &Option<String>)]) -> Result<Config, ConfigError> {
     Config::from_lookup(prefix, |name| {
         let suffix = name.strip_prefix(prefix)?.strip_prefix('_')?;
         values.iter().find(|(s, _)| *s == suffix).and_then(|(_, v)| (*v).clone())

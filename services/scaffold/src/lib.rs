@@ -10,22 +10,23 @@
 //! callers use the same API.
 //!
 //! ```no_run
-//! use std::net::SocketAddr;
-//! use switchboard_scaffold::{Service, ShutdownArgs};
+//! use switchboard_scaffold::{Service, ServiceArgs};
 //!
 //! #[derive(Debug, clap::Parser)]
 //! struct Cli {
 //!     #[command(flatten)]
-//!     shutdown: ShutdownArgs,
-//!     #[arg(long, default_value = "127.0.0.1:9101")]
-//!     admin_addr: SocketAddr,
+//!     service: ServiceArgs,
 //! }
 //!
 //! fn main() {
 //!     switchboard_scaffold::main("relay", |cli: Cli| async move {
-//!         let service = Service::start("relay", &cli.shutdown, cli.admin_addr).await?;
-//!         // ... wire the service's ports and handlers, then run them:
-//!         service.run_until_signal("relay", async { service.shutdown.wait().await; Ok(()) }).await?;
+//!         let service = Service::start("relay", &cli.service, "127.0.0.1:9101").await?;
+//!         // ... wire the service's ports and handlers, then run them until the signal:
+//!         let work = async {
+//!             service.shutdown.wait().await;
+//!             Ok(())
+//!         };
+//!         service.drain_within_grace("relay", work).await?;
 //!         service.finish().await
 //!     })
 //! }
@@ -47,7 +48,8 @@ pub use breaker::breaker_config;
 pub use switchboard_resilience::{Config as BreakerConfig, ConfigError as BreakerConfigError};
 pub use fdlimit::{fit_connections, FD_RESERVE};
 pub use serve::{error_code, json_error, serve_http, Connection, HttpLimits};
-pub use service::{main, Service};
+pub use mimalloc::MiMalloc;
+pub use service::{main, Service, ServiceArgs};
 pub use shutdown::{GraceExpired, Shutdown, ShutdownArgs, ShutdownError, ShutdownReason, DEFAULT_GRACE, GRACE_ENV};
 
 #[cfg(test)]

@@ -10,6 +10,32 @@ use switchboard_telemetry::{Metrics, Readiness};
 
 use crate::{AdminServer, Shutdown, ShutdownArgs};
 
+/// The flags of a service with an admin port (relay, processor, worker).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceArgs {
+    /// Admin HTTP address: /healthz, /readyz, /metrics [default: relay 127.0.0.1:9101,
+    /// processor 127.0.0.1:9102, worker 127.0.0.1:9103].
+    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+    #[command(flatten)]
+    pub shutdown: ShutdownArgs,
+}
+
+/// The global allocator and `fn main` of a switchboard binary: mimalloc instead of glibc
+/// malloc (fewer CPU µs per transaction, BENCHMARKS.md, "Allocator"), then [`main`](crate::main)
+/// with `run`.
+#[macro_export]
+macro_rules! service_main {
+    ($service:literal, $run:path) => {
+        #[global_allocator]
+        static ALLOCATOR: $crate::MiMalloc = $crate::MiMalloc;
+
+        fn main() {
+            $crate::main($service, $run)
+        }
+    };
+}
+
 /// The `main` of every switchboard binary: the log format named after `service`, the flags
 /// (each with its environment fallback), then `run` on smol; an error is printed with its
 /// causes and the process exits 1.
@@ -40,10 +66,15 @@ pub struct Service {
 }
 
 impl Service {
-    /// Installs the signal handlers and starts the admin server on `admin_addr`. A broken
-    /// admin listener triggers the shutdown and fails [`finish`](Service::finish) (exit 1).
-    pub async fn start(name: &'static str, shutdown: &ShutdownArgs, admin_addr: SocketAddr) -> anyhow::Result<Self> {
-        let shutdown = shutdown.install().context("setting up shutdown")?;
+    /// Installs the signal handlers and starts the admin server on `--admin-addr`, else on
+    /// `default_admin` (one of the addresses of `switchboard-names`). A broken admin listener
+    /// triggers the shutdown and fails [`finish`](Service::finish) (exit 1).
+    pub async fn start(name: &'static str, args: &ServiceArgs, default_admin: &str) -> anyhow::Result<Self> {
+        let admin_addr = match args.admin_addr {
+            Some(addr) => addr,
+            None => default_admin.parse().context("default admin address")?,
+        };
+        let shutdown = args.shutdown.install().context("setting up shutdown")?;
         let (metrics, readiness) = (Metrics::new(name), Readiness::new());
         let admin = AdminServer::bind(admin_addr, metrics.clone(), readiness.clone())
             .await

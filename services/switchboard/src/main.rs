@@ -53,13 +53,7 @@ enum Command {
     },
 }
 
-// mimalloc instead of glibc malloc: fewer CPU µs per transaction (BENCHMARKS.md, "Allocator").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn main() {
-    switchboard_scaffold::main("switchboard", run)
-}
+switchboard_scaffold::service_main!("switchboard", run);
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let ports = cli.brokers.connect(&cli.topics.all()).await?;

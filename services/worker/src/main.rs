@@ -1,11 +1,9 @@
 //! `worker`: consumes jobs from RabbitMQ (`AMQP_URL`) and runs them through the processor.
 
-use std::net::SocketAddr;
-
 use clap::Parser;
 use switchboard_names::{JobNames, ProcessorTarget};
 use switchboard_resilience::CircuitBreaker;
-use switchboard_scaffold::{Service, ShutdownArgs};
+use switchboard_scaffold::{Service, ServiceArgs};
 use switchboard_wiring::BrokerArgs;
 use switchboard_worker::{Worker, WorkerArgs};
 
@@ -18,26 +16,17 @@ struct Cli {
     worker: WorkerArgs,
     #[command(flatten)]
     processor: ProcessorTarget,
-    /// Admin HTTP address: /healthz, /readyz, /metrics.
-    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = switchboard_names::WORKER_ADMIN_ADDR)]
-    admin_addr: SocketAddr,
     #[command(flatten)]
-    shutdown: ShutdownArgs,
+    service: ServiceArgs,
     #[command(flatten)]
     brokers: BrokerArgs,
 }
 
-// mimalloc instead of glibc malloc: fewer CPU µs per transaction (BENCHMARKS.md, "Allocator").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn main() {
-    switchboard_scaffold::main("worker", run)
-}
+switchboard_scaffold::service_main!("worker", run);
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let breaker = CircuitBreaker::new(cli.worker.breaker.config()?);
-    let service = Service::start("worker", &cli.shutdown, cli.admin_addr).await?;
+    let service = Service::start("worker", &cli.service, switchboard_names::WORKER_ADMIN_ADDR).await?;
     switchboard_telemetry::ready_unless_open(&service.readiness, "processor", &breaker, "processor breaker open");
     let queues = cli.brokers.require_amqp("worker").await?;
     let client = switchboard_proto::client::processor_client(&cli.processor.processor_addr.to_string());
@@ -45,7 +34,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .with_metrics(service.metrics.clone());
     // The worker bounds its own drain: jobs unsettled after the grace period go back to the queue.
     let consumed =
-        service.until_signal("worker", async { Ok(worker.run(service.shutdown.wait(), cli.shutdown.grace).await?) }).await;
+        service.until_signal("worker", async { Ok(worker.run(service.shutdown.wait(), cli.service.shutdown.grace).await?) }).await;
     queues.queue.close().await?;
     consumed?;
     service.finish().await
