@@ -3,11 +3,11 @@ use std::time::{Duration, Instant};
 
 use grpcio::{CallOption, RpcStatusCode};
 use log::{error, info, warn};
-use switchboard_resilience::{CircuitBreaker, Jitter, RetryBudget, RetryPolicy};
 use switchboard_names::topics::ReplyTopics;
 use switchboard_ports::{ErrorKind, Message, Publisher};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope, ProcessRequest, ProcessorClient};
+use switchboard_resilience::{CircuitBreaker, Jitter, RetryBudget, RetryPolicy};
 use switchboard_telemetry::TraceContext;
 
 use crate::RelayConfig;

@@ -10,9 +10,7 @@ use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::Instant;
 
-use switchboard_resilience::{
-    CircuitBreaker, Clock, Config, PreciseClock, RetryBudget, SlidingWindow, SystemClock,
-};
+use switchboard_resilience::{CircuitBreaker, Clock, Config, PreciseClock, RetryBudget, SlidingWindow, SystemClock};
 
 const BATCH: u64 = 10_000;
 

@@ -17,8 +17,8 @@ use crate::config::{Config, SlidingWindow};
 use crate::error::{CallError, Rejected};
 use crate::events::{Event, Listeners, Reason};
 use crate::metrics::{self, Counters, Metrics};
-use crate::padded::Padded;
 use crate::outcome::Outcome;
+use crate::padded::Padded;
 use crate::permit::Permit;
 use crate::window::{percent, Counts, Record, Window};
 

@@ -62,12 +62,12 @@ mod retry;
 mod window;
 
 pub use breaker::{CircuitBreaker, State};
-pub use outcome::Outcome;
-pub use permit::Permit;
 pub use clock::{Clock, ManualClock, PreciseClock, SystemClock};
 pub use config::{Config, ConfigBuilder, SlidingWindow, MAX_HALF_OPEN_CALLS, MAX_WINDOW};
 pub use error::{CallError, ConfigError, ConfigErrorKind, Rejected};
 pub use events::{Event, Reason};
 pub use metrics::Metrics;
+pub use outcome::Outcome;
+pub use permit::Permit;
 pub use publisher::BreakerPublisher;
 pub use retry::{Delays, Jitter, RetryBudget, RetryPolicy};

@@ -175,11 +175,11 @@ async fn route(req: Request, state: &State) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_telemetry::CheckStatus;
     use crate::shutdown::Shutdown;
     use async_std::net::TcpStream;
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use switchboard_telemetry::CheckStatus;
 
     struct Reply {
         status: u16,

@@ -45,12 +45,12 @@ mod shutdown;
 
 pub use admin::{health_response, metrics_response, AdminServer};
 pub use breaker::breaker_config;
-pub use switchboard_resilience::{Config as BreakerConfig, ConfigError as BreakerConfigError};
 pub use fdlimit::{fit_connections, FD_RESERVE};
-pub use serve::{error_code, json_error, serve_http, Connection, HttpLimits};
 pub use mimalloc::MiMalloc;
+pub use serve::{error_code, json_error, serve_http, Connection, HttpLimits};
 pub use service::{main, Service, ServiceArgs};
 pub use shutdown::{GraceExpired, Shutdown, ShutdownArgs, ShutdownError, ShutdownReason, DEFAULT_GRACE, GRACE_ENV};
+pub use switchboard_resilience::{Config as BreakerConfig, ConfigError as BreakerConfigError};
 
 #[cfg(test)]
 mod tests {

@@ -3,11 +3,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use log::warn;
-use switchboard_resilience::CircuitBreaker;
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
 use switchboard_ports::{Publisher, Subscriber};
 use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_relay::RelayConfig;
+use switchboard_resilience::CircuitBreaker;
 use switchboard_telemetry::Metrics;
 use switchboard_wiring::{PubSub, Queues};
 use switchboard_worker::WorkerConfig;

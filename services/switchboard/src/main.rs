@@ -6,14 +6,14 @@ use std::net::SocketAddr;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient};
-use switchboard_names::JobNames;
-use switchboard_wiring::BrokerArgs;
 use switchboard_gateway::{GatewayArgs, GatewayConfig, JobsArgs, ROUTES};
-use switchboard_processor::ProcessorArgs;
 use switchboard_names::topics::Topics;
+use switchboard_names::JobNames;
+use switchboard_processor::ProcessorArgs;
 use switchboard_relay::RelayArgs;
 use switchboard_scaffold::ShutdownArgs;
 use switchboard_telemetry::Metrics;
+use switchboard_wiring::BrokerArgs;
 use switchboard_worker::WorkerArgs;
 
 #[derive(Debug, Parser)]

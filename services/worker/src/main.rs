@@ -33,8 +33,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let worker = Worker::new(cli.worker.config(&cli.names), queues.queue.clone(), queues.fanout, client, breaker)
         .with_metrics(service.metrics.clone());
     // The worker bounds its own drain: jobs unsettled after the grace period go back to the queue.
-    let consumed =
-        service.until_signal("worker", async { Ok(worker.run(service.shutdown.wait(), cli.service.shutdown.grace).await?) }).await;
+    let consumed = service
+        .until_signal("worker", async { Ok(worker.run(service.shutdown.wait(), cli.service.shutdown.grace).await?) })
+        .await;
     queues.queue.close().await?;
     consumed?;
     service.finish().await
