@@ -19,6 +19,7 @@ pub struct RelayArgs {
     /// Permanent errors (unknown topic, message too large) are never retried.
     #[arg(long, env = "SWITCHBOARD_RELAY_MAX_PUBLISH_RETRIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub relay_max_publish_retries: u32,
+    /// The processor breaker's settings.
     #[command(flatten)]
     pub breaker: RelayBreaker,
 }

@@ -17,6 +17,7 @@ pub struct ServiceArgs {
     /// processor 127.0.0.1:9102, worker 127.0.0.1:9103].
     #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR")]
     pub admin_addr: Option<SocketAddr>,
+    /// The grace period.
     #[command(flatten)]
     pub shutdown: ShutdownArgs,
 }

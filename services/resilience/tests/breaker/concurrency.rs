@@ -91,7 +91,6 @@ fn breaker_and_permits_can_cross_threads() {
     fn send<T: Send>() {}
     send_sync::<CircuitBreaker>();
     send::<switchboard_resilience::Permit<'static>>();
-    send_sync::<switchboard_resilience::Bulkhead>();
     send_sync::<switchboard_resilience::RetryBudget>();
     // A permit taken on one thread may be settled on another.
     let b = CircuitBreaker::default();
