@@ -49,7 +49,7 @@ macro_rules! breaker_args {
         pub struct $name {
             $(
                 #[doc = $help]
-                #[arg(long = concat!($flag, $long), env = concat!($env, $var), value_name = $value)]
+                #[arg(id = concat!($env, $var), long = concat!($flag, $long), env = concat!($env, $var), value_name = $value)]
                 pub $field: Option<String>,
             )*
         }
