@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use amiquip::{AmqpProperties, Channel, Confirm, ConfirmSmoother, Connection, Publish};
-use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_lite::future;
 use switchboard_ports::{Error, ErrorKind, Message, PublishError, QueueOptions};
+use switchboard_resilience::{Delays, Jitter, RetryPolicy};
 
 use crate::{headers, topology, AmqpConfig};
 
@@ -117,7 +117,7 @@ pub(crate) struct Owner {
     pending: BTreeMap<u64, Pending>,
     parked: VecDeque<Pending>,
     channel_waiters: Vec<Reply<Channel>>,
-    backoff: Box<dyn Iterator<Item = Duration> + Send>,
+    backoff: Delays,
     next_attempt: Instant,
     closing: Option<Reply<()>>,
 }
@@ -150,14 +150,13 @@ impl Owner {
         Ok(tx)
     }
 
-    fn backoff(config: &AmqpConfig) -> Box<dyn Iterator<Item = Duration> + Send> {
-        let b = ExponentialBuilder::default()
-            .with_min_delay(config.reconnect_min)
-            .with_max_delay(config.reconnect_max)
-            .with_jitter()
-            .without_max_times()
-            .build();
-        Box::new(b)
+    fn backoff(config: &AmqpConfig) -> Delays {
+        RetryPolicy::new()
+            .max_retries(u32::MAX)
+            .initial_delay(config.reconnect_min)
+            .max_delay(config.reconnect_max)
+            .jitter(Jitter::Equal)
+            .delays()
     }
 
     fn connect(&mut self) -> Result<(), Error> {

@@ -37,12 +37,20 @@ pub struct GatewayArgs {
     /// Idempotency keys of `POST /messages` kept per gateway; the oldest is forgotten beyond it.
     #[arg(long, env = "SWITCHBOARD_IDEMPOTENCY_MAX_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub idempotency_max_keys: u64,
+    /// The publish breaker's settings.
+    #[command(flatten)]
+    pub breaker: GatewayBreaker,
 }
 
+switchboard_scaffold::breaker_args!(
+    /// The breaker around the gateway's publishes to the broker.
+    GatewayBreaker, env = "SWITCHBOARD_GATEWAY_BREAKER", flag = "gateway-breaker"
+);
+
 impl GatewayArgs {
-    /// The gateway configuration these flags describe, with the publish breaker read from
-    /// `SWITCHBOARD_GATEWAY_BREAKER_*` (see switchboard-breaker's `Config::from_env`).
-    pub fn config(&self, topics: &Topics) -> Result<GatewayConfig, switchboard_breaker::ConfigError> {
+    /// The gateway configuration these flags describe, with the publish breaker's settings
+    /// (`--gateway-breaker-*`, `SWITCHBOARD_GATEWAY_BREAKER_*`).
+    pub fn config(&self, topics: &Topics) -> Result<GatewayConfig, switchboard_resilience::ConfigError> {
         Ok(GatewayConfig {
             addr: self.gateway_addr,
             requests_topic: topics.requests.clone(),
@@ -55,7 +63,7 @@ impl GatewayArgs {
             body_timeout: Duration::from_millis(self.body_timeout_ms),
             idempotency_ttl: Duration::from_secs(self.idempotency_ttl_secs),
             idempotency_max_keys: self.idempotency_max_keys as usize,
-            breaker: switchboard_breaker::Config::from_env("SWITCHBOARD_GATEWAY_BREAKER")?,
+            breaker: self.breaker.config()?,
             ..GatewayConfig::default()
         })
     }

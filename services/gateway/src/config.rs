@@ -39,7 +39,7 @@ pub struct GatewayConfig {
     /// Idempotency keys of `POST /messages` one gateway keeps; the oldest is forgotten beyond it.
     pub idempotency_max_keys: usize,
     /// Circuit breaker around the gateway's publishes to the broker.
-    pub breaker: switchboard_breaker::Config,
+    pub breaker: switchboard_resilience::Config,
     /// How long a stopping gateway waits for requests in flight to get their replies.
     pub grace: Duration,
     /// Where the gateway's metrics go (shared with the other services in the all-in-one).
@@ -63,7 +63,7 @@ impl Default for GatewayConfig {
             body_timeout: Duration::from_secs(30),
             idempotency_ttl: Duration::from_secs(300),
             idempotency_max_keys: 10_000,
-            breaker: switchboard_breaker::Config::default(),
+            breaker: switchboard_resilience::Config::default(),
             grace: Duration::from_secs(10),
             metrics: Metrics::builder("gateway").routes(ROUTES).build(),
             readiness: Readiness::new(),

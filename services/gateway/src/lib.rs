@@ -15,7 +15,7 @@ mod replies;
 mod routes;
 mod serve;
 
-pub use args::GatewayArgs;
+pub use args::{GatewayArgs, GatewayBreaker};
 pub use config::{GatewayConfig, ROUTES};
 pub use instance::{default_instance_id, reply_partition};
 pub use jobs::{JobState, JobStore, JobView, JobsArgs, JobsConfig};

@@ -5,7 +5,7 @@ use clap::Parser;
 use switchboard_gateway::{Gateway, GatewayArgs, JobsArgs};
 use switchboard_names::topics::Topics;
 use switchboard_names::JobNames;
-use switchboard_telemetry::Shutdown;
+use switchboard_scaffold::ShutdownArgs;
 use switchboard_wiring::BrokerArgs;
 
 #[derive(Debug, Parser)]
@@ -21,23 +21,14 @@ struct Cli {
     job_names: JobNames,
     #[command(flatten)]
     jobs: JobsArgs,
+    #[command(flatten)]
+    shutdown: ShutdownArgs,
 }
 
-// mimalloc instead of glibc malloc: fewer CPU µs per transaction (BENCHMARKS.md, "Allocator").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn main() {
-    switchboard_telemetry::init_logging("gateway");
-    let cli = Cli::parse();
-    if let Err(e) = smol::block_on(run(cli)) {
-        eprintln!("gateway: {e:#}");
-        std::process::exit(1);
-    }
-}
+switchboard_scaffold::service_main!("gateway", run);
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let shutdown = Shutdown::from_env()?;
+    let shutdown = cli.shutdown.install()?;
     let mut config = cli.gateway.config(&cli.topics)?;
     config.grace = shutdown.grace_period();
     if let Some(id) = &cli.brokers.instance_id {

@@ -10,7 +10,8 @@ use futures_lite::FutureExt;
 use switchboard_ports::{ErrorKind, Message, Publisher};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope};
-use switchboard_telemetry::{metrics_response, Metrics, Readiness, TraceContext, TRACEPARENT};
+use switchboard_scaffold::metrics_response;
+use switchboard_telemetry::{Metrics, Readiness, TraceContext, TRACEPARENT};
 use tide::{Request, Response, StatusCode};
 
 use crate::errors::error;
@@ -27,7 +28,7 @@ pub(crate) struct State {
     pub reply_partition: i32,
     pub publisher: Arc<dyn Publisher>,
     pub pending: Arc<Pending>,
-    pub breaker: switchboard_breaker::CircuitBreaker,
+    pub breaker: switchboard_resilience::CircuitBreaker,
     pub metrics: Metrics,
     pub readiness: Readiness,
     /// Set when shutdown begins: new requests are refused, those in flight finish.
@@ -327,7 +328,7 @@ fn too_large(max: usize) -> Response {
 /// Seconds until the breaker lets publishes through again, when it refused this one.
 fn retry_after_secs(error: &switchboard_ports::Error) -> u32 {
     std::error::Error::source(error)
-        .and_then(|s| s.downcast_ref::<switchboard_breaker::Rejected>())
+        .and_then(|s| s.downcast_ref::<switchboard_resilience::Rejected>())
         .map(|r| r.retry_after_secs() as u32)
         .unwrap_or(1)
 }

@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use log::{info, warn};
-use switchboard_breaker::BreakerPublisher;
-use switchboard_breaker::State as BreakerState;
 use switchboard_ports::{Error, Publisher, Subscriber};
-use switchboard_telemetry::{fit_connections, serve_http, watch_breaker, CheckStatus, HttpLimits};
+use switchboard_resilience::BreakerPublisher;
+use switchboard_scaffold::{fit_connections, serve_http, HttpLimits};
+use switchboard_telemetry::{ready_unless_open, watch_breaker, CheckStatus};
 
 use crate::routes::{app, State};
 use crate::{GatewayConfig, Pending};
@@ -61,15 +61,11 @@ impl Gateway {
             Error::new(switchboard_ports::ErrorKind::Invalid, format!("cannot listen on {}: {e}", config.addr))
                 .with_source(e)
         })?;
-        let breaker = switchboard_breaker::CircuitBreaker::new(config.breaker.clone());
+        let breaker = switchboard_resilience::CircuitBreaker::new(config.breaker.clone());
         watch_breaker(&metrics, "gateway_publish", &breaker);
         let publisher: Arc<dyn Publisher> = Arc::new(BreakerPublisher::new(publisher, breaker.clone()));
         let readiness = config.readiness.clone();
-        let checked = breaker.clone();
-        readiness.add_sync_check("broker", move || match checked.state() {
-            BreakerState::Open => CheckStatus::not_ready("publish breaker open"),
-            _ => CheckStatus::Ok,
-        });
+        ready_unless_open(&readiness, "broker", &breaker, "publish breaker open");
         readiness.add_sync_check("replies", move || CheckStatus::from(running.load(Ordering::Relaxed)));
         let state = State {
             config: Arc::new(config),
@@ -104,7 +100,7 @@ impl Gateway {
     }
 
     /// The breaker guarding publishes to the broker.
-    pub fn breaker(&self) -> switchboard_breaker::CircuitBreaker {
+    pub fn breaker(&self) -> switchboard_resilience::CircuitBreaker {
         self.app.state().breaker.clone()
     }
 

@@ -34,3 +34,15 @@ pub const RELAY_ADMIN_ADDR: &str = "127.0.0.1:9101";
 pub const PROCESSOR_ADMIN_ADDR: &str = "127.0.0.1:9102";
 /// Admin HTTP address of the worker.
 pub const WORKER_ADMIN_ADDR: &str = "127.0.0.1:9103";
+
+/// Where relays and workers call the processor, as a flag with its environment fallback.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ProcessorTarget {
+    /// Where the processors serve gRPC: HOST:PORT, several IP:PORT comma-separated, or a DNS
+    /// name resolving to many; calls go round robin over the reachable ones.
+    #[arg(long = "processor-addr", env = "PROCESSOR_ADDR", default_value = PROCESSOR_ADDR, value_parser = processor_addrs)]
+    pub processor_addr: String,
+}
+
+mod processors;
+pub use processors::processor_addrs;

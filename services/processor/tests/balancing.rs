@@ -92,7 +92,10 @@ fn a_reply_goes_to_the_partition_the_envelope_names_and_never_outside_the_topic(
             let err = client.process_async(&request("stray", Some(bad))).unwrap().await.expect_err("refused");
             let grpcio::Error::RpcFailure(status) = err else { panic!("not a status: {err:?}") };
             assert!(
-                matches!(status.code(), grpcio::RpcStatusCode::INVALID_ARGUMENT | grpcio::RpcStatusCode::FAILED_PRECONDITION),
+                matches!(
+                    status.code(),
+                    grpcio::RpcStatusCode::INVALID_ARGUMENT | grpcio::RpcStatusCode::FAILED_PRECONDITION
+                ),
                 "partition {bad}: {status:?}"
             );
         }

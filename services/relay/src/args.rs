@@ -19,7 +19,15 @@ pub struct RelayArgs {
     /// Permanent errors (unknown topic, message too large) are never retried.
     #[arg(long, env = "SWITCHBOARD_RELAY_MAX_PUBLISH_RETRIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub relay_max_publish_retries: u32,
+    /// The processor breaker's settings.
+    #[command(flatten)]
+    pub breaker: RelayBreaker,
 }
+
+switchboard_scaffold::breaker_args!(
+    /// The breaker around the relay's processor calls.
+    RelayBreaker, env = "SWITCHBOARD_RELAY_BREAKER", flag = "relay-breaker"
+);
 
 fn budget_percent(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
@@ -29,9 +37,9 @@ fn budget_percent(s: &str) -> Result<f32, String> {
 }
 
 impl RelayArgs {
-    /// The relay configuration these flags describe, with the processor breaker read from
-    /// `SWITCHBOARD_RELAY_BREAKER_*` (see switchboard-breaker's `Config::from_env`).
-    pub fn config(&self, topics: &Topics) -> Result<RelayConfig, switchboard_breaker::ConfigError> {
+    /// The relay configuration these flags describe, with the processor breaker's settings
+    /// (`--relay-breaker-*`, `SWITCHBOARD_RELAY_BREAKER_*`).
+    pub fn config(&self, topics: &Topics) -> Result<RelayConfig, switchboard_resilience::ConfigError> {
         Ok(RelayConfig {
             requests_topic: topics.requests.clone(),
             group: self.relay_group.clone(),
@@ -40,7 +48,7 @@ impl RelayArgs {
             max_publish_retries: self.relay_max_publish_retries,
             max_in_flight: self.relay_max_in_flight as usize,
             retry_budget_percent: self.relay_retry_budget_percent,
-            breaker: switchboard_breaker::Config::from_env("SWITCHBOARD_RELAY_BREAKER")?,
+            breaker: self.breaker.config()?,
             ..RelayConfig::default()
         })
     }

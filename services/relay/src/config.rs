@@ -28,7 +28,7 @@ pub struct RelayConfig {
     /// First retry delay after a transient gRPC failure (doubles, with jitter).
     pub retry_base: Duration,
     /// Circuit breaker around the processor calls.
-    pub breaker: switchboard_breaker::Config,
+    pub breaker: switchboard_resilience::Config,
     /// Retries allowed, as a percentage of recent calls (Finagle-style retry budget).
     pub retry_budget_percent: f32,
     /// Where the relay's metrics go.
@@ -49,7 +49,7 @@ impl Default for RelayConfig {
             max_in_flight: 256,
             default_budget: Duration::from_secs(5),
             retry_base: Duration::from_millis(20),
-            breaker: switchboard_breaker::Config::default(),
+            breaker: switchboard_resilience::Config::default(),
             retry_budget_percent: 20.0,
             metrics: Metrics::new("relay"),
             readiness: Readiness::new(),

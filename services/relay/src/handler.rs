@@ -3,11 +3,11 @@ use std::time::{Duration, Instant};
 
 use grpcio::{CallOption, RpcStatusCode};
 use log::{error, info, warn};
-use switchboard_breaker::{CircuitBreaker, Jitter, RetryBudget, RetryPolicy};
 use switchboard_names::topics::ReplyTopics;
 use switchboard_ports::{ErrorKind, Message, Publisher};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope, ProcessRequest, ProcessorClient};
+use switchboard_resilience::{CircuitBreaker, Jitter, RetryBudget, RetryPolicy};
 use switchboard_telemetry::TraceContext;
 
 use crate::RelayConfig;
@@ -34,6 +34,9 @@ pub enum Outcome {
 
 /// Longest wait between two tries of one publish.
 const MAX_PUBLISH_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Longest pause between two calls of one request to the processor.
+const MAX_CALL_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Handles one request message: decode, call the processor, answer failures.
 #[derive(Clone)]
@@ -111,7 +114,13 @@ impl RequestHandler {
     async fn call_processor(&self, envelope: Envelope) -> Outcome {
         let mut request = ProcessRequest::new();
         request.envelope = Some(envelope).into();
-        let mut delay = self.config.retry_base;
+        // Unbounded in count: the deadline and the retry budget end the retries.
+        let mut delays = RetryPolicy::new()
+            .max_retries(u32::MAX)
+            .initial_delay(self.config.retry_base)
+            .max_delay(MAX_CALL_BACKOFF)
+            .jitter(Jitter::Equal)
+            .delays();
         self.budget.deposit();
         loop {
             let envelope = request.envelope.as_ref().expect("set above");
@@ -172,7 +181,7 @@ impl RequestHandler {
                     warn!("processor call failed id={}: {:?} {}", envelope.id, status.code(), status.message());
                     // Idempotent by correlation id (the gateway keeps the first reply), so a
                     // retry is safe while the deadline leaves room and the budget allows it.
-                    let pause = jitter(delay);
+                    let pause = delays.next().unwrap_or(MAX_CALL_BACKOFF);
                     if envelope.remaining().is_none_or(|r| r <= pause) {
                         // The budget ran out retrying: the caller hears 504, not a fail-fast 503.
                         let envelope = request.envelope.take().unwrap_or_default();
@@ -185,7 +194,6 @@ impl RequestHandler {
                         return self.answer(envelope, failure::Code::UNAVAILABLE, why, Some(pause)).await;
                     }
                     async_io::Timer::after(pause).await;
-                    delay = (delay * 2).min(Duration::from_secs(1));
                 }
             }
         }
@@ -298,9 +306,4 @@ fn grpc_code<T>(result: &Result<T, grpcio::Error>) -> i32 {
         Err(grpcio::Error::RpcFailure(s)) => s.code().into(),
         Err(_) => RpcStatusCode::UNAVAILABLE.into(),
     }
-}
-
-fn jitter(d: Duration) -> Duration {
-    // Full jitter: spreads the retries of many relays hitting the same outage.
-    Duration::from_micros(fastrand::u64(d.as_micros() as u64 / 2..=d.as_micros() as u64))
 }

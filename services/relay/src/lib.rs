@@ -9,7 +9,7 @@ mod config;
 mod handler;
 mod run;
 
-pub use args::RelayArgs;
+pub use args::{RelayArgs, RelayBreaker};
 pub use config::RelayConfig;
 pub use handler::{Outcome, RequestHandler};
 pub use run::{run, Relay, SubscribedRelay};

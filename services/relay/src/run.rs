@@ -6,7 +6,6 @@ use futures_lite::FutureExt;
 use log::info;
 use switchboard_ports::{Error, Publisher, Subscriber, Subscription};
 use switchboard_proto::ProcessorClient;
-use switchboard_telemetry::CheckStatus;
 
 use crate::{Outcome, RelayConfig, RequestHandler};
 
@@ -31,20 +30,16 @@ impl Relay {
         publisher: Arc<dyn Publisher>,
         client: ProcessorClient,
     ) -> Self {
-        let breaker = switchboard_breaker::CircuitBreaker::new(config.breaker.clone());
+        let breaker = switchboard_resilience::CircuitBreaker::new(config.breaker.clone());
         switchboard_telemetry::watch_breaker(&config.metrics, "relay_processor", &breaker);
-        let checked = breaker.clone();
-        config.readiness.add_sync_check("processor", move || match checked.state() {
-            switchboard_breaker::State::Open => CheckStatus::not_ready("processor breaker open"),
-            _ => CheckStatus::Ok,
-        });
+        switchboard_telemetry::ready_unless_open(&config.readiness, "processor", &breaker, "processor breaker open");
         let config = Arc::new(config);
         let handler = RequestHandler::new(config.clone(), client, publisher, breaker);
         Relay { config, subscriber, handler }
     }
 
     /// The breaker guarding the processor calls (state, metrics, events).
-    pub fn breaker(&self) -> switchboard_breaker::CircuitBreaker {
+    pub fn breaker(&self) -> switchboard_resilience::CircuitBreaker {
         self.handler.breaker().clone()
     }
 

@@ -34,7 +34,7 @@ fn processor(broker: &MemoryBroker) -> ProcessorServer {
 fn handler(broker: &MemoryBroker, processor: &ProcessorServer) -> RequestHandler {
     let client = switchboard_proto::client::processor_client(&processor.local_addr().to_string());
     let config = RelayConfig::default();
-    let breaker = switchboard_breaker::CircuitBreaker::new(config.breaker.clone());
+    let breaker = switchboard_resilience::CircuitBreaker::new(config.breaker.clone());
     RequestHandler::new(Arc::new(config), client, Arc::new(broker.clone()), breaker)
 }
 

@@ -31,7 +31,7 @@ fn handler(
     processor: &ProcessorServer,
 ) -> RequestHandler {
     let client = switchboard_proto::client::processor_client(&processor.local_addr().to_string());
-    let breaker = switchboard_breaker::CircuitBreaker::new(config.breaker.clone());
+    let breaker = switchboard_resilience::CircuitBreaker::new(config.breaker.clone());
     RequestHandler::new(Arc::new(config), client, publisher, breaker)
 }
 

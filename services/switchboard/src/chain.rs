@@ -3,11 +3,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use log::warn;
-use switchboard_breaker::CircuitBreaker;
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
 use switchboard_ports::{Publisher, Subscriber};
 use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_relay::RelayConfig;
+use switchboard_resilience::CircuitBreaker;
 use switchboard_telemetry::Metrics;
 use switchboard_wiring::{PubSub, Queues};
 use switchboard_worker::WorkerConfig;
@@ -37,7 +37,7 @@ pub struct ChainJobs {
     /// The worker.
     pub worker: WorkerConfig,
     /// The worker's breaker around processor calls.
-    pub breaker: switchboard_breaker::Config,
+    pub breaker: switchboard_resilience::Config,
 }
 
 impl ChainJobs {
@@ -47,7 +47,7 @@ impl ChainJobs {
             queues,
             gateway: JobsConfig::default(),
             worker: WorkerConfig::default(),
-            breaker: switchboard_breaker::Config::default(),
+            breaker: switchboard_resilience::Config::default(),
         }
     }
 

@@ -11,7 +11,8 @@ use switchboard_names::topics::Topics;
 use switchboard_names::JobNames;
 use switchboard_processor::ProcessorArgs;
 use switchboard_relay::RelayArgs;
-use switchboard_telemetry::{Metrics, Shutdown};
+use switchboard_scaffold::ShutdownArgs;
+use switchboard_telemetry::Metrics;
 use switchboard_wiring::BrokerArgs;
 use switchboard_worker::WorkerArgs;
 
@@ -36,6 +37,8 @@ struct Cli {
     jobs: JobsArgs,
     #[command(flatten)]
     worker: WorkerArgs,
+    #[command(flatten)]
+    shutdown: ShutdownArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,18 +53,7 @@ enum Command {
     },
 }
 
-// mimalloc instead of glibc malloc: fewer CPU µs per transaction (BENCHMARKS.md, "Allocator").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn main() {
-    switchboard_telemetry::init_logging("switchboard");
-    let cli = Cli::parse();
-    if let Err(e) = smol::block_on(run(cli)) {
-        eprintln!("switchboard: {e:#}");
-        std::process::exit(1);
-    }
-}
+switchboard_scaffold::service_main!("switchboard", run);
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let ports = cli.brokers.connect(&cli.topics.all()).await?;
@@ -71,7 +63,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let jobs = ChainJobs {
         gateway: cli.jobs.config(&cli.job_names),
         worker: cli.worker.config(&cli.job_names),
-        breaker: switchboard_breaker::Config::from_env("SWITCHBOARD_WORKER_BREAKER")?,
+        breaker: cli.worker.breaker.config()?,
         ..ChainJobs::new(queues)
     };
     let mut config = ChainConfig {
@@ -86,7 +78,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
-            let shutdown = Shutdown::from_env()?;
+            let shutdown = cli.shutdown.install()?;
             config.gateway.grace = shutdown.grace_period();
             let chain = Chain::start_on(config, ports).await?;
             log::info!(

@@ -132,7 +132,7 @@ fn permanent_publish_errors_are_dead_lettered_or_dropped_not_retried() {
                 reply_topics: ReplyTopics::only(&missing),
                 ..RelayConfig::default()
             };
-            let breaker = switchboard_breaker::CircuitBreaker::new(config.breaker.clone());
+            let breaker = switchboard_resilience::CircuitBreaker::new(config.breaker.clone());
             let client = switchboard_proto::client::processor_client("127.0.0.1:9");
             RequestHandler::new(Arc::new(config), client, ports.publisher.clone(), breaker)
         };

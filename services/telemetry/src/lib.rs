@@ -1,45 +1,24 @@
-//! Observability and operations shared by every switchboard service: the seed-style log
-//! format, Prometheus metrics, W3C trace context, readiness checks, the admin HTTP server and
-//! graceful shutdown.
+//! Observability shared by every switchboard service: the seed-style log format, Prometheus
+//! metrics, W3C trace context, readiness checks and breaker state in both. No tokio: every
+//! future is `Send`, so smol and async-std (tide) callers use the same API.
 //!
-//! Nothing here needs tokio: the admin server runs on async-h1 with its own executor, signals
-//! are read on a dedicated thread, and every future is `Send`, so smol and async-std (tide)
-//! callers use the same API.
+//! The admin server, the serve loop and graceful shutdown live in `switchboard-scaffold`.
 //!
-//! # Wiring a service without an HTTP API (relay, worker, processor side port)
+//! # Tracing a hop
 //!
-//! ```no_run
+//! ```
 //! use std::time::Instant;
-//! use switchboard_telemetry::{AdminServer, CheckStatus, Metrics, Readiness, Shutdown, TraceContext};
+//! use switchboard_telemetry::{Metrics, TraceContext};
 //!
-//! fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     switchboard_telemetry::init_logging("relay");
-//!     let shutdown = Shutdown::from_env()?; // SIGTERM/SIGINT, SWITCHBOARD_GRACE_MS
-//!     let metrics = Metrics::builder("relay").version(env!("CARGO_PKG_VERSION")).build();
-//!     let readiness = Readiness::new();
-//!     readiness.add_sync_check("breaker", || CheckStatus::Ok); // e.g. breaker state != Open
-//!     readiness.add_check("processor", || async { CheckStatus::not_ready("unreachable") });
-//!
-//!     smol::block_on(async {
-//!         let admin = AdminServer::bind("0.0.0.0:9102", metrics.clone(), readiness.clone()).await?;
-//!         log::info!("admin on {}", admin.local_addr());
-//!         let admin = smol::spawn(admin.run(shutdown.wait()));
-//!
-//!         // Per consumed message (the header is bytes from the Kafka record):
-//!         let header: Option<&[u8]> = None;
-//!         let ctx = TraceContext::continue_or_new(header).child();
-//!         let started = Instant::now();
-//!         // ... grpc call with metadata ("traceparent", ctx.to_string()) ...
-//!         metrics.hop("grpc_call", started.elapsed());
-//!         metrics.grpc_call("/switchboard.v1.Processor/Process", 0);
-//!
-//!         shutdown.wait().await;
-//!         readiness.set_draining();
-//!         let _ = shutdown.within_grace(async { /* stop consuming, commit, close */ }).await;
-//!         admin.await?;
-//!         Ok(())
-//!     })
-//! }
+//! let metrics = Metrics::builder("relay").version(env!("CARGO_PKG_VERSION")).build();
+//! // Per consumed message (the header is bytes from the Kafka record):
+//! let header: Option<&[u8]> = None;
+//! let ctx = TraceContext::continue_or_new(header).child();
+//! let started = Instant::now();
+//! // ... grpc call with metadata ("traceparent", ctx.to_string()) ...
+//! metrics.hop("grpc_call", started.elapsed());
+//! metrics.grpc_call("/switchboard.v1.Processor/Process", 0);
+//! assert!(metrics.encode().contains("grpc_call"));
 //! ```
 //!
 //! # Wiring the gateway (tide)
@@ -48,7 +27,7 @@
 //! use std::future::Future;
 //! use std::pin::Pin;
 //! use std::time::Instant;
-//! use switchboard_telemetry::{metrics_response, Metrics, Readiness, TraceContext, TRACEPARENT};
+//! use switchboard_telemetry::{Metrics, Readiness, TraceContext, CONTENT_TYPE, TRACEPARENT};
 //!
 //! #[derive(Clone)]
 //! struct State {
@@ -84,7 +63,10 @@
 //!     Ok(tide::Response::from(req.state().readiness.report().await.into_response()))
 //! });
 //! app.at("/metrics").get(|req: tide::Request<State>| async move {
-//!     Ok(tide::Response::from(metrics_response(&req.state().metrics)))
+//!     let mut res = tide::Response::new(200);
+//!     res.set_body(req.state().metrics.encode());
+//!     res.insert_header("content-type", CONTENT_TYPE);
+//!     Ok(res)
 //! });
 //! app.at("/messages").post(|req: tide::Request<State>| async move {
 //!     // Continue the client's trace (or start one) and send the child on in the Kafka headers.
@@ -112,28 +94,19 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
-mod admin;
 mod breakers;
-mod deadline;
-mod fdlimit;
 mod logging;
 mod metrics;
 mod readiness;
-mod serve;
-mod shutdown;
 mod trace;
 
-pub use admin::{health_response, metrics_response, AdminServer};
-pub use breakers::watch_breaker;
-pub use fdlimit::{fit_connections, FD_RESERVE};
+pub use breakers::{ready_unless_open, watch_breaker};
 pub use logging::init_logging;
 pub use metrics::{
     grpc_code_name, AckOutcome, BreakerCall, BreakerState, InFlight, LabelValues, Metrics, MetricsBuilder,
     CONTENT_TYPE, DEFAULT_LABEL_CAP, OTHER,
 };
 pub use readiness::{CheckStatus, Readiness, ReadyReport, DEFAULT_CHECK_TIMEOUT};
-pub use serve::{error_code, json_error, serve_http, Connection, HttpLimits};
-pub use shutdown::{GraceExpired, Shutdown, ShutdownError, ShutdownReason, DEFAULT_GRACE, GRACE_ENV};
 pub use trace::{SpanId, TraceContext, TraceId, TraceparentError, TRACEPARENT};
 
 #[cfg(test)]
@@ -144,7 +117,6 @@ mod tests {
     fn handles_are_send_sync_and_clone() {
         shared_across_threads::<crate::Metrics>();
         shared_across_threads::<crate::Readiness>();
-        shared_across_threads::<crate::Shutdown>();
         shared_across_threads::<crate::TraceContext>();
     }
 }

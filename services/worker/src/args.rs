@@ -23,7 +23,15 @@ pub struct WorkerArgs {
     /// by default, caps it too).
     #[arg(long, env = "SWITCHBOARD_JOB_RETRY_MAX_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub job_retry_max_ms: u64,
+    /// The processor breaker's settings.
+    #[command(flatten)]
+    pub breaker: WorkerBreaker,
 }
+
+switchboard_scaffold::breaker_args!(
+    /// The breaker around the worker's processor calls.
+    WorkerBreaker, env = "SWITCHBOARD_WORKER_BREAKER", flag = "worker-breaker"
+);
 
 impl WorkerArgs {
     /// The worker configuration these flags describe, on the queue and exchange of `names`.

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use switchboard_ports::QueueOptions;
+use switchboard_resilience::{Jitter, RetryPolicy};
 
 /// Default name of the jobs queue.
 pub const DEFAULT_JOBS_QUEUE: &str = switchboard_names::JOBS_QUEUE;
@@ -98,10 +99,11 @@ impl WorkerConfig {
     /// capped at `retry_max`, then jittered to within its upper half so workers that failed
     /// together do not come back together.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = attempt.saturating_sub(1).min(20);
-        let full = self.retry_base.saturating_mul(1 << exp).min(self.retry_max);
-        let micros = full.as_micros() as u64;
-        Duration::from_micros(fastrand::u64(micros / 2..=micros))
+        RetryPolicy::new()
+            .initial_delay(self.retry_base)
+            .max_delay(self.retry_max)
+            .jitter(Jitter::Equal)
+            .delay(attempt.saturating_sub(1))
     }
 }
 

@@ -3,10 +3,10 @@ use std::time::Duration;
 
 use grpcio::{CallOption, RpcStatus, RpcStatusCode};
 use log::{info, warn};
-use switchboard_breaker::CircuitBreaker;
 use switchboard_ports::{dead_letter_queue, Fanout, Job};
 use switchboard_proto::convert::{now_micros, now_millis, Stage};
 use switchboard_proto::{Envelope, JobEvent, JobStatus, ProcessRequest, ProcessorClient, ProtoMessage};
+use switchboard_resilience::CircuitBreaker;
 use switchboard_telemetry::{AckOutcome, Metrics};
 
 use crate::WorkerConfig;

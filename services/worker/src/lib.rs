@@ -14,7 +14,7 @@ mod config;
 mod handler;
 mod run;
 
-pub use args::WorkerArgs;
+pub use args::{WorkerArgs, WorkerBreaker};
 pub use config::{WorkerConfig, DEFAULT_JOBS_QUEUE, DEFAULT_JOB_EVENTS_EXCHANGE};
 pub use handler::{Handled, JobHandler, JOB_ID_HEADER};
 pub use run::{ConsumingWorker, Worker};

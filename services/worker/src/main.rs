@@ -1,17 +1,11 @@
 //! `worker`: consumes jobs from RabbitMQ (`AMQP_URL`) and runs them through the processor.
 
-use std::net::SocketAddr;
-
-use anyhow::Context;
 use clap::Parser;
-use switchboard_breaker::{CircuitBreaker, Config, State};
-use switchboard_names::JobNames;
-use switchboard_telemetry::{AdminServer, CheckStatus, Metrics, Readiness, Shutdown};
+use switchboard_names::{JobNames, ProcessorTarget};
+use switchboard_resilience::CircuitBreaker;
+use switchboard_scaffold::{Service, ServiceArgs};
 use switchboard_wiring::BrokerArgs;
 use switchboard_worker::{Worker, WorkerArgs};
-
-/// Environment prefix of the breaker around processor calls (`{PREFIX}_FAILURE_RATE`, …).
-const BREAKER_ENV: &str = "SWITCHBOARD_WORKER_BREAKER";
 
 #[derive(Debug, Parser)]
 #[command(version, about = "switchboard worker: RabbitMQ jobs → gRPC processor → job events")]
@@ -20,64 +14,29 @@ struct Cli {
     names: JobNames,
     #[command(flatten)]
     worker: WorkerArgs,
-    /// Where the processors serve gRPC: HOST:PORT, several IP:PORT comma-separated, or a DNS
-    /// name resolving to many; calls go round robin over the reachable ones.
-    #[arg(long, env = "PROCESSOR_ADDR", default_value = switchboard_names::PROCESSOR_ADDR, value_parser = switchboard_proto::target::processor_addrs)]
-    processor_addr: String,
-    /// Admin HTTP address: /healthz, /readyz, /metrics.
-    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = switchboard_names::WORKER_ADMIN_ADDR)]
-    admin_addr: SocketAddr,
+    #[command(flatten)]
+    processor: ProcessorTarget,
+    #[command(flatten)]
+    service: ServiceArgs,
     #[command(flatten)]
     brokers: BrokerArgs,
 }
 
-// mimalloc instead of glibc malloc: fewer CPU µs per transaction (BENCHMARKS.md, "Allocator").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn main() {
-    switchboard_telemetry::init_logging("worker");
-    let cli = Cli::parse();
-    if let Err(e) = smol::block_on(run(cli)) {
-        eprintln!("worker: {e:#}");
-        std::process::exit(1);
-    }
-}
+switchboard_scaffold::service_main!("worker", run);
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let shutdown = Shutdown::from_env().context("setting up shutdown")?;
-    let breaker = CircuitBreaker::new(Config::from_env(BREAKER_ENV)?);
-    let (metrics, readiness) = (Metrics::new("worker"), Readiness::new());
-    let checked = breaker.clone();
-    readiness.add_sync_check("processor", move || match checked.state() {
-        State::Open => CheckStatus::not_ready("processor breaker open"),
-        _ => CheckStatus::Ok,
-    });
-    // A broken admin listener triggers the shutdown and fails the run (exit 1).
-    let admin = AdminServer::bind(cli.admin_addr, metrics.clone(), readiness.clone())
-        .await
-        .context("admin port")?
-        .spawn(&shutdown);
+    let breaker = CircuitBreaker::new(cli.worker.breaker.config()?);
+    let service = Service::start("worker", &cli.service, switchboard_names::WORKER_ADMIN_ADDR).await?;
+    switchboard_telemetry::ready_unless_open(&service.readiness, "processor", &breaker, "processor breaker open");
     let queues = cli.brokers.require_amqp("worker").await?;
-    let client = switchboard_proto::client::processor_client(&cli.processor_addr);
+    let client = switchboard_proto::client::processor_client(&cli.processor.processor_addr);
     let worker = Worker::new(cli.worker.config(&cli.names), queues.queue.clone(), queues.fanout, client, breaker)
-        .with_metrics(metrics);
-    let draining = readiness.clone();
-    let stop = shutdown.wait();
-    worker
-        .run(
-            async move {
-                stop.await;
-                draining.set_draining();
-            },
-            shutdown.grace_period(),
-        )
-        .await?;
+        .with_metrics(service.metrics.clone());
+    // The worker bounds its own drain: jobs unsettled after the grace period go back to the queue.
+    let consumed = service
+        .until_signal("worker", async { Ok(worker.run(service.shutdown.wait(), cli.service.shutdown.grace).await?) })
+        .await;
     queues.queue.close().await?;
-    // The worker ends at the signal; ending before it means it stopped consuming.
-    if !shutdown.is_triggered() {
-        anyhow::bail!("the worker stopped consuming before any shutdown signal");
-    }
-    admin.await.context("admin server")?;
-    Ok(())
+    consumed?;
+    service.finish().await
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures_lite::{future, FutureExt};
 use log::{info, warn};
-use switchboard_breaker::CircuitBreaker;
 use switchboard_ports::{Error, ErrorKind, Fanout, JobStream, WorkQueue};
 use switchboard_proto::ProcessorClient;
+use switchboard_resilience::CircuitBreaker;
 use switchboard_telemetry::Metrics;
 
 use crate::{Handled, JobHandler, WorkerConfig};

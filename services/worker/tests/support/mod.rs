@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use futures_lite::future;
 use grpcio::{Environment, RpcContext, RpcStatus, RpcStatusCode, Server, ServerBuilder, ServerCredentials, UnarySink};
-use switchboard_breaker::{CircuitBreaker, Config};
 use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_ports::{
     dead_letter_queue, Fanout, FanoutListener, Job, JobStream, Message, QueueOptions, WorkQueue, ERROR_HEADER,
@@ -19,6 +18,7 @@ use switchboard_ports::{
 use switchboard_processor::ProcessorHandler;
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{Envelope, JobEvent, JobStatus, ProcessRequest, ProcessResponse, Processor, ProtoMessage};
+use switchboard_resilience::{CircuitBreaker, Config};
 use switchboard_telemetry::Metrics;
 use switchboard_worker::{Worker, WorkerConfig};
 

@@ -19,6 +19,32 @@ pub const GRACE_ENV: &str = "SWITCHBOARD_GRACE_MS";
 /// Grace period when [`GRACE_ENV`] is unset.
 pub const DEFAULT_GRACE: Duration = Duration::from_millis(10_000);
 
+/// The grace period flag, with its environment fallback [`GRACE_ENV`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShutdownArgs {
+    /// Milliseconds to finish the work in flight after SIGTERM or SIGINT (a second signal
+    /// exits at once).
+    #[arg(long = "grace-ms", env = GRACE_ENV, value_name = "MS", default_value = "10000", value_parser = grace_flag)]
+    pub grace: Duration,
+}
+
+impl Default for ShutdownArgs {
+    fn default() -> Self {
+        ShutdownArgs { grace: DEFAULT_GRACE }
+    }
+}
+
+impl ShutdownArgs {
+    /// A [`Shutdown`] started by SIGTERM or SIGINT, with this grace period.
+    pub fn install(&self) -> Result<Shutdown, ShutdownError> {
+        Shutdown::with_signals(self.grace)
+    }
+}
+
+fn grace_flag(value: &str) -> Result<Duration, String> {
+    parse_grace(Some(value)).map_err(|e| e.to_string())
+}
+
 /// Why shutdown started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShutdownReason {
@@ -44,7 +70,7 @@ impl fmt::Display for ShutdownReason {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ShutdownError {
-    /// [`GRACE_ENV`] is not a whole number of milliseconds.
+    /// The grace period is not a whole number of milliseconds.
     InvalidGrace(String),
     /// The signal handlers could not be installed.
     Signals(io::Error),
@@ -98,9 +124,9 @@ struct Inner {
 ///
 /// ```
 /// use std::time::Duration;
-/// use switchboard_telemetry::{Shutdown, ShutdownReason};
+/// use switchboard_scaffold::{Shutdown, ShutdownReason};
 ///
-/// // In main: `let shutdown = Shutdown::from_env()?;` also listens for SIGTERM and SIGINT.
+/// // In main, `ShutdownArgs::install` also listens for SIGTERM and SIGINT.
 /// let shutdown = Shutdown::new(Duration::from_millis(500));
 /// let waiter = std::thread::spawn({
 ///     let shutdown = shutdown.clone();
@@ -146,13 +172,6 @@ impl Shutdown {
             .spawn(move || listen(signals, handle))
             .map_err(ShutdownError::Signals)?;
         Ok(shutdown)
-    }
-
-    /// [`with_signals`](Shutdown::with_signals) with the grace period from [`GRACE_ENV`]
-    /// (default [`DEFAULT_GRACE`]).
-    pub fn from_env() -> Result<Self, ShutdownError> {
-        let grace = parse_grace(std::env::var(GRACE_ENV).ok().as_deref())?;
-        Self::with_signals(grace)
     }
 
     /// Starts shutdown (if it has not started) and wakes every waiter.
@@ -224,7 +243,7 @@ fn listen(mut signals: Signals, shutdown: Shutdown) {
     })
 }
 
-/// The grace period from the value of [`GRACE_ENV`].
+/// The grace period from a flag or [`GRACE_ENV`] value.
 fn parse_grace(value: Option<&str>) -> Result<Duration, ShutdownError> {
     match value.map(str::trim) {
         None | Some("") => Ok(DEFAULT_GRACE),

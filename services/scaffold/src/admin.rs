@@ -14,9 +14,8 @@ use std::time::Duration;
 use async_std::net::TcpListener;
 use futures_lite::future;
 use http_types::{Method, Request, Response, StatusCode};
+use switchboard_telemetry::{Metrics, Readiness, CONTENT_TYPE};
 
-use crate::metrics::{Metrics, CONTENT_TYPE};
-use crate::readiness::Readiness;
 use crate::serve::{json_error, serve_http, HttpLimits};
 use crate::shutdown::Shutdown;
 
@@ -61,7 +60,8 @@ struct State {
 /// error body `{"error": {"code": "...", "message": "..."}}`.
 ///
 /// ```
-/// use switchboard_telemetry::{AdminServer, Metrics, Readiness, Shutdown};
+/// use switchboard_scaffold::{AdminServer, Shutdown};
+/// use switchboard_telemetry::{Metrics, Readiness};
 /// use std::time::Duration;
 ///
 /// smol::block_on(async {
@@ -175,11 +175,11 @@ async fn route(req: Request, state: &State) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::readiness::CheckStatus;
     use crate::shutdown::Shutdown;
     use async_std::net::TcpStream;
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use switchboard_telemetry::CheckStatus;
 
     struct Reply {
         status: u16,

@@ -29,7 +29,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use http_types::{Request, Response, StatusCode};
 use serde::Serialize;
 
-use switchboard_breaker::{Jitter, RetryPolicy};
+use switchboard_resilience::{Jitter, RetryPolicy};
 
 use crate::deadline::Deadline;
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use switchboard_breaker::{CircuitBreaker, Config, ManualClock, Outcome, SlidingWindow, State};
+use switchboard_resilience::{CircuitBreaker, Config, ManualClock, Outcome, SlidingWindow, State};
 
 use crate::support::*;
 

@@ -3,7 +3,7 @@
 use std::pin::pin;
 
 use futures_lite::future;
-use switchboard_breaker::{CallError, Outcome, State};
+use switchboard_resilience::{CallError, Outcome, State};
 
 use crate::support::*;
 

@@ -15,7 +15,7 @@ use crate::breaker::CircuitBreaker;
 ///
 /// ```
 /// use async_trait::async_trait;
-/// use switchboard_breaker::{BreakerPublisher, CircuitBreaker, Config, Rejected};
+/// use switchboard_resilience::{BreakerPublisher, CircuitBreaker, Config, Rejected};
 /// use switchboard_ports::{Error, ErrorKind, Message, PublishError, Publisher};
 ///
 /// struct Down;

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use switchboard_breaker::{CircuitBreaker, Config, SlidingWindow, State};
+use switchboard_resilience::{CircuitBreaker, Config, SlidingWindow, State};
 
 #[test]
 fn counters_add_up_across_threads() {
@@ -48,7 +48,7 @@ fn concurrent_failures_open_the_breaker_once_and_probes_stay_limited() {
         .wait_open(std::time::Duration::ZERO)
         .build()
         .unwrap();
-    let clock = switchboard_breaker::ManualClock::new();
+    let clock = switchboard_resilience::ManualClock::new();
     let b = CircuitBreaker::with_clock(config, clock);
     std::thread::scope(|s| {
         for _ in 0..4 {
@@ -90,9 +90,8 @@ fn breaker_and_permits_can_cross_threads() {
     fn send_sync<T: Send + Sync>() {}
     fn send<T: Send>() {}
     send_sync::<CircuitBreaker>();
-    send::<switchboard_breaker::Permit<'static>>();
-    send_sync::<switchboard_breaker::Bulkhead>();
-    send_sync::<switchboard_breaker::RetryBudget>();
+    send::<switchboard_resilience::Permit<'static>>();
+    send_sync::<switchboard_resilience::RetryBudget>();
     // A permit taken on one thread may be settled on another.
     let b = CircuitBreaker::default();
     let permit = b.try_acquire().unwrap();

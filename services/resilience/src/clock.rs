@@ -78,7 +78,7 @@ impl Clock for PreciseClock {
 ///
 /// ```
 /// use std::time::Duration;
-/// use switchboard_breaker::{Clock, ManualClock};
+/// use switchboard_resilience::{Clock, ManualClock};
 ///
 /// let clock = ManualClock::new();
 /// let shared = clock.clone();

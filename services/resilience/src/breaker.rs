@@ -17,7 +17,9 @@ use crate::config::{Config, SlidingWindow};
 use crate::error::{CallError, Rejected};
 use crate::events::{Event, Listeners, Reason};
 use crate::metrics::{self, Counters, Metrics};
+use crate::outcome::Outcome;
 use crate::padded::Padded;
+use crate::permit::Permit;
 use crate::window::{percent, Counts, Record, Window};
 
 /// A breaker's state.
@@ -38,7 +40,7 @@ const CLOSED: u64 = 0;
 const OPEN: u64 = 1;
 const HALF_OPEN: u64 = 2;
 
-fn tag_state(word: u64) -> State {
+pub(crate) fn tag_state(word: u64) -> State {
     match word & 3 {
         CLOSED => State::Closed,
         OPEN => State::Open,
@@ -55,47 +57,6 @@ const SLOWED: u64 = 1 << 48;
 
 fn field(word: u64, unit: u64) -> u64 {
     (word / unit) & 0xFFFF
-}
-
-/// How a finished call counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// Counts as a success (and as slow if it took too long).
-    Success,
-    /// Counts as a failure (and as slow if it took too long).
-    Failure,
-    /// Counts as neither, like a caller error (HTTP 4xx): the service is not at fault. In
-    /// half-open the probe slot is given back.
-    Ignored,
-}
-
-impl Outcome {
-    /// `Ok` is a success, `Err` a failure; what [`CircuitBreaker::call`] uses.
-    pub fn of<T, E>(result: &Result<T, E>) -> Outcome {
-        match result {
-            Ok(_) => Outcome::Success,
-            Err(_) => Outcome::Failure,
-        }
-    }
-
-    /// A classifier for [`CircuitBreaker::call_with`]: `Ok` is a success, an `Err` for which
-    /// `ignore` is true is ignored, any other `Err` is a failure.
-    ///
-    /// ```
-    /// use switchboard_breaker::Outcome;
-    ///
-    /// let classify = Outcome::ignore_if(|status: &u16| *status < 500);
-    /// assert_eq!(classify(&Err::<(), u16>(404)), Outcome::Ignored);
-    /// assert_eq!(classify(&Err::<(), u16>(503)), Outcome::Failure);
-    /// assert_eq!(classify(&Ok::<(), u16>(())), Outcome::Success);
-    /// ```
-    pub fn ignore_if<T, E>(ignore: impl Fn(&E) -> bool) -> impl Fn(&Result<T, E>) -> Outcome {
-        move |result| match result {
-            Ok(_) => Outcome::Success,
-            Err(e) if ignore(e) => Outcome::Ignored,
-            Err(_) => Outcome::Failure,
-        }
-    }
 }
 
 /// A circuit breaker with resilience4j's semantics.
@@ -122,7 +83,7 @@ impl Outcome {
 ///
 /// ```
 /// use std::time::Duration;
-/// use switchboard_breaker::{CallError, CircuitBreaker, Config, ManualClock, State};
+/// use switchboard_resilience::{CallError, CircuitBreaker, Config, ManualClock, State};
 ///
 /// let clock = ManualClock::new();
 /// let config = Config::builder().min_calls(4).wait_open(Duration::from_secs(10)).build()?;
@@ -141,14 +102,14 @@ impl Outcome {
 /// clock.advance(Duration::from_secs(10));
 /// assert_eq!(breaker.call(|| Ok::<_, &str>(42)), Ok(42)); // a probe
 /// assert_eq!(breaker.state(), State::HalfOpen);
-/// # Ok::<(), switchboard_breaker::ConfigError>(())
+/// # Ok::<(), switchboard_resilience::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct CircuitBreaker {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     // Read by every call, written on transitions only: alone on its line.
     state: Padded<AtomicU64>,
     // When open: the clock time (ns) at which probing may start.
@@ -237,7 +198,7 @@ impl CircuitBreaker {
     /// permit counts as a failure.
     ///
     /// ```
-    /// use switchboard_breaker::CircuitBreaker;
+    /// use switchboard_resilience::CircuitBreaker;
     ///
     /// let breaker = CircuitBreaker::default();
     /// match breaker.try_acquire() {
@@ -261,7 +222,7 @@ impl CircuitBreaker {
     /// Runs `f` unless the breaker rejects it; `Ok` counts as a success, `Err` as a failure.
     ///
     /// ```
-    /// use switchboard_breaker::{CallError, CircuitBreaker};
+    /// use switchboard_resilience::{CallError, CircuitBreaker};
     ///
     /// let breaker = CircuitBreaker::default();
     /// let n: Result<u32, CallError<std::num::ParseIntError>> = breaker.call(|| "7".parse());
@@ -275,7 +236,7 @@ impl CircuitBreaker {
     /// Runs `f` unless the breaker rejects it; `classify` says how its result counts.
     ///
     /// ```
-    /// use switchboard_breaker::{CallError, CircuitBreaker, Outcome};
+    /// use switchboard_resilience::{CallError, CircuitBreaker, Outcome};
     ///
     /// let breaker = CircuitBreaker::default();
     /// let not_found: Result<(), CallError<u16>> =
@@ -300,7 +261,7 @@ impl CircuitBreaker {
     /// failure. Dropping the returned future before it finishes releases the permit.
     ///
     /// ```
-    /// use switchboard_breaker::{CallError, CircuitBreaker};
+    /// use switchboard_resilience::{CallError, CircuitBreaker};
     ///
     /// # futures_lite::future::block_on(async {
     /// let breaker = CircuitBreaker::default();
@@ -351,7 +312,7 @@ impl CircuitBreaker {
     ///
     /// ```
     /// use std::sync::{Arc, Mutex};
-    /// use switchboard_breaker::{CircuitBreaker, Reason, State};
+    /// use switchboard_resilience::{CircuitBreaker, Reason, State};
     ///
     /// let breaker = CircuitBreaker::default();
     /// let seen = Arc::new(Mutex::new(Vec::new()));
@@ -369,7 +330,7 @@ impl CircuitBreaker {
     /// unsubscribes.
     ///
     /// ```
-    /// use switchboard_breaker::{CircuitBreaker, State};
+    /// use switchboard_resilience::{CircuitBreaker, State};
     ///
     /// # futures_lite::future::block_on(async {
     /// let breaker = CircuitBreaker::default();
@@ -385,7 +346,7 @@ impl CircuitBreaker {
     /// A snapshot of state and counters.
     ///
     /// ```
-    /// use switchboard_breaker::CircuitBreaker;
+    /// use switchboard_resilience::CircuitBreaker;
     ///
     /// let breaker = CircuitBreaker::default();
     /// let _ = breaker.call(|| Err::<(), _>("boom"));
@@ -441,7 +402,7 @@ impl Inner {
     }
 
     #[inline]
-    fn finish(&self, word: u64, start: u64, outcome: Option<Outcome>) {
+    pub(crate) fn finish(&self, word: u64, start: u64, outcome: Option<Outcome>) {
         let failed = match outcome {
             Some(Outcome::Success) => false,
             Some(Outcome::Failure) => true,
@@ -569,67 +530,6 @@ impl Inner {
             window_slow: counts.slow,
             failure_rate: decided.then(|| percent(counts.failures, counts.calls)),
             slow_call_rate: decided.then(|| percent(counts.slow, counts.calls)),
-        }
-    }
-}
-
-/// Permission for one call, from [`CircuitBreaker::try_acquire`].
-///
-/// Report the outcome with [`success`](Permit::success), [`failure`](Permit::failure),
-/// [`ignore`](Permit::ignore) or [`record`](Permit::record). The call's duration runs from
-/// `try_acquire` to the report. Dropping the permit unreported releases it (neither success
-/// nor failure), except during a panic, when it counts as a failure.
-#[must_use = "report the call's outcome on the permit"]
-pub struct Permit<'a> {
-    inner: &'a Inner,
-    word: u64,
-    start: u64,
-    done: bool,
-}
-
-impl fmt::Debug for Permit<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit").field("state", &tag_state(self.word)).field("start", &self.start).finish()
-    }
-}
-
-impl Permit<'_> {
-    /// The state the permit was issued in ([`State::HalfOpen`] for a probe).
-    pub fn state(&self) -> State {
-        tag_state(self.word)
-    }
-
-    /// The call succeeded.
-    #[inline]
-    pub fn success(self) {
-        self.record(Outcome::Success)
-    }
-
-    /// The call failed.
-    #[inline]
-    pub fn failure(self) {
-        self.record(Outcome::Failure)
-    }
-
-    /// The call counts as neither (a caller error).
-    #[inline]
-    pub fn ignore(self) {
-        self.record(Outcome::Ignored)
-    }
-
-    /// Reports `outcome`.
-    #[inline]
-    pub fn record(mut self, outcome: Outcome) {
-        self.done = true;
-        self.inner.finish(self.word, self.start, Some(outcome));
-    }
-}
-
-impl Drop for Permit<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            let outcome = std::thread::panicking().then_some(Outcome::Failure);
-            self.inner.finish(self.word, self.start, outcome);
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::breaker::State;
 ///
 /// ```
 /// use std::time::Duration;
-/// use switchboard_breaker::{CircuitBreaker, Config, ManualClock};
+/// use switchboard_resilience::{CircuitBreaker, Config, ManualClock};
 ///
 /// let clock = ManualClock::new();
 /// let config = Config::builder().wait_open(Duration::from_secs(30)).build()?;
@@ -21,7 +21,7 @@ use crate::breaker::State;
 /// let rejected = breaker.try_acquire().unwrap_err();
 /// assert_eq!(rejected.retry_after(), Duration::from_millis(19_500));
 /// assert_eq!(rejected.retry_after_secs(), 20);
-/// # Ok::<(), switchboard_breaker::ConfigError>(())
+/// # Ok::<(), switchboard_resilience::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rejected {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use switchboard_breaker::{CircuitBreaker, Config, ConfigBuilder, ManualClock, State};
+use switchboard_resilience::{CircuitBreaker, Config, ConfigBuilder, ManualClock, State};
 
 pub const SLOW: Duration = Duration::from_secs(1);
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -11,7 +11,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// open wait, 2 probes.
 pub fn config() -> ConfigBuilder {
     Config::builder()
-        .window(switchboard_breaker::SlidingWindow::Count(10))
+        .window(switchboard_resilience::SlidingWindow::Count(10))
         .min_calls(5)
         .slow_call_duration(SLOW)
         .slow_call_rate(50.0)

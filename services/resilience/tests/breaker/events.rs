@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use switchboard_breaker::{Event, Reason, State};
+use switchboard_resilience::{Event, Reason, State};
 
 use crate::support::*;
 
@@ -40,7 +40,7 @@ fn every_transition_is_reported_in_order_with_its_reason() {
 
 #[test]
 fn counters_count_every_kind_of_call() {
-    let (b, clock) = breaker(config().min_calls(100).window(switchboard_breaker::SlidingWindow::Count(100)));
+    let (b, clock) = breaker(config().min_calls(100).window(switchboard_resilience::SlidingWindow::Count(100)));
     succeed(&b, 3);
     fail(&b, 2);
     succeed_slowly(&b, &clock, 1);

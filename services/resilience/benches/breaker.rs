@@ -1,7 +1,7 @@
-//! Per-call overhead of the circuit breaker, bulkhead and retry budget, on one thread and on
+//! Per-call overhead of the circuit breaker and retry budget, on one thread and on
 //! two threads sharing one instance.
 //!
-//! Run: `cargo bench -p switchboard-breaker --bench breaker` (optionally `-- CALLS`, default
+//! Run: `cargo bench -p switchboard-resilience --bench breaker` (optionally `-- CALLS`, default
 //! 5 000 000 per thread). Prints the median ns/call over batches of 10 000 calls during which
 //! every thread was on a CPU (see `measure`), with "overhead" = case minus the unprotected
 //! baseline call.
@@ -10,9 +10,7 @@ use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::Instant;
 
-use switchboard_breaker::{
-    Bulkhead, CircuitBreaker, Clock, Config, PreciseClock, RetryBudget, SlidingWindow, SystemClock,
-};
+use switchboard_resilience::{CircuitBreaker, Clock, Config, PreciseClock, RetryBudget, SlidingWindow, SystemClock};
 
 const BATCH: u64 = 10_000;
 
@@ -130,7 +128,6 @@ fn main() {
     let precise = CircuitBreaker::with_clock(never_opens(SlidingWindow::Count(100)), PreciseClock::new());
     let open = CircuitBreaker::new(Config::default());
     open.force_open();
-    let bulkhead = Bulkhead::new(64, 0);
     let budget = RetryBudget::default();
 
     type Case<'a> = (&'a str, Box<dyn Fn(u64) + Sync + 'a>);
@@ -191,14 +188,6 @@ fn main() {
             "call rejected (open)",
             Box::new(|i| {
                 let _ = black_box(open.call(|| work(i)));
-            }),
-        ),
-        (
-            "bulkhead try_enter + drop",
-            Box::new(|i| {
-                let p = bulkhead.try_enter().unwrap();
-                black_box(work(i)).unwrap();
-                drop(p);
             }),
         ),
         (

@@ -1,5 +1,6 @@
 //! Resilience for calls to other services, without an async runtime: a circuit breaker with
-//! resilience4j's semantics, a retry policy under a retry budget, and a bulkhead.
+//! resilience4j's semantics, and a retry policy under a retry budget. [`RetryPolicy`] is the
+//! one backoff of switchboard: every retry and reconnect schedule is one of its [`Delays`].
 //!
 //! - [`CircuitBreaker`]: closed / open / half-open over a count- or time-based sliding
 //!   window, failure-rate and slow-call-rate thresholds, events and counters. Wraps sync calls
@@ -7,7 +8,6 @@
 //!   anything else through [`Permit`]s. About 20 ns per healthy call, see `BENCHMARKS.md`.
 //! - [`RetryPolicy`] and [`RetryBudget`]: exponential backoff with jitter; retries capped at a
 //!   share of recent calls so an outage does not multiply load.
-//! - [`Bulkhead`]: bounded concurrency with a bounded queue.
 //! - [`BreakerPublisher`]: the breaker as a decorator of any
 //!   [`Publisher`](switchboard_ports::Publisher).
 //!
@@ -32,7 +32,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use switchboard_breaker::{CallError, CircuitBreaker, Config, Outcome};
+//! use switchboard_resilience::{CallError, CircuitBreaker, Config, Outcome};
 //!
 //! let breaker = CircuitBreaker::new(Config::from_env("ORDERS_BREAKER")?);
 //! let status: Result<u16, CallError<u16>> =
@@ -42,30 +42,32 @@
 //!     Err(CallError::Rejected(r)) => println!("503 Retry-After: {}", r.retry_after_secs()),
 //!     other => println!("{other:?}"),
 //! }
-//! # Ok::<(), switchboard_breaker::ConfigError>(())
+//! # Ok::<(), switchboard_resilience::ConfigError>(())
 //! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod breaker;
-mod bulkhead;
 mod clock;
 mod config;
 mod error;
 mod events;
 mod metrics;
+mod outcome;
 mod padded;
+mod permit;
 mod publisher;
 mod retry;
 mod window;
 
-pub use breaker::{CircuitBreaker, Outcome, Permit, State};
-pub use bulkhead::{Bulkhead, BulkheadFull, BulkheadPermit};
+pub use breaker::{CircuitBreaker, State};
 pub use clock::{Clock, ManualClock, PreciseClock, SystemClock};
 pub use config::{Config, ConfigBuilder, SlidingWindow, MAX_HALF_OPEN_CALLS, MAX_WINDOW};
 pub use error::{CallError, ConfigError, ConfigErrorKind, Rejected};
 pub use events::{Event, Reason};
 pub use metrics::Metrics;
+pub use outcome::Outcome;
+pub use permit::Permit;
 pub use publisher::BreakerPublisher;
 pub use retry::{Delays, Jitter, RetryBudget, RetryPolicy};

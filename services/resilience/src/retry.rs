@@ -29,7 +29,7 @@ pub enum Jitter {
 ///
 /// ```
 /// use std::time::Duration;
-/// use switchboard_breaker::{Jitter, RetryPolicy};
+/// use switchboard_resilience::{Jitter, RetryPolicy};
 ///
 /// let policy = RetryPolicy::new()
 ///     .max_retries(4)
@@ -110,13 +110,40 @@ impl RetryPolicy {
         Delays { policy: self.clone(), next: 0, rng }
     }
 
+    /// The delay before retry `retry` (0-based), randomly jittered, whatever
+    /// [`max_retries`](RetryPolicy::max_retries) says: for callers that count attempts
+    /// themselves (a job's attempt number travels with the job).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use switchboard_resilience::{Jitter, RetryPolicy};
+    ///
+    /// let policy = RetryPolicy::new().initial_delay(Duration::from_millis(100)).jitter(Jitter::None);
+    /// assert_eq!(policy.delay(2), Duration::from_millis(400));
+    /// ```
+    pub fn delay(&self, retry: u32) -> Duration {
+        self.jittered(retry, &mut fastrand::Rng::new())
+    }
+
+    fn jittered(&self, retry: u32, rng: &mut fastrand::Rng) -> Duration {
+        let grown = self.initial_delay.as_secs_f64() * self.multiplier.powi(retry.min(1024) as i32);
+        let base = Duration::try_from_secs_f64(grown).unwrap_or(self.max_delay).min(self.max_delay);
+        let base_ns = nanos(base);
+        let ns = match self.jitter {
+            Jitter::None => base_ns,
+            Jitter::Full => rng.u64(0..=base_ns),
+            Jitter::Equal => base_ns / 2 + rng.u64(0..=base_ns - base_ns / 2),
+        };
+        Duration::from_nanos(ns)
+    }
+
     /// Runs `op` until it succeeds, returns an error `retryable` rejects, the retries are used
     /// up, or `budget` refuses a retry; sleeps the thread between attempts. Returns the last
     /// result.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use switchboard_breaker::{RetryBudget, RetryPolicy};
+    /// use switchboard_resilience::{RetryBudget, RetryPolicy};
     ///
     /// let policy = RetryPolicy::new().initial_delay(Duration::from_millis(1));
     /// let budget = RetryBudget::default();
@@ -151,7 +178,7 @@ impl RetryPolicy {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use switchboard_breaker::{RetryBudget, RetryPolicy};
+    /// use switchboard_resilience::{RetryBudget, RetryPolicy};
     ///
     /// # futures_lite::future::block_on(async {
     /// let policy = RetryPolicy::new().max_retries(2).initial_delay(Duration::from_millis(1));
@@ -204,17 +231,9 @@ impl Iterator for Delays {
         if self.next >= self.policy.max_retries {
             return None;
         }
-        let p = &self.policy;
-        let grown = p.initial_delay.as_secs_f64() * p.multiplier.powi(self.next.min(1024) as i32);
-        let base = Duration::try_from_secs_f64(grown).unwrap_or(p.max_delay).min(p.max_delay);
+        let delay = self.policy.jittered(self.next, &mut self.rng);
         self.next += 1;
-        let base_ns = nanos(base);
-        let ns = match p.jitter {
-            Jitter::None => base_ns,
-            Jitter::Full => self.rng.u64(0..=base_ns),
-            Jitter::Equal => base_ns / 2 + self.rng.u64(0..=base_ns - base_ns / 2),
-        };
-        Some(Duration::from_nanos(ns))
+        Some(delay)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -242,7 +261,7 @@ const MILLI: i64 = 1000;
 ///
 /// ```
 /// use std::time::Duration;
-/// use switchboard_breaker::{ManualClock, RetryBudget};
+/// use switchboard_resilience::{ManualClock, RetryBudget};
 ///
 /// let clock = ManualClock::new();
 /// let budget = RetryBudget::with_clock(10.0, 0, Duration::from_secs(10), clock.clone())?;
@@ -252,7 +271,7 @@ const MILLI: i64 = 1000;
 /// assert_eq!(budget.available(), 5);
 /// assert!((0..5).all(|_| budget.try_withdraw()));
 /// assert!(!budget.try_withdraw());
-/// # Ok::<(), switchboard_breaker::ConfigError>(())
+/// # Ok::<(), switchboard_resilience::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct RetryBudget {

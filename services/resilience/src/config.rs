@@ -44,7 +44,7 @@ pub enum SlidingWindow {
 ///
 /// ```
 /// use std::time::Duration;
-/// use switchboard_breaker::{Config, SlidingWindow};
+/// use switchboard_resilience::{Config, SlidingWindow};
 ///
 /// let config = Config::builder()
 ///     .failure_rate(25.0)
@@ -52,7 +52,7 @@ pub enum SlidingWindow {
 ///     .wait_open(Duration::from_secs(5))
 ///     .build()?;
 /// assert_eq!(config.min_calls(), 20);
-/// # Ok::<(), switchboard_breaker::ConfigError>(())
+/// # Ok::<(), switchboard_resilience::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -103,9 +103,9 @@ impl Config {
     /// variable; so is a combination [`ConfigBuilder::build`] rejects.
     ///
     /// ```
-    /// # use switchboard_breaker::Config;
+    /// # use switchboard_resilience::Config;
     /// let config = Config::from_env("GATEWAY_BREAKER")?;
-    /// # Ok::<(), switchboard_breaker::ConfigError>(())
+    /// # Ok::<(), switchboard_resilience::ConfigError>(())
     /// ```
     pub fn from_env(prefix: &str) -> Result<Config, ConfigError> {
         Config::from_lookup(prefix, |name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
@@ -116,7 +116,7 @@ impl Config {
     ///
     /// ```
     /// use std::collections::HashMap;
-    /// use switchboard_breaker::Config;
+    /// use switchboard_resilience::Config;
     ///
     /// let vars = HashMap::from([("CB_FAILURE_RATE".to_string(), "20".to_string())]);
     /// let config = Config::from_lookup("CB", |name| vars.get(name).cloned())?;
@@ -125,7 +125,7 @@ impl Config {
     /// let bad = HashMap::from([("CB_WINDOW".to_string(), "lots".to_string())]);
     /// let err = Config::from_lookup("CB", |name| bad.get(name).cloned()).unwrap_err();
     /// assert_eq!(err.to_string(), "invalid CB_WINDOW=\"lots\": not a whole number");
-    /// # Ok::<(), switchboard_breaker::ConfigError>(())
+    /// # Ok::<(), switchboard_resilience::ConfigError>(())
     /// ```
     pub fn from_lookup(prefix: &str, mut lookup: impl FnMut(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut b = Config::builder();
