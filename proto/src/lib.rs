@@ -10,6 +10,7 @@ mod generated {
 }
 
 pub mod client;
+pub mod tls;
 pub mod convert;
 pub mod topics;
 

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub mod certs;
 pub mod conformance;
 pub mod fake;
 pub mod fault;

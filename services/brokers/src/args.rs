@@ -33,6 +33,9 @@ pub struct BrokerArgs {
     /// which answers a fetch as soon as data arrives, or `debug=fetch` to trace fetches.
     #[arg(long = "kafka-set", value_name = "KEY=VALUE", env = "SWITCHBOARD_KAFKA_SET", value_delimiter = ' ', value_parser = key_value)]
     pub kafka_set: Vec<(String, String)>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub security: crate::BrokerSecurityArgs,
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -52,6 +55,9 @@ pub enum BrokerError {
     /// A service deployed alone was started without a real broker.
     #[error("{0} needs a real broker: set KAFKA_BROKERS (the embedded broker only exists inside the all-in-one `switchboard`)")]
     NoBroker(&'static str),
+    /// A TLS/SASL setting or file is wrong.
+    #[error("broker security: {0}")]
+    Security(String),
     /// The broker refused or could not be reached.
     #[error("kafka: {0}")]
     Port(#[from] switchboard_ports::Error),
@@ -88,10 +94,20 @@ impl BrokerArgs {
     }
 
     async fn kafka(&self, brokers: &str, topics: &[&str]) -> Result<PubSub, BrokerError> {
-        let config = self.kafka_set.iter().fold(KafkaConfig::new(brokers), |c, (k, v)| c.set(k, v));
+        let security = self.security.kafka().map_err(BrokerError::Security)?;
+        let described = security.describe();
+        let config =
+            self.kafka_set.iter().fold(KafkaConfig::new(brokers).with_security(security), |c, (k, v)| c.set(k, v));
         if !self.kafka_set.is_empty() {
-            info!("kafka: librdkafka overrides {:?}", self.kafka_set);
+            // Values of secret properties (sasl.password, ssl.key.password, ...) never logged.
+            let shown: Vec<String> = self
+                .kafka_set
+                .iter()
+                .map(|(k, v)| if switchboard_kafka::is_secret_property(k) { format!("{k}=***") } else { format!("{k}={v}") })
+                .collect();
+            info!("kafka: librdkafka overrides {shown:?}");
         }
+        info!("kafka security: {described}");
         let admin = KafkaAdmin::new(&config)?;
         for topic in topics {
             admin.ensure_topic(topic, self.partitions).await?;

@@ -9,7 +9,9 @@
 mod args;
 mod pubsub;
 mod queue;
+mod security;
 
 pub use args::{BrokerArgs, BrokerError};
 pub use pubsub::PubSub;
 pub use queue::{JobNames, Queues};
+pub use security::{read_secret_file, BrokerSecurityArgs, KAFKA_SASL_PASSWORD_ENV};

@@ -37,6 +37,9 @@ pub struct GatewayArgs {
     /// Idempotency keys of `POST /messages` kept per gateway; the oldest is forgotten beyond it.
     #[arg(long, env = "SWITCHBOARD_IDEMPOTENCY_MAX_KEYS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub idempotency_max_keys: u64,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub security: crate::EdgeSecurityArgs,
 }
 
 impl GatewayArgs {

@@ -5,6 +5,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod args;
+mod auth;
 mod config;
 mod errors;
 mod idempotency;
@@ -12,9 +13,12 @@ mod jobs;
 mod pending;
 mod replies;
 mod routes;
+mod security;
 mod serve;
 
 pub use args::GatewayArgs;
+pub use auth::{BearerTokens, TokenFileError};
+pub use security::EdgeSecurityArgs;
 pub use config::{GatewayConfig, ROUTES};
 pub use jobs::{JobState, JobStore, JobView, JobsArgs, JobsConfig};
 pub use pending::{Pending, PendingFull, Slot, Waiter};

@@ -38,6 +38,7 @@ fn main() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = Shutdown::from_env()?;
     let mut config = cli.gateway.config(&cli.topics)?;
+    cli.gateway.security.apply(&mut config)?;
     config.grace = shutdown.grace_period();
     let ports = cli.brokers.require_kafka("gateway", &[&cli.topics.requests, &cli.topics.replies]).await?;
     let mut gateway = Gateway::bind(config, ports.publisher.clone(), ports.replies).await?;

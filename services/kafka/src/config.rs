@@ -82,6 +82,8 @@ pub struct KafkaConfig {
     pub close_timeout: Duration,
     /// Replication factor of topics created by [`KafkaAdmin`](crate::KafkaAdmin). Default 1.
     pub replication_factor: i32,
+    /// TLS and SASL (default: plaintext).
+    pub security: crate::KafkaSecurity,
     /// Raw librdkafka properties applied last, overriding the ones above.
     pub overrides: Vec<(String, String)>,
 }
@@ -105,6 +107,7 @@ impl KafkaConfig {
             subscribe_timeout: Duration::from_secs(30),
             close_timeout: Duration::from_secs(10),
             replication_factor: 1,
+            security: crate::KafkaSecurity::default(),
             overrides: Vec::new(),
         }
     }
@@ -121,7 +124,14 @@ impl KafkaConfig {
             .set("client.id", &self.client_id)
             // Loopback and small messages: send each request at once.
             .set("socket.nagle.disable", "true");
+        self.security.apply(&mut c);
         c
+    }
+
+    /// Sets [`security`](KafkaConfig::security).
+    pub fn with_security(mut self, security: crate::KafkaSecurity) -> Self {
+        self.security = security;
+        self
     }
 
     fn finish(&self, mut c: ClientConfig) -> ClientConfig {

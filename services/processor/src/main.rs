@@ -20,6 +20,8 @@ struct Cli {
     #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = "127.0.0.1:9102")]
     admin_addr: SocketAddr,
     #[command(flatten)]
+    tls: switchboard_proto::tls::GrpcServerTlsArgs,
+    #[command(flatten)]
     brokers: BrokerArgs,
 }
 
@@ -49,6 +51,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = cli.processor.config();
     config.metrics = metrics;
     config.reply_topics = cli.topics.reply_allow_list();
+    config.tls = cli.tls.load().context("processor TLS")?;
+    if config.tls.is_some() {
+        // gRPC core's own log lines (refused handshakes among them) into ours.
+        grpcio::redirect_log();
+    }
     let server = ProcessorServer::start(&config, ports.publisher.clone())?;
     shutdown.wait().await;
     readiness.set_draining();

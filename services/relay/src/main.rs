@@ -20,6 +20,8 @@ struct Cli {
     /// Where the processor serves gRPC.
     #[arg(long, env = "PROCESSOR_ADDR", default_value = "127.0.0.1:50051")]
     processor_addr: SocketAddr,
+    #[command(flatten)]
+    processor_tls: switchboard_proto::tls::GrpcClientTlsArgs,
     /// Admin HTTP address: /healthz, /readyz, /metrics.
     #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = "127.0.0.1:9101")]
     admin_addr: SocketAddr,
@@ -50,7 +52,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let admin = AdminServer::bind(cli.admin_addr, metrics, readiness).await.context("admin port")?.spawn(&shutdown);
 
     let ports = cli.brokers.require_kafka("relay", &[&cli.topics.requests, &cli.topics.requests_dlq]).await?;
-    let client = switchboard_proto::client::processor_client(&cli.processor_addr.to_string());
+    let tls = cli.processor_tls.load().context("processor TLS")?;
+    if let Some(tls) = &tls {
+        grpcio::redirect_log();
+        log::info!("calling the processor over TLS ({})", if tls.is_mutual() { "mutual" } else { "server-authenticated" });
+    }
+    let client = switchboard_proto::client::processor_client_tls(&cli.processor_addr.to_string(), tls.as_ref());
     let relay = Relay::new(config, ports.requests, ports.publisher.clone(), client).subscribe().await?;
     // Runs until the signal; after it the relay finishes what it holds, bounded by the grace
     // period (which starts at the signal, not at start-up).

@@ -83,6 +83,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         without_processor: false,
         jobs: Some(jobs),
     };
+    cli.gateway.security.apply(&mut config.gateway)?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let shutdown = Shutdown::from_env()?;

@@ -103,6 +103,7 @@ fn kafka_a_stalled_publish_answers_at_the_budget() {
             amqp_connect_timeout_ms: 5000,
             embedded_retention: 2000,
             kafka_set: Vec::new(),
+            security: Default::default(),
         };
         let ports = args.connect(&[&config.requests_topic, &config.replies_topic]).await.expect("kafka reachable");
         // Replies on the real broker; requests go to a broker that accepted the connection

@@ -121,6 +121,7 @@ mod metrics;
 mod readiness;
 mod serve;
 mod shutdown;
+mod tls;
 mod trace;
 
 pub use admin::{health_response, metrics_response, AdminServer};
@@ -134,6 +135,7 @@ pub use metrics::{
 pub use readiness::{CheckStatus, Readiness, ReadyReport, DEFAULT_CHECK_TIMEOUT};
 pub use serve::{error_code, json_error, serve_http, Connection, HttpLimits};
 pub use shutdown::{GraceExpired, Shutdown, ShutdownError, ShutdownReason, DEFAULT_GRACE, GRACE_ENV};
+pub use tls::{load_certs, ServerTls, TlsFiles};
 pub use trace::{SpanId, TraceContext, TraceId, TraceparentError, TRACEPARENT};
 
 #[cfg(test)]

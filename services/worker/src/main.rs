@@ -22,6 +22,8 @@ struct Cli {
     /// Where the processor serves gRPC.
     #[arg(long, env = "PROCESSOR_ADDR", default_value = "127.0.0.1:50051")]
     processor_addr: SocketAddr,
+    #[command(flatten)]
+    processor_tls: switchboard_proto::tls::GrpcClientTlsArgs,
     /// Admin HTTP address: /healthz, /readyz, /metrics.
     #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = "127.0.0.1:9103")]
     admin_addr: SocketAddr,
@@ -57,7 +59,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .context("admin port")?
         .spawn(&shutdown);
     let queues = cli.brokers.require_amqp("worker").await?;
-    let client = switchboard_proto::client::processor_client(&cli.processor_addr.to_string());
+    let tls = cli.processor_tls.load().context("processor TLS")?;
+    if let Some(tls) = &tls {
+        grpcio::redirect_log();
+        log::info!("calling the processor over TLS ({})", if tls.is_mutual() { "mutual" } else { "server-authenticated" });
+    }
+    let client = switchboard_proto::client::processor_client_tls(&cli.processor_addr.to_string(), tls.as_ref());
     let worker = Worker::new(cli.worker.config(&cli.names), queues.queue.clone(), queues.fanout, client, breaker)
         .with_metrics(metrics);
     let draining = readiness.clone();
