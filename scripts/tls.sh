@@ -9,9 +9,9 @@
 #   tls_teardown  stops what tls_setup started.
 #
 # tansu 0.6's own --cert/--key cannot be used (clap refuses the two together, and --cert alone
-# still serves plaintext), so stunnel terminates TLS. SASL is not exercised: tansu's
-# --authentication has no user store we could seed here and RabbitMQ's SASL is the URL's
-# PLAIN login, which runs inside the amqps:// session.
+# still serves plaintext), so stunnel terminates TLS. SASL towards Kafka is not exercised: with
+# --authentication tansu refuses `tansu user create` itself (NotAuthenticated), so no SCRAM user
+# can exist. RabbitMQ's login (SASL PLAIN from the URL) runs inside the amqps:// session.
 
 TLS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TLS_DIR="${TLS_DIR:-$TLS_ROOT/.run/tls}"

@@ -45,8 +45,8 @@ pub struct BrokerSecurityArgs {
     /// PEM private key (PKCS#8) of --amqp-tls-client-cert.
     #[arg(long, env = "AMQP_TLS_CLIENT_KEY", requires = "amqp_tls_client_cert")]
     pub amqp_tls_client_key: Option<PathBuf>,
-    /// File holding the RabbitMQ URL, password included (instead of AMQP_URL).
-    #[arg(long, env = "AMQP_URL_FILE", conflicts_with = "amqp_url")]
+    /// File holding the RabbitMQ URL, password included (AMQP_URL, when set, wins).
+    #[arg(long, env = "AMQP_URL_FILE")]
     pub amqp_url_file: Option<PathBuf>,
 }
 
