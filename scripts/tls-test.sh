@@ -90,10 +90,10 @@ refused() {
     grep -qiE "$pattern" "$log" || { tail -n 20 "$log" >&2; fail "$name with $*: no clear error ($pattern)"; }
     ok "$name refused with $*: $(grep -iE -m1 "$pattern" "$log" | cut -c1-180)"
 }
-refused processor "certificate verify failed|ssl" "KAFKA_SSL_CA=$CERTS/wrong-ca.pem"
-refused processor "ssl|handshake|disconnect" -u KAFKA_SSL_CERT -u KAFKA_SSL_KEY
-refused worker "certificate verify failed|handshake" "AMQP_TLS_CA=$CERTS/wrong-ca.pem"
-refused worker "handshake|certificate|reset|closed" -u AMQP_TLS_CLIENT_CERT -u AMQP_TLS_CLIENT_KEY
+refused processor "SSL handshake failed.*certificate verify failed" "KAFKA_SSL_CA=$CERTS/wrong-ca.pem"
+refused processor "certificate required" -u KAFKA_SSL_CERT -u KAFKA_SSL_KEY
+refused worker "handshake.*failed: .*certificate verify failed" "AMQP_TLS_CA=$CERTS/wrong-ca.pem"
+refused worker "handshake.*failed: .+" -u AMQP_TLS_CLIENT_CERT -u AMQP_TLS_CLIENT_KEY
 
 # 5. No secret in any log of the run: the token, the AMQP password in its URL, the keys.
 stop_services

@@ -164,7 +164,10 @@ fn open_custom(raw: &str, tls: &AmqpTls) -> Result<Connection, Error> {
             .map_err(|e| Error::new(ErrorKind::Unavailable, format!("cannot connect to {where_}: {e}")))
             .and_then(|stream| {
                 Connection::open_tls_stream(connector.clone(), &host, stream, options.clone(), ConnectionTuning::default())
-                    .map_err(|e| crate::connection::broker_error(&format!("TLS/AMQP handshake with {where_} failed"), e))
+                    .map_err(|e| {
+                        let why = redact(&e.to_string());
+                        crate::connection::broker_error(&format!("TLS/AMQP handshake with {where_} failed: {why}"), e)
+                    })
             });
         match attempt {
             Ok(connection) => return Ok(connection),

@@ -108,6 +108,10 @@ impl BrokerArgs {
             info!("kafka: librdkafka overrides {shown:?}");
         }
         info!("kafka security: {described}");
+        // The publisher first: its polling thread logs librdkafka's connection errors (a TLS
+        // handshake refused, SASL failed), which the admin client alone would only report as a
+        // timeout.
+        let publisher = Arc::new(KafkaPublisher::new(&config)?);
         let admin = KafkaAdmin::new(&config)?;
         for topic in topics {
             admin.ensure_topic(topic, self.partitions).await?;
@@ -115,7 +119,7 @@ impl BrokerArgs {
         info!("kafka at {brokers}: topics {topics:?} ready");
         let subscriber = KafkaSubscriber::new(&config);
         Ok(PubSub {
-            publisher: Arc::new(KafkaPublisher::new(&config)?),
+            publisher,
             requests: Arc::new(StartingAt::new(subscriber.clone(), OffsetReset::Earliest)),
             replies: Arc::new(StartingAt::new(subscriber, OffsetReset::Latest)),
             kind: "kafka",
