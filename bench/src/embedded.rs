@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard::{Chain, ChainConfig};
+use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_ports::{Publisher, Subscriber};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::Envelope;
-use switchboard_testkit::fake::pubsub::MemoryBroker;
 
 use crate::drive::{run_phase, Call, Mode, Phase, PhaseReport};
 use crate::floors::{broker_floor, grpc_floor, http_floor};

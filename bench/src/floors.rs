@@ -89,7 +89,7 @@ impl Call for BrokerCall {
 pub async fn grpc_floor(message_size: usize, phase: &Phase) -> Result<PhaseReport, Error> {
     let config = ServerConfig {
         addr: "127.0.0.1:0".parse().expect("literal address"),
-        reply_topics: switchboard_proto::topics::ReplyTopics::only("bench.replies"),
+        reply_topics: switchboard_names::topics::ReplyTopics::only("bench.replies"),
         ..ServerConfig::default()
     };
     let server = ProcessorServer::start(&config, Arc::new(DiscardPublisher))

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use switchboard::{Chain, ChainConfig};
 use switchboard_bench::{run_embedded, run_phase, run_verify, EmbeddedConfig, HttpTarget, Mode, Phase, VerifyConfig};
-use switchboard_testkit::fake::pubsub::MemoryBroker;
+use switchboard_embedded::pubsub::MemoryBroker;
 
 fn phase(mode: Mode) -> Phase {
     Phase { name: "test".into(), mode, warmup: Duration::from_millis(100), duration: Duration::from_millis(400) }

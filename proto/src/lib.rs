@@ -12,7 +12,6 @@ mod generated {
 pub mod client;
 pub mod tls;
 pub mod convert;
-pub mod topics;
 
 pub use generated::envelope::{failure, Envelope, Failure, Hop, TraceContext};
 

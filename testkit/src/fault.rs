@@ -5,7 +5,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use switchboard_ports::{ErrorKind, Message, Publisher};
-//! use switchboard_testkit::fake::pubsub::MemoryBroker;
+//! use switchboard_embedded::pubsub::MemoryBroker;
 //! use switchboard_testkit::fault::{Effect, FaultyPublisher, Trigger};
 //! # smol::block_on(async {
 //! let publisher = FaultyPublisher::new(Arc::new(MemoryBroker::new()))
@@ -353,7 +353,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::fake::pubsub::MemoryBroker;
+    use switchboard_embedded::pubsub::MemoryBroker;
 
     fn wrap(broker: &MemoryBroker) -> FaultyPublisher<MemoryBroker> {
         FaultyPublisher::new(Arc::new(broker.clone()))

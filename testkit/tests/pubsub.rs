@@ -1,8 +1,8 @@
 //! The pub/sub conformance suite against the embedded broker, with default settings and with
 //! every buffer at its smallest (to shake out ordering and wakeup bugs).
 
+use switchboard_embedded::pubsub::FakeConfig;
 use switchboard_testkit::conformance::pubsub::MemoryBackend;
-use switchboard_testkit::fake::pubsub::FakeConfig;
 
 mod memory {
     use super::*;

@@ -1,5 +1,5 @@
 //! The work-queue conformance suite against the embedded broker.
 
-use switchboard_testkit::fake::queue::FakeWorkQueue;
+use switchboard_embedded::queue::FakeWorkQueue;
 
 switchboard_testkit::queue_conformance!(FakeWorkQueue::new());

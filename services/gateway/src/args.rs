@@ -1,7 +1,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use switchboard_proto::topics::Topics;
+use switchboard_names::topics::Topics;
 
 use crate::GatewayConfig;
 
@@ -9,7 +9,7 @@ use crate::GatewayConfig;
 #[derive(Debug, Clone, clap::Args)]
 pub struct GatewayArgs {
     /// HTTP listen address.
-    #[arg(long, env = "GATEWAY_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "GATEWAY_ADDR", default_value = switchboard_names::GATEWAY_ADDR)]
     pub gateway_addr: SocketAddr,
     /// Time budget of one request in milliseconds (becomes the envelope deadline).
     #[arg(long, env = "SWITCHBOARD_REQUEST_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]

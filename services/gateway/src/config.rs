@@ -55,10 +55,10 @@ pub struct GatewayConfig {
 impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
-            addr: "127.0.0.1:8080".parse().unwrap(),
-            requests_topic: "switchboard.requests".into(),
-            replies_topic: "switchboard.replies".into(),
-            reply_group: format!("switchboard-gateway-{}", uuid::Uuid::new_v4()),
+            addr: switchboard_names::GATEWAY_ADDR.parse().expect("a socket address"),
+            requests_topic: switchboard_names::REQUESTS_TOPIC.into(),
+            replies_topic: switchboard_names::REPLIES_TOPIC.into(),
+            reply_group: format!("{}-{}", switchboard_names::GATEWAY_GROUP_PREFIX, uuid::Uuid::new_v4()),
             request_timeout: Duration::from_secs(5),
             max_body_bytes: 64 * 1024,
             max_pending: 10_000,

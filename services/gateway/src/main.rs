@@ -2,10 +2,11 @@
 //! also serves the jobs API on RabbitMQ.
 
 use clap::Parser;
-use switchboard_brokers::{BrokerArgs, JobNames};
 use switchboard_gateway::{Gateway, GatewayArgs, JobsArgs};
-use switchboard_proto::topics::Topics;
+use switchboard_names::topics::Topics;
+use switchboard_names::JobNames;
 use switchboard_telemetry::Shutdown;
+use switchboard_wiring::BrokerArgs;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "switchboard gateway: POST /messages over Kafka; /healthz, /readyz, /metrics")]

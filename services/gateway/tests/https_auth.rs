@@ -15,7 +15,7 @@ use rustls_pki_types::ServerName;
 use sha2::{Digest, Sha256};
 use switchboard_gateway::{EdgeSecurityArgs, Gateway, GatewayConfig};
 use switchboard_testkit::certs::test_certs;
-use switchboard_testkit::fake::pubsub::MemoryBroker;
+use switchboard_embedded::pubsub::MemoryBroker;
 
 const TOKEN: &str = "test-token-0123456789";
 

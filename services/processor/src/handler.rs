@@ -2,9 +2,9 @@ use std::sync::Arc;
 
 use grpcio::{RpcContext, RpcStatus, RpcStatusCode, UnarySink};
 use log::{info, warn};
+use switchboard_names::topics::{ReplyTopics, Topics};
 use switchboard_ports::{Message, Publisher};
 use switchboard_proto::convert::Stage;
-use switchboard_proto::topics::{ReplyTopics, Topics};
 use switchboard_proto::{Envelope, ProcessRequest, ProcessResponse, Processor};
 use switchboard_telemetry::{Metrics, TraceContext};
 

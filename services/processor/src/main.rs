@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Parser;
-use switchboard_brokers::BrokerArgs;
+use switchboard_names::topics::Topics;
 use switchboard_processor::{ProcessorArgs, ProcessorServer};
-use switchboard_proto::topics::Topics;
 use switchboard_telemetry::{AdminServer, Metrics, Readiness, Shutdown};
+use switchboard_wiring::BrokerArgs;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "switchboard processor: gRPC Process → reply on Kafka")]
@@ -17,7 +17,7 @@ struct Cli {
     #[command(flatten)]
     processor: ProcessorArgs,
     /// Admin HTTP address: /healthz, /readyz, /metrics.
-    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = "127.0.0.1:9102")]
+    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = switchboard_names::PROCESSOR_ADMIN_ADDR)]
     admin_addr: SocketAddr,
     #[command(flatten)]
     tls: switchboard_proto::tls::GrpcServerTlsArgs,

@@ -6,8 +6,8 @@ use switchboard_proto::health::ServingStatus;
 
 use crate::health::Health;
 use log::info;
+use switchboard_names::topics::{ReplyTopics, Topics};
 use switchboard_ports::Publisher;
-use switchboard_proto::topics::{ReplyTopics, Topics};
 use switchboard_telemetry::Metrics;
 
 use crate::ProcessorHandler;
@@ -30,7 +30,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            addr: "127.0.0.1:50051".parse().unwrap(),
+            addr: switchboard_names::PROCESSOR_ADDR.parse().expect("a socket address"),
             threads: 1,
             metrics: Metrics::new("processor"),
             reply_topics: Topics::default().reply_allow_list(),

@@ -4,13 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use grpcio::{CallOption, ChannelBuilder, Environment, RpcStatusCode};
+use switchboard_embedded::pubsub::{FakeConfig, MemoryBroker};
+use switchboard_names::topics::ReplyTopics;
 use switchboard_ports::Subscriber;
 use switchboard_processor::{ProcessorServer, ServerConfig, HEALTH_SERVICE_NAME};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::health::{HealthCheckRequest, HealthClient, ServingStatus};
-use switchboard_proto::topics::ReplyTopics;
 use switchboard_proto::{client::processor_client, Envelope, ProcessRequest};
-use switchboard_testkit::fake::pubsub::{FakeConfig, MemoryBroker};
 
 fn start() -> (ProcessorServer, MemoryBroker) {
     start_on(MemoryBroker::new())

@@ -13,7 +13,7 @@ use switchboard_proto::tls::{ClientTls, ServerTls};
 use switchboard_proto::topics::ReplyTopics;
 use switchboard_proto::{Envelope, ProcessRequest, ProcessorClient};
 use switchboard_testkit::certs::test_certs;
-use switchboard_testkit::fake::pubsub::MemoryBroker;
+use switchboard_embedded::pubsub::MemoryBroker;
 
 fn start(mutual: bool) -> ProcessorServer {
     let certs = test_certs();

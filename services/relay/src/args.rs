@@ -1,4 +1,4 @@
-use switchboard_proto::topics::Topics;
+use switchboard_names::topics::Topics;
 
 use crate::RelayConfig;
 
@@ -6,7 +6,7 @@ use crate::RelayConfig;
 #[derive(Debug, Clone, clap::Args)]
 pub struct RelayArgs {
     /// Consumer group shared by all relays.
-    #[arg(long, env = "SWITCHBOARD_RELAY_GROUP", default_value = "switchboard-relay")]
+    #[arg(long, env = "SWITCHBOARD_RELAY_GROUP", default_value = switchboard_names::RELAY_GROUP)]
     pub relay_group: String,
     /// Requests one relay handles at once.
     #[arg(long, env = "SWITCHBOARD_RELAY_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use switchboard_proto::topics::{ReplyTopics, Topics};
+use switchboard_names::topics::{ReplyTopics, Topics};
 use switchboard_telemetry::{Metrics, Readiness};
 
 /// Relay settings; defaults match the documented topic names.
@@ -40,9 +40,9 @@ pub struct RelayConfig {
 impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
-            requests_topic: "switchboard.requests".into(),
-            group: "switchboard-relay".into(),
-            dead_letter_topic: "switchboard.requests.dlq".into(),
+            requests_topic: switchboard_names::REQUESTS_TOPIC.into(),
+            group: switchboard_names::RELAY_GROUP.into(),
+            dead_letter_topic: switchboard_names::REQUESTS_DLQ_TOPIC.into(),
             reply_topics: Topics::default().reply_allow_list(),
             max_publish_retries: 5,
             publish_retry_base: Duration::from_millis(200),

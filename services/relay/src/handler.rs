@@ -4,9 +4,9 @@ use std::time::{Duration, Instant};
 use grpcio::{CallOption, RpcStatusCode};
 use log::{error, info, warn};
 use switchboard_breaker::{CircuitBreaker, Jitter, RetryBudget, RetryPolicy};
+use switchboard_names::topics::ReplyTopics;
 use switchboard_ports::{ErrorKind, Message, Publisher};
 use switchboard_proto::convert::Stage;
-use switchboard_proto::topics::ReplyTopics;
 use switchboard_proto::{failure, Envelope, ProcessRequest, ProcessorClient};
 use switchboard_telemetry::TraceContext;
 

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::Parser;
 use futures_lite::FutureExt;
-use switchboard_brokers::BrokerArgs;
-use switchboard_proto::topics::Topics;
+use switchboard_names::topics::Topics;
 use switchboard_relay::{Relay, RelayArgs};
 use switchboard_telemetry::{AdminServer, Metrics, Readiness, Shutdown};
+use switchboard_wiring::BrokerArgs;
 
 #[derive(Debug, Parser)]
 #[command(version, about = "switchboard relay: Kafka requests → gRPC processor")]
@@ -18,12 +18,12 @@ struct Cli {
     #[command(flatten)]
     relay: RelayArgs,
     /// Where the processor serves gRPC.
-    #[arg(long, env = "PROCESSOR_ADDR", default_value = "127.0.0.1:50051")]
+    #[arg(long, env = "PROCESSOR_ADDR", default_value = switchboard_names::PROCESSOR_ADDR)]
     processor_addr: SocketAddr,
     #[command(flatten)]
     processor_tls: switchboard_proto::tls::GrpcClientTlsArgs,
     /// Admin HTTP address: /healthz, /readyz, /metrics.
-    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = "127.0.0.1:9101")]
+    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = switchboard_names::RELAY_ADMIN_ADDR)]
     admin_addr: SocketAddr,
     #[command(flatten)]
     brokers: BrokerArgs,

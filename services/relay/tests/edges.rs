@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::future;
+use switchboard_embedded::pubsub::{FakeConfig, MemoryBroker, StartFrom};
 use switchboard_ports::{Message, Publisher, TopicAdmin};
 use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope};
 use switchboard_relay::{Outcome, Relay, RelayConfig, RequestHandler};
-use switchboard_testkit::fake::pubsub::{FakeConfig, MemoryBroker, StartFrom};
 
 const REQUESTS: &str = "switchboard.requests";
 const REPLIES: &str = "switchboard.replies";

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
+use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_ports::Message;
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope};
 use switchboard_relay::{Outcome, RelayConfig, RequestHandler};
-use switchboard_testkit::fake::pubsub::MemoryBroker;
 
 /// A handler whose processor address answers nothing: a call would fail the property (its
 /// outcome would not be `DeadLettered`).

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::future;
+use switchboard_embedded::pubsub::{MemoryBroker, StartFrom};
 use switchboard_ports::{ErrorKind, Message, Subscriber};
 use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::Envelope;
 use switchboard_relay::{Outcome, RelayConfig, RequestHandler};
-use switchboard_testkit::fake::pubsub::{MemoryBroker, StartFrom};
 use switchboard_testkit::fault::{Effect, FaultyPublisher, Trigger};
 
 fn run<T>(f: impl std::future::Future<Output = T>) -> T {

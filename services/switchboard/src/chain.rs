@@ -4,12 +4,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use log::warn;
 use switchboard_breaker::CircuitBreaker;
-use switchboard_brokers::{PubSub, Queues};
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
 use switchboard_ports::{Publisher, Subscriber};
 use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_relay::RelayConfig;
 use switchboard_telemetry::Metrics;
+use switchboard_wiring::{PubSub, Queues};
 use switchboard_worker::WorkerConfig;
 
 /// What to start.
@@ -53,7 +53,7 @@ impl ChainJobs {
 
     /// Defaults over a fresh embedded work queue.
     pub fn embedded() -> Self {
-        Self::new(Queues::embedded(switchboard_testkit::fake::queue::FakeWorkQueue::new()))
+        Self::new(Queues::embedded(switchboard_embedded::queue::FakeWorkQueue::new()))
     }
 }
 

@@ -6,12 +6,13 @@ use std::net::SocketAddr;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient};
-use switchboard_brokers::{BrokerArgs, JobNames};
 use switchboard_gateway::{GatewayArgs, GatewayConfig, JobsArgs, ROUTES};
+use switchboard_names::topics::Topics;
+use switchboard_names::JobNames;
 use switchboard_processor::ProcessorArgs;
-use switchboard_proto::topics::Topics;
 use switchboard_relay::RelayArgs;
 use switchboard_telemetry::{Metrics, Shutdown};
+use switchboard_wiring::BrokerArgs;
 use switchboard_worker::WorkerArgs;
 
 #[derive(Debug, Parser)]

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use edges_support::{post, Act, Blackhole, Plan, PlannedPublisher, PlannedQueue, SameFanout, Served};
+use switchboard_embedded::pubsub::MemoryBroker;
+use switchboard_embedded::queue::FakeWorkQueue;
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
 use switchboard_ports::{ErrorKind, Publisher};
-use switchboard_testkit::fake::pubsub::MemoryBroker;
-use switchboard_testkit::fake::queue::FakeWorkQueue;
 
 /// Far longer than any budget here: a caller still waiting after it waited for the broker.
 const STALL: Duration = Duration::from_secs(20);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, HttpClient};
-use switchboard_testkit::fake::pubsub::MemoryBroker;
+use switchboard_embedded::pubsub::MemoryBroker;
 
 const SEED: &str = "HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER";
 

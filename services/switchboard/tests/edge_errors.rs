@@ -10,7 +10,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient};
-use switchboard_testkit::fake::pubsub::MemoryBroker;
+use switchboard_embedded::pubsub::MemoryBroker;
 
 async fn start() -> Chain {
     let mut config = ChainConfig::default();

@@ -11,9 +11,9 @@ use std::time::Duration;
 use edges_support::{drain_jobs, post, until_known, Act, Plan, PlannedPublisher, PlannedQueue, SameFanout, Served};
 use serde_json::json;
 use switchboard::{Chain, ChainConfig};
+use switchboard_embedded::pubsub::MemoryBroker;
+use switchboard_embedded::queue::FakeWorkQueue;
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
-use switchboard_testkit::fake::pubsub::MemoryBroker;
-use switchboard_testkit::fake::queue::FakeWorkQueue;
 
 const QUEUE: &str = "switchboard.jobs";
 const LEARN: Duration = Duration::from_secs(5);

@@ -9,11 +9,11 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient};
-use switchboard_brokers::Queues;
+use switchboard_embedded::pubsub::MemoryBroker;
+use switchboard_embedded::queue::FakeWorkQueue;
 use switchboard_ports::{Fanout, Message};
 use switchboard_proto::{JobEvent, ProtoMessage};
-use switchboard_testkit::fake::pubsub::MemoryBroker;
-use switchboard_testkit::fake::queue::FakeWorkQueue;
+use switchboard_wiring::Queues;
 
 const EVENTS: &str = "switchboard.job-events";
 const HELLO_RESULT: &str =

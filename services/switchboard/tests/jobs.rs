@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use http_types::{Method, Request, Url};
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient, HttpReply};
-use switchboard_brokers::Queues;
+use switchboard_embedded::pubsub::MemoryBroker;
+use switchboard_embedded::queue::FakeWorkQueue;
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
 use switchboard_ports::QueueOptions;
-use switchboard_testkit::fake::pubsub::MemoryBroker;
-use switchboard_testkit::fake::queue::FakeWorkQueue;
+use switchboard_wiring::Queues;
 
 const HELLO_RESULT: &str =
     "HELLO WORLD FROM REST AND RABBITMQ PUBLISHER AND RABBITMQ CONSUMER AND GRPC CLIENT AND GRPC SERVER";

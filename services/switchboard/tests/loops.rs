@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use futures_lite::future;
 use switchboard::{Chain, ChainConfig};
+use switchboard_embedded::pubsub::{MemoryBroker, StartFrom};
 use switchboard_ports::{Message, Publisher};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope};
-use switchboard_testkit::fake::pubsub::{MemoryBroker, StartFrom};
 
 const REQUESTS: &str = "switchboard.requests";
 const DLQ: &str = "switchboard.requests.dlq";

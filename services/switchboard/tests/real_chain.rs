@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, HttpClient};
-use switchboard_brokers::BrokerArgs;
+use switchboard_wiring::BrokerArgs;
 
 const SEED: &str = "HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER";
 

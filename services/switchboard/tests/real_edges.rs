@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use edges_support::{drain_jobs, post, until_known, Blackhole, Served, StallProxy};
 use switchboard_amqp::{AmqpConfig, AmqpWorkQueue};
-use switchboard_brokers::BrokerArgs;
+use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
 use switchboard_kafka::{KafkaConfig, KafkaPublisher};
 use switchboard_ports::{QueueOptions, WorkQueue};
-use switchboard_testkit::fake::pubsub::MemoryBroker;
+use switchboard_wiring::BrokerArgs;
 
 const BUDGET: Duration = Duration::from_secs(1);
 

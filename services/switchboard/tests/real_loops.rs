@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use futures_lite::future;
 use switchboard::{Chain, ChainConfig};
-use switchboard_brokers::{BrokerArgs, PubSub};
+use switchboard_names::topics::ReplyTopics;
 use switchboard_ports::{ErrorKind, Message, Publisher, Subscription};
 use switchboard_proto::convert::Stage;
-use switchboard_proto::topics::ReplyTopics;
 use switchboard_proto::{failure, Envelope};
 use switchboard_relay::{Outcome, RelayConfig, RequestHandler};
+use switchboard_wiring::{BrokerArgs, PubSub};
 
 fn run_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()

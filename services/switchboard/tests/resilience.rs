@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, HttpClient, HttpReply};
 use switchboard_breaker::{Config, SlidingWindow, State};
+use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_ports::{ErrorKind, Publisher};
-use switchboard_testkit::fake::pubsub::MemoryBroker;
 use switchboard_testkit::fault::{Effect, FaultyPublisher, Switch, Trigger};
 
 const SEED: &str = "HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER";

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use switchboard_brokers::JobNames;
+use switchboard_names::JobNames;
 
 use crate::WorkerConfig;
 

@@ -3,10 +3,10 @@ use std::time::Duration;
 use switchboard_ports::QueueOptions;
 
 /// Default name of the jobs queue.
-pub const DEFAULT_JOBS_QUEUE: &str = "switchboard.jobs";
+pub const DEFAULT_JOBS_QUEUE: &str = switchboard_names::JOBS_QUEUE;
 
 /// Default name of the fanout exchange job events are broadcast on.
-pub const DEFAULT_JOB_EVENTS_EXCHANGE: &str = "switchboard.job-events";
+pub const DEFAULT_JOB_EVENTS_EXCHANGE: &str = switchboard_names::JOB_EVENTS_EXCHANGE;
 
 /// Worker settings; defaults match the documented names and limits.
 #[derive(Debug, Clone)]

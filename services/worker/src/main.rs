@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::Parser;
 use switchboard_breaker::{CircuitBreaker, Config, State};
-use switchboard_brokers::{BrokerArgs, JobNames};
+use switchboard_names::JobNames;
 use switchboard_telemetry::{AdminServer, CheckStatus, Metrics, Readiness, Shutdown};
+use switchboard_wiring::BrokerArgs;
 use switchboard_worker::{Worker, WorkerArgs};
 
 /// Environment prefix of the breaker around processor calls (`{PREFIX}_FAILURE_RATE`, …).
@@ -20,12 +21,12 @@ struct Cli {
     #[command(flatten)]
     worker: WorkerArgs,
     /// Where the processor serves gRPC.
-    #[arg(long, env = "PROCESSOR_ADDR", default_value = "127.0.0.1:50051")]
+    #[arg(long, env = "PROCESSOR_ADDR", default_value = switchboard_names::PROCESSOR_ADDR)]
     processor_addr: SocketAddr,
     #[command(flatten)]
     processor_tls: switchboard_proto::tls::GrpcClientTlsArgs,
     /// Admin HTTP address: /healthz, /readyz, /metrics.
-    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = "127.0.0.1:9103")]
+    #[arg(long, env = "SWITCHBOARD_ADMIN_ADDR", default_value = switchboard_names::WORKER_ADMIN_ADDR)]
     admin_addr: SocketAddr,
     #[command(flatten)]
     brokers: BrokerArgs,

@@ -7,9 +7,9 @@ mod support;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use support::*;
+use switchboard_embedded::queue::FakeWorkQueue;
 use switchboard_ports::{Message, WorkQueue};
 use switchboard_proto::{JobStatus, ProtoMessage};
-use switchboard_testkit::fake::queue::FakeWorkQueue;
 
 /// Payloads that do not decode to a job with an id: the worker's poison.
 fn poison() -> impl Strategy<Value = Vec<u8>> {

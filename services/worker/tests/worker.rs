@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::*;
+use switchboard_embedded::queue::FakeWorkQueue;
 use switchboard_ports::WorkQueue;
 use switchboard_proto::JobStatus;
-use switchboard_testkit::fake::queue::FakeWorkQueue;
 use switchboard_worker::Worker;
 
 #[test]

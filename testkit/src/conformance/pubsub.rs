@@ -39,7 +39,7 @@ use futures_lite::future;
 use smol::Timer;
 use switchboard_ports::{Publisher, Subscriber, TopicAdmin};
 
-use crate::fake::pubsub::{FakeConfig, MemoryBroker};
+use switchboard_embedded::pubsub::{FakeConfig, MemoryBroker};
 
 pub use cases::*;
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures_lite::future;
 use grpcio::{Environment, RpcContext, RpcStatus, RpcStatusCode, Server, ServerBuilder, ServerCredentials, UnarySink};
 use switchboard_breaker::{CircuitBreaker, Config};
+use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_ports::{
     dead_letter_queue, Fanout, FanoutListener, Job, JobStream, Message, QueueOptions, WorkQueue, ERROR_HEADER,
 };
@@ -19,7 +20,6 @@ use switchboard_processor::ProcessorHandler;
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{Envelope, JobEvent, JobStatus, ProcessRequest, ProcessResponse, Processor, ProtoMessage};
 use switchboard_telemetry::Metrics;
-use switchboard_testkit::fake::pubsub::MemoryBroker;
 use switchboard_worker::{Worker, WorkerConfig};
 
 /// What "hello world" becomes through gateway, queue, worker and processor.

@@ -3,17 +3,19 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use crate::{REPLIES_TOPIC, REQUESTS_DLQ_TOPIC, REQUESTS_TOPIC};
+
 /// Topic names, as flags with environment fallbacks (defaults documented in the README).
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct Topics {
     /// Topic the gateway publishes requests to and the relays consume.
-    #[arg(long = "requests-topic", env = "SWITCHBOARD_REQUESTS_TOPIC", default_value = "switchboard.requests")]
+    #[arg(long = "requests-topic", env = "SWITCHBOARD_REQUESTS_TOPIC", default_value = REQUESTS_TOPIC)]
     pub requests: String,
     /// Topic the processor publishes replies to and the gateways consume.
-    #[arg(long = "replies-topic", env = "SWITCHBOARD_REPLIES_TOPIC", default_value = "switchboard.replies")]
+    #[arg(long = "replies-topic", env = "SWITCHBOARD_REPLIES_TOPIC", default_value = REPLIES_TOPIC)]
     pub replies: String,
     /// Dead-letter topic for requests that cannot be handled.
-    #[arg(long = "requests-dlq-topic", env = "SWITCHBOARD_REQUESTS_DLQ", default_value = "switchboard.requests.dlq")]
+    #[arg(long = "requests-dlq-topic", env = "SWITCHBOARD_REQUESTS_DLQ", default_value = REQUESTS_DLQ_TOPIC)]
     pub requests_dlq: String,
     /// Topics a request may name as its reply topic (the processor publishes replies only there,
     /// the relay dead-letters requests naming any other): comma-separated names, `PREFIX*` for
@@ -31,9 +33,9 @@ pub struct Topics {
 impl Default for Topics {
     fn default() -> Self {
         Topics {
-            requests: "switchboard.requests".into(),
-            replies: "switchboard.replies".into(),
-            requests_dlq: "switchboard.requests.dlq".into(),
+            requests: REQUESTS_TOPIC.into(),
+            replies: REPLIES_TOPIC.into(),
+            requests_dlq: REQUESTS_DLQ_TOPIC.into(),
             reply_topics: Vec::new(),
         }
     }

@@ -1,6 +1,6 @@
 //! Throughput and latency of the embedded Kafka-style broker.
 //!
-//! Run: `cargo bench -p switchboard-testkit --bench fake_pubsub` (optionally `SMOL_THREADS=2`).
+//! Run: `cargo bench -p switchboard-embedded --bench pubsub` (optionally `SMOL_THREADS=2`).
 //! 1. produce → consume: N keyed messages on 4 partitions, one group member acking each.
 //! 2. chain: a transaction is publish request → consume (processor) → publish reply → consume
 //!    (gateway), as in the switchboard chain, with a window of transactions in flight.
@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_ports::{Message, Publisher, Subscriber, TopicAdmin};
-use switchboard_testkit::fake::pubsub::MemoryBroker;
 
 const MESSAGES: usize = 500_000;
 

@@ -1,36 +1,49 @@
+#[cfg(feature = "kafka")]
 use std::sync::Arc;
 
-use log::info;
+#[cfg(feature = "embedded")]
+use switchboard_embedded::pubsub::{FakeConfig, MemoryBroker};
+#[cfg(feature = "kafka")]
 use switchboard_kafka::{KafkaAdmin, KafkaConfig, KafkaPublisher, KafkaSubscriber, OffsetReset};
+#[cfg(feature = "kafka")]
 use switchboard_ports::TopicAdmin;
-use switchboard_testkit::fake::pubsub::{FakeConfig, MemoryBroker};
 
-use crate::pubsub::{PubSub, StartingAt};
+#[cfg(any(feature = "kafka", feature = "embedded"))]
+use crate::pubsub::PubSub;
+#[cfg(feature = "kafka")]
+use crate::pubsub::StartingAt;
 
-/// Broker flags, each with an environment fallback.
+/// Broker flags, each with an environment fallback; a binary shows only those of the adapters
+/// it links.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BrokerArgs {
     /// Kafka bootstrap servers, e.g. 127.0.0.1:9092. Unset: the embedded broker (all-in-one only).
+    #[cfg(feature = "kafka")]
     #[arg(long, env = "KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
     /// Partitions of topics this service creates when they are missing.
+    #[cfg(feature = "kafka")]
     #[arg(long, env = "SWITCHBOARD_PARTITIONS", default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1024))]
     pub partitions: i32,
     /// RabbitMQ URL for the jobs queue, e.g. amqp://guest:guest@127.0.0.1:5672/%2f. Unset: the
     /// embedded work queue (all-in-one only).
+    #[cfg(feature = "amqp")]
     #[arg(long, env = "AMQP_URL")]
     pub amqp_url: Option<String>,
     /// Longest wait for one RabbitMQ connection attempt (TCP connect and handshake), in
     /// milliseconds; a `connection_timeout` in AMQP_URL wins.
+    #[cfg(feature = "amqp")]
     #[arg(long, env = "SWITCHBOARD_AMQP_CONNECT_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub amqp_connect_timeout_ms: u64,
     /// Embedded broker only: messages kept per partition. Requests older than their deadline
     /// are useless, so a few thousand bound the all-in-one's memory without losing live work.
+    #[cfg(feature = "embedded")]
     #[arg(long, env = "SWITCHBOARD_EMBEDDED_RETENTION", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..))]
     pub embedded_retention: u64,
     /// Raw librdkafka properties (KEY=VALUE, space-separated in the environment) applied last
     /// to every Kafka client of this service: e.g. `fetch.wait.max.ms=500` on a real Kafka,
     /// which answers a fetch as soon as data arrives, or `debug=fetch` to trace fetches.
+    #[cfg(feature = "kafka")]
     #[arg(long = "kafka-set", value_name = "KEY=VALUE", env = "SWITCHBOARD_KAFKA_SET", value_delimiter = ' ', value_parser = key_value)]
     pub kafka_set: Vec<(String, String)>,
     #[command(flatten)]
@@ -38,6 +51,7 @@ pub struct BrokerArgs {
     pub security: crate::BrokerSecurityArgs,
 }
 
+#[cfg(feature = "kafka")]
 fn key_value(s: &str) -> Result<(String, String), String> {
     if s.is_empty() {
         return Err("empty item: separate KEY=VALUE pairs with single spaces".into());
@@ -73,19 +87,20 @@ pub enum BrokerError {
 
 impl BrokerArgs {
     /// Kafka when configured, else the embedded broker; creates `topics` on Kafka when missing.
+    #[cfg(feature = "embedded")]
     pub async fn connect(&self, topics: &[&str]) -> Result<PubSub, BrokerError> {
-        match &self.kafka_brokers {
-            Some(brokers) => self.kafka(brokers, topics).await,
-            None => {
-                info!("no KAFKA_BROKERS: using the embedded broker");
-                let config =
-                    FakeConfig { retention_messages: self.embedded_retention as usize, ..FakeConfig::default() };
-                Ok(PubSub::embedded(MemoryBroker::with_config(config)))
-            }
+        #[cfg(feature = "kafka")]
+        if let Some(brokers) = &self.kafka_brokers {
+            return self.kafka(brokers, topics).await;
         }
+        let _ = topics; // the embedded broker creates topics on first use
+        log::info!("no KAFKA_BROKERS: using the embedded broker");
+        let config = FakeConfig { retention_messages: self.embedded_retention as usize, ..FakeConfig::default() };
+        Ok(PubSub::embedded(MemoryBroker::with_config(config)))
     }
 
     /// Kafka, or an error naming `service` when none is configured.
+    #[cfg(feature = "kafka")]
     pub async fn require_kafka(&self, service: &'static str, topics: &[&str]) -> Result<PubSub, BrokerError> {
         match &self.kafka_brokers {
             Some(brokers) => self.kafka(brokers, topics).await,
@@ -93,6 +108,7 @@ impl BrokerArgs {
         }
     }
 
+    #[cfg(feature = "kafka")]
     async fn kafka(&self, brokers: &str, topics: &[&str]) -> Result<PubSub, BrokerError> {
         let security = self.security.kafka().map_err(BrokerError::Security)?;
         let described = security.describe();
@@ -105,9 +121,9 @@ impl BrokerArgs {
                 .iter()
                 .map(|(k, v)| if switchboard_kafka::is_secret_property(k) { format!("{k}=***") } else { format!("{k}={v}") })
                 .collect();
-            info!("kafka: librdkafka overrides {shown:?}");
+            log::info!("kafka: librdkafka overrides {shown:?}");
         }
-        info!("kafka security: {described}");
+        log::info!("kafka security: {described}");
         // The publisher first: its polling thread logs librdkafka's connection errors (a TLS
         // handshake refused, SASL failed), which the admin client alone would only report as a
         // timeout.
@@ -116,7 +132,7 @@ impl BrokerArgs {
         for topic in topics {
             admin.ensure_topic(topic, self.partitions).await?;
         }
-        info!("kafka at {brokers}: topics {topics:?} ready");
+        log::info!("kafka at {brokers}: topics {topics:?} ready");
         let subscriber = KafkaSubscriber::new(&config);
         Ok(PubSub {
             publisher,
@@ -127,7 +143,7 @@ impl BrokerArgs {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "kafka"))]
 mod tests {
     use clap::Parser;
 

@@ -36,7 +36,7 @@ impl Default for FakeQueueConfig {
 /// ```
 /// # smol::block_on(async {
 /// use switchboard_ports::{Message, QueueOptions, WorkQueue};
-/// let broker = switchboard_testkit::fake::queue::FakeWorkQueue::new();
+/// let broker = switchboard_embedded::queue::FakeWorkQueue::new();
 /// broker.declare("jobs", &QueueOptions::default()).await.unwrap();
 /// broker.enqueue("jobs", Message::new("hello")).await.unwrap();
 /// let jobs = broker.consume("jobs", 1).await.unwrap();

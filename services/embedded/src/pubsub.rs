@@ -22,7 +22,7 @@
 //!
 //! ```
 //! use switchboard_ports::{Message, Publisher, Subscriber};
-//! use switchboard_testkit::fake::pubsub::MemoryBroker;
+//! use switchboard_embedded::pubsub::MemoryBroker;
 //! # smol::block_on(async {
 //! let broker = MemoryBroker::new();
 //! let replies = broker.subscribe("replies", "gateway-1").await.unwrap();

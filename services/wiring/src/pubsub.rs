@@ -1,9 +1,14 @@
 use std::sync::Arc;
 
+#[cfg(any(feature = "kafka", feature = "embedded"))]
 use async_trait::async_trait;
+#[cfg(feature = "embedded")]
+use switchboard_embedded::pubsub::{MemoryBroker, StartFrom};
+#[cfg(feature = "kafka")]
 use switchboard_kafka::{KafkaSubscriber, OffsetReset};
-use switchboard_ports::{Error, Publisher, Subscriber, Subscription};
-use switchboard_testkit::fake::pubsub::{MemoryBroker, StartFrom};
+#[cfg(any(feature = "kafka", feature = "embedded"))]
+use switchboard_ports::{Error, Subscription};
+use switchboard_ports::{Publisher, Subscriber};
 
 /// The publish/subscribe ports a service gets.
 #[derive(Clone)]
@@ -20,6 +25,7 @@ pub struct PubSub {
     pub kind: &'static str,
 }
 
+#[cfg(feature = "embedded")]
 impl PubSub {
     /// Ports over one embedded broker, with the same start positions as on Kafka.
     pub fn embedded(broker: MemoryBroker) -> Self {
@@ -39,18 +45,21 @@ impl std::fmt::Debug for PubSub {
 }
 
 /// A Kafka subscriber whose new groups start at a fixed position.
+#[cfg(feature = "kafka")]
 #[derive(Debug)]
 pub(crate) struct StartingAt {
     inner: KafkaSubscriber,
     reset: OffsetReset,
 }
 
+#[cfg(feature = "kafka")]
 impl StartingAt {
     pub(crate) fn new(inner: KafkaSubscriber, reset: OffsetReset) -> Self {
         StartingAt { inner, reset }
     }
 }
 
+#[cfg(feature = "kafka")]
 #[async_trait]
 impl Subscriber for StartingAt {
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Subscription, Error> {
@@ -59,12 +68,14 @@ impl Subscriber for StartingAt {
 }
 
 /// An embedded-broker subscriber whose new groups start at a fixed position.
+#[cfg(feature = "embedded")]
 #[derive(Debug)]
 struct Embedded {
     broker: MemoryBroker,
     start: StartFrom,
 }
 
+#[cfg(feature = "embedded")]
 #[async_trait]
 impl Subscriber for Embedded {
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Subscription, Error> {
