@@ -10,8 +10,8 @@ mod generated {
 }
 
 pub mod client;
-pub mod tls;
 pub mod convert;
+pub mod tls;
 
 pub use generated::envelope::{failure, Envelope, Failure, Hop, TraceContext};
 

@@ -6,8 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use grpcio::{
-    CertificateRequestType, ChannelCredentials, ChannelCredentialsBuilder, ServerCredentials,
-    ServerCredentialsBuilder,
+    CertificateRequestType, ChannelCredentials, ChannelCredentialsBuilder, ServerCredentials, ServerCredentialsBuilder,
 };
 
 fn read(path: &Path, what: &str) -> io::Result<Vec<u8>> {
@@ -62,7 +61,11 @@ impl GrpcClientTlsArgs {
             (Some(cert), Some(key)) => Some((read(cert, "client certificate")?, read(key, "client key")?)),
             _ => None,
         };
-        Ok(Some(ClientTls { ca: read(ca, "CA bundle")?, identity, server_name: self.processor_tls_server_name.clone() }))
+        Ok(Some(ClientTls {
+            ca: read(ca, "CA bundle")?,
+            identity,
+            server_name: self.processor_tls_server_name.clone(),
+        }))
     }
 }
 

@@ -36,6 +36,7 @@ pub fn test_certs() -> &'static TestCerts {
             .output()
             .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
         assert!(out.status.success(), "{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+        log::debug!("test certificates in {}", dir.display());
         TestCerts { dir }
     })
 }

@@ -38,10 +38,9 @@ impl AmqpTls {
             None => None,
         };
         let identity = match identity {
-            Some((cert, key)) => Some(
-                native_tls::Identity::from_pkcs8(&read(cert)?, &read(key)?)
-                    .map_err(|e| format!("{} / {}: not a PEM certificate and PKCS#8 key: {e}", cert.display(), key.display()))?,
-            ),
+            Some((cert, key)) => Some(native_tls::Identity::from_pkcs8(&read(cert)?, &read(key)?).map_err(|e| {
+                format!("{} / {}: not a PEM certificate and PKCS#8 key: {e}", cert.display(), key.display())
+            })?),
             None => None,
         };
         Ok(AmqpTls { ca, identity })
@@ -140,7 +139,9 @@ fn options(url: &url::Url) -> Result<ConnectionOptions<Auth>, Error> {
         options = match k.as_ref() {
             "heartbeat" => options.heartbeat(v.parse().map_err(|_| bad())?),
             "channel_max" => options.channel_max(v.parse().map_err(|_| bad())?),
-            "connection_timeout" => options.connection_timeout(Some(Duration::from_millis(v.parse().map_err(|_| bad())?))),
+            "connection_timeout" => {
+                options.connection_timeout(Some(Duration::from_millis(v.parse().map_err(|_| bad())?)))
+            }
             other => return Err(invalid(format!("AMQP URL parameter `{other}` is not supported"))),
         };
     }
@@ -163,11 +164,17 @@ fn open_custom(raw: &str, tls: &AmqpTls) -> Result<Connection, Error> {
         let attempt = mio::net::TcpStream::connect(&addr)
             .map_err(|e| Error::new(ErrorKind::Unavailable, format!("cannot connect to {where_}: {e}")))
             .and_then(|stream| {
-                Connection::open_tls_stream(connector.clone(), &host, stream, options.clone(), ConnectionTuning::default())
-                    .map_err(|e| {
-                        let why = redact(&e.to_string());
-                        crate::connection::broker_error(&format!("TLS/AMQP handshake with {where_} failed: {why}"), e)
-                    })
+                Connection::open_tls_stream(
+                    connector.clone(),
+                    &host,
+                    stream,
+                    options.clone(),
+                    ConnectionTuning::default(),
+                )
+                .map_err(|e| {
+                    let why = redact(&e.to_string());
+                    crate::connection::broker_error(&format!("TLS/AMQP handshake with {where_} failed: {why}"), e)
+                })
             });
         match attempt {
             Ok(connection) => return Ok(connection),

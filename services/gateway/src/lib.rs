@@ -18,10 +18,10 @@ mod serve;
 
 pub use args::GatewayArgs;
 pub use auth::{BearerTokens, TokenFileError};
-pub use security::EdgeSecurityArgs;
 pub use config::{GatewayConfig, ROUTES};
 pub use jobs::{JobState, JobStore, JobView, JobsArgs, JobsConfig};
 pub use pending::{Pending, PendingFull, Slot, Waiter};
+pub use security::EdgeSecurityArgs;
 pub use serve::Gateway;
 
 /// The OpenAPI 3.1 description of the REST API, served at `GET /openapi.json`.

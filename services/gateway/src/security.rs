@@ -36,7 +36,8 @@ impl EdgeSecurityArgs {
     /// Loads the certificate, key and token files into `config`; errors name the file.
     pub fn apply(&self, config: &mut GatewayConfig) -> anyhow::Result<()> {
         if let (Some(cert), Some(key)) = (&self.gateway_tls_cert, &self.gateway_tls_key) {
-            let files = TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: self.gateway_tls_client_ca.clone() };
+            let files =
+                TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: self.gateway_tls_client_ca.clone() };
             config.tls = Some(ServerTls::load(&files).context("gateway TLS")?);
         }
         if let Some(path) = &self.auth_tokens_file {

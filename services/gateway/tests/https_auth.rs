@@ -13,9 +13,9 @@ use futures_rustls::rustls::{self, ClientConfig, RootCertStore};
 use futures_rustls::TlsConnector;
 use rustls_pki_types::ServerName;
 use sha2::{Digest, Sha256};
+use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_gateway::{EdgeSecurityArgs, Gateway, GatewayConfig};
 use switchboard_testkit::certs::test_certs;
-use switchboard_embedded::pubsub::MemoryBroker;
 
 const TOKEN: &str = "test-token-0123456789";
 
@@ -76,10 +76,8 @@ async fn response(io: &mut (impl AsyncReadExt + Unpin)) -> (u16, String, String)
     }
     let head = String::from_utf8(buf).unwrap().to_ascii_lowercase();
     let status = head[9..12].parse().unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
-        .unwrap_or(0);
+    let len: usize =
+        head.lines().find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())).unwrap_or(0);
     let mut body = vec![0u8; len];
     io.read_exact(&mut body).await.unwrap();
     (status, head, String::from_utf8(body).unwrap())

@@ -44,7 +44,5 @@ mod subscriber;
 pub use admin::KafkaAdmin;
 pub use config::{KafkaConfig, OffsetReset};
 pub use publisher::KafkaPublisher;
-pub use security::{
-    is_secret_property, KafkaSecurity, SaslCredentials, SaslMechanism, Secret, SecurityProtocol,
-};
+pub use security::{is_secret_property, KafkaSecurity, SaslCredentials, SaslMechanism, Secret, SecurityProtocol};
 pub use subscriber::KafkaSubscriber;

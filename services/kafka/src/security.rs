@@ -212,7 +212,11 @@ mod tests {
     use super::*;
 
     fn sasl() -> SaslCredentials {
-        SaslCredentials { mechanism: SaslMechanism::ScramSha512, username: "svc".into(), password: Secret::new("hunter2") }
+        SaslCredentials {
+            mechanism: SaslMechanism::ScramSha512,
+            username: "svc".into(),
+            password: Secret::new("hunter2"),
+        }
     }
 
     #[test]
@@ -241,7 +245,8 @@ mod tests {
             ..Default::default()
         };
         assert!(tls_files_on_plaintext.validate().is_err());
-        let sasl_without_credentials = KafkaSecurity { protocol: Some(SecurityProtocol::SaslSsl), ..Default::default() };
+        let sasl_without_credentials =
+            KafkaSecurity { protocol: Some(SecurityProtocol::SaslSsl), ..Default::default() };
         assert!(sasl_without_credentials.validate().is_err());
         let cert_without_key = KafkaSecurity { cert_file: Some("/c.pem".into()), ..Default::default() };
         assert!(cert_without_key.validate().is_err());

@@ -7,17 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use grpcio::{CallOption, RpcStatusCode};
+use switchboard_embedded::pubsub::MemoryBroker;
+use switchboard_names::topics::ReplyTopics;
 use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_proto::client::{processor_client, processor_client_tls};
 use switchboard_proto::tls::{ClientTls, ServerTls};
-use switchboard_proto::topics::ReplyTopics;
 use switchboard_proto::{Envelope, ProcessRequest, ProcessorClient};
 use switchboard_testkit::certs::test_certs;
-use switchboard_embedded::pubsub::MemoryBroker;
 
 fn start(mutual: bool) -> ProcessorServer {
     let certs = test_certs();
-    let tls = ServerTls::from_pem(certs.read("server.pem"), certs.read("server.key"), mutual.then(|| certs.read("ca.pem")));
+    let tls =
+        ServerTls::from_pem(certs.read("server.pem"), certs.read("server.key"), mutual.then(|| certs.read("ca.pem")));
     let config = ServerConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         reply_topics: ReplyTopics::only("replies"),

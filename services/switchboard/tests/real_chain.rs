@@ -31,7 +31,7 @@ async fn start_on_kafka() -> Chain {
         amqp_connect_timeout_ms: 5000,
         embedded_retention: 2000,
         kafka_set: Vec::new(),
-            security: Default::default(),
+        security: Default::default(),
     };
     let topics = [
         config.gateway.requests_topic.as_str(),

@@ -30,7 +30,7 @@ async fn kafka(topics: &[&str]) -> PubSub {
         amqp_connect_timeout_ms: 5000,
         embedded_retention: 2000,
         kafka_set: vec![("topic.metadata.propagation.max.ms".into(), "2000".into())],
-            security: Default::default(),
+        security: Default::default(),
     };
     let ports = args.connect(topics).await.expect("kafka reachable");
     assert_eq!(ports.kind, "kafka");

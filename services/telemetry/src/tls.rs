@@ -59,7 +59,8 @@ pub fn load_certs(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
 
 fn load_key(path: &Path) -> io::Result<PrivateKeyDer<'static>> {
     // The error never quotes the file: it holds the key.
-    PrivateKeyDer::from_pem_file(path).map_err(|e| invalid(format!("{}: cannot read a PEM private key: {e}", path.display())))
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| invalid(format!("{}: cannot read a PEM private key: {e}", path.display())))
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -119,7 +119,15 @@ impl BrokerArgs {
             let shown: Vec<String> = self
                 .kafka_set
                 .iter()
-                .map(|(k, v)| if switchboard_kafka::is_secret_property(k) { format!("{k}=***") } else { format!("{k}={v}") })
+                .map(
+                    |(k, v)| {
+                        if switchboard_kafka::is_secret_property(k) {
+                            format!("{k}=***")
+                        } else {
+                            format!("{k}={v}")
+                        }
+                    },
+                )
                 .collect();
             log::info!("kafka: librdkafka overrides {shown:?}");
         }

@@ -63,7 +63,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let tls = cli.processor_tls.load().context("processor TLS")?;
     if let Some(tls) = &tls {
         grpcio::redirect_log();
-        log::info!("calling the processor over TLS ({})", if tls.is_mutual() { "mutual" } else { "server-authenticated" });
+        log::info!(
+            "calling the processor over TLS ({})",
+            if tls.is_mutual() { "mutual" } else { "server-authenticated" }
+        );
     }
     let client = switchboard_proto::client::processor_client_tls(&cli.processor_addr.to_string(), tls.as_ref());
     let worker = Worker::new(cli.worker.config(&cli.names), queues.queue.clone(), queues.fanout, client, breaker)
