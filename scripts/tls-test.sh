@@ -105,4 +105,11 @@ for s in "${secrets[@]}"; do
     fi
 done
 ok "no token, password or key material in $(ls "$RUN_DIR"/*.log "$TLS_DIR"/*.log "$REFUSED_DIR"/*.log | wc -l) logs"
+# --help with secrets in the environment shows none of them.
+for bin in gateway relay processor worker; do
+    if AMQP_URL="amqps://u:help-secret@h/v" KAFKA_SASL_PASSWORD=help-secret "$BIN_DIR/$bin" --help | grep -qF help-secret; then
+        fail "$bin --help shows a secret from the environment"
+    fi
+done
+ok "--help of every binary shows no secret from the environment"
 echo "tls-test: all hops encrypted and refusing; \"$EXPECTED\""

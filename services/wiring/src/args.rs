@@ -26,9 +26,11 @@ pub struct BrokerArgs {
     #[arg(long, env = "SWITCHBOARD_PARTITIONS", default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1024))]
     pub partitions: i32,
     /// RabbitMQ URL for the jobs queue, e.g. amqp://guest:guest@127.0.0.1:5672/%2f. Unset: the
-    /// embedded work queue (all-in-one only).
+    /// embedded work queue (all-in-one only). It carries the password: give it in the
+    /// environment or with --amqp-url-file, not as a flag (`ps` shows flags); `--help` never
+    /// shows its value.
     #[cfg(feature = "amqp")]
-    #[arg(long, env = "AMQP_URL")]
+    #[arg(long, env = "AMQP_URL", hide_env_values = true)]
     pub amqp_url: Option<String>,
     /// Longest wait for one RabbitMQ connection attempt (TCP connect and handshake), in
     /// milliseconds; a `connection_timeout` in AMQP_URL wins.
