@@ -12,11 +12,13 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STATE="$ROOT/.tansu"
+STATE="${TANSU_STATE:-$ROOT/.tansu}"   # its own for a second tansu (scripts/tls.sh)
 PID_FILE="$STATE/tansu.pid"
 LOG_FILE="$STATE/tansu.log"
 RABBIT_MARK="$STATE/rabbitmq.started-by-us"
 TANSU_ADDR="${TANSU_ADDR:-127.0.0.1:9092}"   # another port lets parallel runs each have their own
+# What tansu tells clients to connect to: a TLS terminator's port for TLS runs (scripts/tls.sh).
+TANSU_ADVERTISED="${TANSU_ADVERTISED:-tcp://$TANSU_ADDR}"
 RABBIT_HOST="127.0.0.1"
 RABBIT_PORT="${RABBITMQ_PORT:-5672}"
 WAIT_SECS="${BROKER_WAIT_SECS:-30}"
@@ -106,7 +108,7 @@ start_kafka() {
         say "starting tansu ($tansu), log $LOG_FILE"
         nohup "$tansu" broker \
             --listener-url "tcp://$TANSU_ADDR" \
-            --advertised-listener-url "tcp://$TANSU_ADDR" \
+            --advertised-listener-url "$TANSU_ADVERTISED" \
             --storage-engine memory://tansu/ >"$LOG_FILE" 2>&1 &
         echo $! >"$PID_FILE"
         for ((i = 0; i < WAIT_SECS * 5; i++)); do

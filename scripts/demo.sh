@@ -2,19 +2,38 @@
 # The chain on real brokers with every service as its own process: sends "hello world",
 # prints each service's hop log and the reply, stops everything it started (also on failure).
 # Exit status: 0 when the reply is the seed string.
+#
+# TLS=1: every hop encrypted (scripts/tls.sh): Kafka and RabbitMQ through stunnel4 with client
+# certificates, gRPC with mutual TLS, the gateway on HTTPS with a bearer token; the ports are
+# 19093 (Kafka TLS), 19671 (AMQP TLS), 19051 (processor), 19443 (gateway) unless set.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/services.sh"
 
 EXPECTED="HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER"
 MESSAGE="${1:-hello world}"
 
-trap stop_all EXIT
-use_brokers
+SCHEME=http
+CURL=(curl -sS)
+if [[ "${TLS:-0}" == 1 ]]; then
+    source "$(dirname "${BASH_SOURCE[0]}")/tls.sh"
+    : "${TLS_GATEWAY_ADDR:=127.0.0.1:19443}" "${TLS_PROCESSOR_ADDR:=127.0.0.1:19051}"
+    export GATEWAY_ADDR="$TLS_GATEWAY_ADDR" PROCESSOR_ADDR="$TLS_PROCESSOR_ADDR"
+    export SWITCHBOARD_ADMIN_ADDR_relay="${SWITCHBOARD_ADMIN_ADDR_relay:-127.0.0.1:19101}"
+    export SWITCHBOARD_ADMIN_ADDR_processor="${SWITCHBOARD_ADMIN_ADDR_processor:-127.0.0.1:19102}"
+    export SWITCHBOARD_ADMIN_ADDR_worker="${SWITCHBOARD_ADMIN_ADDR_worker:-127.0.0.1:19103}"
+    trap 'stop_all; tls_teardown' EXIT
+    tls_setup
+    SCHEME=https
+    CURL=(curl -sS --cacert "$CERTS/ca.pem" -H "@$CERTS/auth-header")
+else
+    trap stop_all EXIT
+    use_brokers
+fi
 build_services
 start_services
 
 body=$(printf '{"message": "%s"}' "$MESSAGE")
-reply=$(curl -sS --max-time 30 -H 'Content-Type: application/json' -d "$body" "http://$GATEWAY_ADDR/messages")
+reply=$("${CURL[@]}" --max-time 30 -H 'Content-Type: application/json' -d "$body" "$SCHEME://$GATEWAY_ADDR/messages")
 id=$(printf '%s' "$reply" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("id",""))' 2>/dev/null || true)
 sleep 0.2
 for name in gateway relay processor; do
@@ -30,12 +49,12 @@ if [[ "$MESSAGE" == "hello world" && "$message" != "$EXPECTED" ]]; then
 fi
 [[ -n "$message" ]] || { echo "demo: no reply message" >&2; exit 1; }
 
-if [[ -n "${AMQP_URL:-}" ]]; then
+if [[ -n "${AMQP_URL:-}${AMQP_URL_FILE:-}" ]]; then
     echo "--- job over RabbitMQ"
-    accepted=$(curl -sS --max-time 30 -H 'Content-Type: application/json' -d "$body" "http://$GATEWAY_ADDR/jobs")
+    accepted=$("${CURL[@]}" --max-time 30 -H 'Content-Type: application/json' -d "$body" "$SCHEME://$GATEWAY_ADDR/jobs")
     job=$(printf '%s' "$accepted" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
     for ((i = 0; i < 100; i++)); do
-        status=$(curl -sS --max-time 5 "http://$GATEWAY_ADDR/jobs/$job")
+        status=$("${CURL[@]}" --max-time 5 "$SCHEME://$GATEWAY_ADDR/jobs/$job")
         state=$(printf '%s' "$status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
         [[ "$state" == done || "$state" == failed ]] && break
         sleep 0.1

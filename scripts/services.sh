@@ -50,7 +50,7 @@ start_services() {
     start_service processor
     wait_for_log processor "processor listening" 30
     # Jobs need RabbitMQ: the worker (and the gateway's /jobs) only run with AMQP_URL set.
-    if [[ -n "${AMQP_URL:-}" ]]; then
+    if [[ -n "${AMQP_URL:-}${AMQP_URL_FILE:-}" ]]; then
         start_service worker
         wait_for_log worker "worker consuming" 30
     else

@@ -31,6 +31,8 @@ echo "test-real: messaging edges on Kafka (hostile records, permanent publish er
 cargo test -p switchboard --test real_loops -- --include-ignored
 echo "test-real: demo with separate processes"
 GATEWAY_ADDR="${GATEWAY_ADDR:-127.0.0.1:18080}" PROCESSOR_ADDR="${PROCESSOR_ADDR:-127.0.0.1:15051}" bash scripts/demo.sh
+echo "test-real: TLS on every hop (HTTPS + bearer token, gRPC mTLS, Kafka and RabbitMQ through stunnel), refusals, no secret in the logs"
+bash scripts/tls-test.sh
 echo "test-real: kill test (kill -9 relay, processor, worker under load; nothing lost)"
 bash scripts/kill-test.sh
 echo "test-real: scale test (3 gateways, 2 relays, 2 processors, 2 workers; kill -9 one of each)"

@@ -23,15 +23,37 @@ pub fn processor_client(addr: &str) -> ProcessorClient {
 /// (killed: the kernel resets it) leaves the rotation at once, and keepalive pings (1 s, 1 s
 /// timeout, also while idle) find a silently vanished host within ~2 s.
 pub fn processor_client_on(env: Arc<Environment>, addr: &str) -> ProcessorClient {
-    let channel = ChannelBuilder::new(env)
+    processor_client_tls_on(env, addr, None)
+}
+
+/// Like [`processor_client`], over TLS when `tls` is set (plaintext otherwise). A handshake
+/// the processor refuses (no or a wrong client certificate, a server certificate the CA did
+/// not sign) fails the call with `UNAVAILABLE`, which the relay's breaker counts as a
+/// dependency failure.
+pub fn processor_client_tls(addr: &str, tls: Option<&crate::tls::ClientTls>) -> ProcessorClient {
+    processor_client_tls_on(Arc::new(Environment::new(1)), addr, tls)
+}
+
+/// Like [`processor_client_tls`] on an existing environment.
+pub fn processor_client_tls_on(
+    env: Arc<Environment>,
+    addr: &str,
+    tls: Option<&crate::tls::ClientTls>,
+) -> ProcessorClient {
+    let mut builder = ChannelBuilder::new(env)
         .max_reconnect_backoff(Duration::from_secs(1))
         .initial_reconnect_backoff(Duration::from_millis(100))
         .load_balancing_policy(grpcio::LbPolicy::RoundRobin)
         .keepalive_time(Duration::from_secs(1))
         .keepalive_timeout(Duration::from_secs(1))
-        .keepalive_permit_without_calls(true)
-        .connect(&crate::target::grpc_target(addr));
-    ProcessorClient::new(channel)
+        .keepalive_permit_without_calls(true);
+    if let Some(tls) = tls {
+        if let Some(name) = tls.server_name() {
+            builder = builder.override_ssl_target(name);
+        }
+        builder = builder.set_credentials(tls.credentials());
+    }
+    ProcessorClient::new(builder.connect(&crate::target::grpc_target(addr)))
 }
 
 /// The gRPC metadata a call for `envelope` carries: the correlation id and the W3C traceparent.

@@ -5,5 +5,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub mod certs;
 pub mod conformance;
 pub mod fault;

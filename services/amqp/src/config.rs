@@ -4,12 +4,12 @@ use std::time::Duration;
 pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// Settings of an [`AmqpWorkQueue`](crate::AmqpWorkQueue).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct AmqpConfig {
     /// `amqp://user:pass@host:port/vhost` (vhost percent-encoded, `%2f` is `/`); query
-    /// parameters `heartbeat` and `connection_timeout` (ms) are understood. Only plain `amqp`:
-    /// TLS is not built in. Default [`DEFAULT_URL`].
+    /// parameters `heartbeat` and `connection_timeout` (ms) are understood; `amqps://` for
+    /// TLS (see [`tls`](AmqpConfig::tls)). Default [`DEFAULT_URL`].
     pub url: String,
     /// Longest wait for one connection attempt (TCP connect and AMQP handshake): the
     /// connection thread is blocked meanwhile, so without it a broker host that drops packets
@@ -28,6 +28,20 @@ pub struct AmqpConfig {
     pub command_capacity: usize,
     /// Events a fanout listener's queue holds before the broker drops the oldest. Default 1024.
     pub listener_capacity: u32,
+    /// CA bundle and client certificate of `amqps://` URLs (default: the system's CAs).
+    pub tls: crate::AmqpTls,
+}
+
+impl std::fmt::Debug for AmqpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL carries the password.
+        f.debug_struct("AmqpConfig")
+            .field("url", &crate::redact(&self.url))
+            .field("connect_timeout", &self.connect_timeout)
+            .field("publish_timeout", &self.publish_timeout)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for AmqpConfig {
@@ -40,6 +54,7 @@ impl Default for AmqpConfig {
             reconnect_max: Duration::from_secs(10),
             command_capacity: 1024,
             listener_capacity: 1024,
+            tls: crate::AmqpTls::default(),
         }
     }
 }
@@ -80,6 +95,12 @@ impl AmqpConfig {
             url.push_str(f);
         }
         url
+    }
+
+    /// Sets [`tls`](AmqpConfig::tls).
+    pub fn with_tls(mut self, tls: crate::AmqpTls) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Sets [`publish_timeout`](AmqpConfig::publish_timeout).

@@ -81,7 +81,9 @@ fn connection_dead(e: &amiquip::Error) -> bool {
 }
 
 pub(crate) fn broker_error(what: &str, e: amiquip::Error) -> Error {
-    Error::new(crate::error::kind_of(&e), what.to_owned()).with_source(e)
+    // amiquip's messages quote the URL, password included: only a redacted copy is kept.
+    let text = crate::tls::redact(&e.to_string());
+    Error::new(crate::error::kind_of(&e), what.to_owned()).with_source(crate::tls::Redacted(text))
 }
 
 struct Pending {
@@ -162,8 +164,7 @@ impl Owner {
     fn connect(&mut self) -> Result<(), Error> {
         let connection =
             // Bounded by the connect timeout: this thread serves every caller meanwhile.
-            Connection::insecure_open(&self.config.connect_url())
-                .map_err(|e| broker_error("cannot connect to rabbitmq", e))?;
+            crate::tls::open(&self.config.connect_url(), &self.config.tls)?;
         let mut session = self.open_session(connection).map_err(|e| broker_error("cannot open a channel", e))?;
         // Topology first: parked publishes and consumers need their queues.
         let redeclared = (|| -> amiquip::Result<()> {

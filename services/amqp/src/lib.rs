@@ -19,7 +19,9 @@ mod consumer;
 mod error;
 mod headers;
 mod queue;
+mod tls;
 mod topology;
 
 pub use config::{AmqpConfig, DEFAULT_URL};
 pub use queue::AmqpWorkQueue;
+pub use tls::{redact, AmqpTls};

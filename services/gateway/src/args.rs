@@ -40,6 +40,9 @@ pub struct GatewayArgs {
     /// The publish breaker's settings.
     #[command(flatten)]
     pub breaker: GatewayBreaker,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub security: crate::EdgeSecurityArgs,
 }
 
 switchboard_scaffold::breaker_args!(

@@ -46,6 +46,10 @@ pub struct GatewayConfig {
     pub metrics: Metrics,
     /// Readiness checks reported at `/readyz`; the gateway adds its own.
     pub readiness: Readiness,
+    /// HTTPS instead of plain HTTP (`--gateway-tls-cert`/`--gateway-tls-key`).
+    pub tls: Option<switchboard_scaffold::ServerTls>,
+    /// Bearer tokens callers must present (`--auth-tokens-file`); `None`: no authentication.
+    pub auth: Option<crate::BearerTokens>,
 }
 
 impl Default for GatewayConfig {
@@ -67,6 +71,8 @@ impl Default for GatewayConfig {
             grace: Duration::from_secs(10),
             metrics: Metrics::builder("gateway").routes(ROUTES).build(),
             readiness: Readiness::new(),
+            tls: None,
+            auth: None,
         }
     }
 }

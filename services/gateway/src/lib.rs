@@ -5,6 +5,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod args;
+mod auth;
 mod config;
 mod errors;
 mod idempotency;
@@ -13,13 +14,16 @@ mod jobs;
 mod pending;
 mod replies;
 mod routes;
+mod security;
 mod serve;
 
 pub use args::{GatewayArgs, GatewayBreaker};
+pub use auth::{BearerTokens, TokenFileError};
 pub use config::{GatewayConfig, ROUTES};
 pub use instance::{default_instance_id, reply_partition};
 pub use jobs::{JobState, JobStore, JobView, JobsArgs, JobsConfig};
 pub use pending::{Pending, PendingFull, Slot, Waiter};
+pub use security::EdgeSecurityArgs;
 pub use serve::Gateway;
 
 /// The OpenAPI 3.1 description of the REST API, served at `GET /openapi.json`.

@@ -30,6 +30,7 @@ switchboard_scaffold::service_main!("gateway", run);
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = cli.shutdown.install()?;
     let mut config = cli.gateway.config(&cli.topics)?;
+    cli.gateway.security.apply(&mut config)?;
     config.grace = shutdown.grace_period();
     if let Some(id) = &cli.brokers.instance_id {
         config.instance_id = id.clone();

@@ -40,6 +40,9 @@ pub(crate) fn app(state: State) -> tide::Server<State> {
     let mut app = tide::with_state(state);
     app.with(Track);
     app.with(crate::errors::JsonErrors);
+    if let Some(tokens) = app.state().config.auth.clone() {
+        app.with(crate::auth::Authenticate(tokens));
+    }
     app.at("/messages").post(move |req| post_message(replays.clone(), req));
     app.at("/healthz").get(|_| async { Ok(json(StatusCode::Ok, &serde_json::json!({"status": "ok"}))) });
     app.at("/readyz").get(|req: Request<State>| async move {

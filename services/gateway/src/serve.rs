@@ -115,7 +115,8 @@ impl Gateway {
     /// Returns an error, after draining, if the listener broke before `stop` (accept errors
     /// that pass, such as EMFILE, are only logged): the process should then exit non-zero.
     pub async fn serve(self, stop: impl Future<Output = ()>) -> io::Result<()> {
-        info!("gateway listening on http://{}", self.listener.local_addr()?);
+        let scheme = if self.app.state().config.tls.is_some() { "https" } else { "http" };
+        info!("gateway listening on {scheme}://{}", self.listener.local_addr()?);
         let app = self.app;
         let listener = self.listener;
         let config = &app.state().config;
@@ -124,6 +125,7 @@ impl Gateway {
             header_timeout: config.header_timeout,
             body_timeout: config.body_timeout,
             allow: crate::errors::allowed_on,
+            tls: config.tls.clone(),
         };
         let endpoint = {
             let app = app.clone();

@@ -94,6 +94,8 @@ pub struct KafkaConfig {
     /// `partition.assignment.strategy`. Default `cooperative-sticky` (KIP-429): in a
     /// rebalance only the partitions that move are revoked, the others keep flowing.
     pub assignment_strategy: String,
+    /// TLS and SASL (default: plaintext).
+    pub security: crate::KafkaSecurity,
     /// Raw librdkafka properties applied last, overriding the ones above.
     pub overrides: Vec<(String, String)>,
 }
@@ -119,6 +121,7 @@ impl KafkaConfig {
             replication_factor: 1,
             group_instance_id: None,
             assignment_strategy: "cooperative-sticky".into(),
+            security: crate::KafkaSecurity::default(),
             overrides: Vec::new(),
         }
     }
@@ -135,7 +138,14 @@ impl KafkaConfig {
             .set("client.id", &self.client_id)
             // Loopback and small messages: send each request at once.
             .set("socket.nagle.disable", "true");
+        self.security.apply(&mut c);
         c
+    }
+
+    /// Sets [`security`](KafkaConfig::security).
+    pub fn with_security(mut self, security: crate::KafkaSecurity) -> Self {
+        self.security = security;
+        self
     }
 
     fn finish(&self, mut c: ClientConfig) -> ClientConfig {

@@ -39,9 +39,11 @@ mod group_state;
 mod publisher;
 mod reader;
 mod rebalance;
+mod security;
 mod subscriber;
 
 pub use admin::KafkaAdmin;
 pub use config::{KafkaConfig, OffsetReset};
 pub use publisher::KafkaPublisher;
+pub use security::{is_secret_property, KafkaSecurity, SaslCredentials, SaslMechanism, Secret, SecurityProtocol};
 pub use subscriber::KafkaSubscriber;

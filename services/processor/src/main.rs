@@ -1,5 +1,6 @@
 //! `processor`: the gRPC processor deployed alone; publishes replies to Kafka.
 
+use anyhow::Context;
 use clap::Parser;
 use switchboard_names::Topics;
 use switchboard_processor::{ProcessorArgs, ProcessorServer};
@@ -16,6 +17,8 @@ struct Cli {
     #[command(flatten)]
     service: ServiceArgs,
     #[command(flatten)]
+    tls: switchboard_proto::tls::GrpcServerTlsArgs,
+    #[command(flatten)]
     brokers: BrokerArgs,
 }
 
@@ -27,6 +30,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = cli.processor.config();
     config.metrics = service.metrics.clone();
     config.reply_topics = cli.topics.reply_allow_list();
+    config.tls = cli.tls.load().context("processor TLS")?;
+    if config.tls.is_some() {
+        // gRPC core's own log lines (refused handshakes among them) into ours.
+        grpcio::redirect_log();
+    }
     let server = ProcessorServer::start(&config, ports.publisher.clone())?;
     // grpcio serves on its own threads until the signal; its shutdown waits for the calls in
     // flight, within the grace period.

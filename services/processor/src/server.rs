@@ -23,6 +23,8 @@ pub struct ServerConfig {
     pub metrics: Metrics,
     /// Topics replies may be published to (`--reply-topics`); default: `switchboard.replies`.
     pub reply_topics: ReplyTopics,
+    /// TLS (and mutual TLS with a client CA); `None`: plaintext.
+    pub tls: Option<switchboard_proto::tls::ServerTls>,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +34,7 @@ impl Default for ServerConfig {
             threads: 1,
             metrics: Metrics::new("processor"),
             reply_topics: Topics::default().reply_allow_list(),
+            tls: None,
         }
     }
 }
@@ -77,11 +80,17 @@ impl ProcessorServer {
             .register_service(service)
             .register_service(switchboard_proto::health::create_health(health.clone()))
             .build()?;
-        let port = server.add_listening_port(config.addr.to_string(), ServerCredentials::insecure())?;
+        let credentials = config.tls.as_ref().map_or_else(ServerCredentials::insecure, |t| t.credentials());
+        let port = server.add_listening_port(config.addr.to_string(), credentials)?;
         server.start();
         health.set(ServingStatus::SERVING);
         let addr = SocketAddr::new(config.addr.ip(), port);
-        info!("processor listening on {addr}");
+        let mode = match &config.tls {
+            None => "plaintext",
+            Some(t) if t.is_mutual() => "mutual TLS",
+            Some(_) => "TLS",
+        };
+        info!("processor listening on {addr} ({mode})");
         Ok(ProcessorServer { server, addr, health })
     }
 

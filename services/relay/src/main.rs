@@ -1,7 +1,9 @@
 //! `relay`: consumes requests from Kafka and calls the processor over gRPC.
 
+use anyhow::Context;
 use clap::Parser;
-use switchboard_names::{ProcessorTarget, Topics};
+use switchboard_names::Topics;
+use switchboard_proto::tls::ProcessorClientArgs;
 use switchboard_relay::{Relay, RelayArgs};
 use switchboard_scaffold::{Service, ServiceArgs};
 use switchboard_wiring::BrokerArgs;
@@ -14,7 +16,7 @@ struct Cli {
     #[command(flatten)]
     relay: RelayArgs,
     #[command(flatten)]
-    processor: ProcessorTarget,
+    processor: ProcessorClientArgs,
     #[command(flatten)]
     service: ServiceArgs,
     #[command(flatten)]
@@ -29,7 +31,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     config.metrics = service.metrics.clone();
     config.readiness = service.readiness.clone();
     let ports = cli.brokers.require_kafka("relay", &[&cli.topics.requests, &cli.topics.requests_dlq]).await?;
-    let client = switchboard_proto::client::processor_client(&cli.processor.processor_addr);
+    let client = cli.processor.connect().context("processor TLS")?;
     let relay = Relay::new(config, ports.requests, ports.publisher.clone(), client).subscribe().await?;
     // After the signal the relay finishes what it holds; what is left past the grace period
     // goes to the next relay.

@@ -82,6 +82,7 @@ pub struct AdminServer {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: Arc<State>,
+    tls: Option<crate::ServerTls>,
 }
 
 impl fmt::Debug for AdminServer {
@@ -103,7 +104,13 @@ impl AdminServer {
     ) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        Ok(AdminServer { listener, local_addr, state: Arc::new(State { metrics, readiness }) })
+        Ok(AdminServer { listener, local_addr, state: Arc::new(State { metrics, readiness }), tls: None })
+    }
+
+    /// Serves HTTPS with `tls` (`None`: plain HTTP, the default).
+    pub fn with_tls(mut self, tls: Option<crate::ServerTls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// The bound address.
@@ -137,6 +144,7 @@ impl AdminServer {
             header_timeout: TIMEOUT,
             body_timeout: TIMEOUT,
             allow: |path| matches!(path, "/healthz" | "/readyz" | "/metrics").then_some("GET, HEAD"),
+            tls: self.tls.clone(),
         };
         let state = self.state.clone();
         let endpoint = move |req: Request| {

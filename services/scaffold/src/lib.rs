@@ -42,6 +42,7 @@ mod fdlimit;
 mod serve;
 mod service;
 mod shutdown;
+mod tls;
 
 pub use admin::{health_response, metrics_response, AdminServer};
 pub use breaker::breaker_config;
@@ -51,6 +52,7 @@ pub use serve::{error_code, json_error, serve_http, Connection, HttpLimits};
 pub use service::{main, Service, ServiceArgs};
 pub use shutdown::{GraceExpired, Shutdown, ShutdownArgs, ShutdownError, ShutdownReason, DEFAULT_GRACE, GRACE_ENV};
 pub use switchboard_resilience::{Config as BreakerConfig, ConfigError as BreakerConfigError};
+pub use tls::{load_certs, ServerTls, TlsFiles};
 
 #[cfg(test)]
 mod tests {

@@ -14,6 +14,9 @@
 //! - Request heads are capped by async-h1: 8 KiB and 128 headers (431). A head it cannot
 //!   take (malformed, not UTF-8, another HTTP version: 505) gets a JSON error, then the
 //!   connection is closed.
+//! - With [`HttpLimits::tls`] set every connection is HTTPS: the TLS handshake is done on the
+//!   connection's task (not the accept loop) and must finish within `header_timeout`; a failed
+//!   handshake is logged (rate-limited) and closes only that connection.
 
 use std::future::Future;
 use std::io;
@@ -25,13 +28,14 @@ use std::time::{Duration, Instant};
 
 use async_h1::server::{ConnectionStatus, Server};
 use async_std::net::{TcpListener, TcpStream};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use http_types::{Request, Response, StatusCode};
 use serde::Serialize;
 
 use switchboard_resilience::{Jitter, RetryPolicy};
 
 use crate::deadline::Deadline;
+use crate::tls::ServerTls;
 
 /// Limits of one HTTP server's connections.
 #[derive(Debug, Clone)]
@@ -46,6 +50,8 @@ pub struct HttpLimits {
     /// The `Allow` value of a path the server knows, `None` for others: answers a method the
     /// HTTP parser does not know (405 with it, else 404).
     pub allow: fn(&str) -> Option<&'static str>,
+    /// Serve HTTPS with this acceptor instead of plain HTTP.
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for HttpLimits {
@@ -55,6 +61,7 @@ impl Default for HttpLimits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             allow: |_| None,
+            tls: None,
         }
     }
 }
@@ -84,6 +91,7 @@ where
     let mut warn = Throttled::new(Duration::from_secs(5));
     let policy = accept_backoff();
     let mut backoff = policy.delays();
+    let handshakes = Arc::new(parking_lot::Mutex::new(Throttled::new(Duration::from_secs(5))));
     loop {
         let slot = slots.acquire_arc().await;
         let (stream, peer) = match listener.accept().await {
@@ -106,21 +114,48 @@ where
             warn.warn(|suppressed| format!("{name}: dropping connection from {peer}: {e}{suppressed}"));
             continue;
         }
-        let (endpoint, limits) = (endpoint.clone(), limits.clone());
+        let (endpoint, limits, handshakes) = (endpoint.clone(), limits.clone(), handshakes.clone());
         spawn(Box::pin(async move {
-            connection(name, stream, peer, &limits, endpoint).await;
+            match &limits.tls {
+                None => connection(name, stream.clone(), stream, peer, &limits, endpoint).await,
+                Some(tls) => match within(limits.header_timeout, tls.accept(stream.clone())).await {
+                    Ok(secured) => connection(name, secured, stream, peer, &limits, endpoint).await,
+                    Err(e) => {
+                        handshakes
+                            .lock()
+                            .warn(|suppressed| format!("{name}: TLS handshake with {peer} failed: {e}{suppressed}"));
+                        linger(stream).await;
+                    }
+                },
+            }
             drop(slot);
         }));
     }
 }
 
-/// Serves one connection's requests until it closes, errs, or misses a deadline.
-async fn connection<E, Fut>(name: &str, stream: TcpStream, peer: SocketAddr, limits: &HttpLimits, endpoint: E)
-where
+/// `fut`'s outcome, or `TimedOut` after `timeout`.
+async fn within<T>(timeout: Duration, fut: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    futures_lite::future::or(fut, async {
+        async_io::Timer::after(timeout).await;
+        Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))
+    })
+    .await
+}
+
+/// Serves one connection's requests on `stream` (plain or TLS over `raw`) until it closes,
+/// errs, or misses a deadline.
+async fn connection<S, E, Fut>(
+    name: &str,
+    stream: S,
+    raw: TcpStream,
+    peer: SocketAddr,
+    limits: &HttpLimits,
+    endpoint: E,
+) where
+    S: AsyncRead + AsyncWrite + Clone + Send + Sync + Unpin + 'static,
     E: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = http_types::Result<Response>> + Send + 'static,
 {
-    let raw = stream.clone();
     let io = Deadline::new(stream);
     let (phases, body_timeout) = (io.clone(), limits.body_timeout);
     // Set once a head is in: an error before it is the client's malformed or slow head.
@@ -158,6 +193,11 @@ where
             }
         }
     }
+    // TLS: close_notify first, so the client sees a clean end (plain TCP: a shutdown, which
+    // `linger` repeats harmlessly).
+    let mut closing = io.clone();
+    closing.write_within(body_timeout);
+    let _ = within(body_timeout, closing.close()).await;
     linger(raw).await;
 }
 

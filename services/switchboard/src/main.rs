@@ -76,6 +76,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         without_processor: false,
         jobs: Some(jobs),
     };
+    cli.gateway.security.apply(&mut config.gateway)?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let shutdown = cli.shutdown.install()?;

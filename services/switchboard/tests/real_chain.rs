@@ -33,6 +33,7 @@ async fn start_on_kafka() -> Chain {
         kafka_set: Vec::new(),
         instance_id: None,
         static_membership: false,
+        security: Default::default(),
     };
     let topics = [
         config.gateway.requests_topic.as_str(),

@@ -105,6 +105,7 @@ fn kafka_a_stalled_publish_answers_at_the_budget() {
             kafka_set: Vec::new(),
             instance_id: None,
             static_membership: false,
+            security: Default::default(),
         };
         let ports = args.connect(&[&config.requests_topic, &config.replies_topic]).await.expect("kafka reachable");
         // Replies on the real broker; requests go to a broker that accepted the connection

@@ -32,6 +32,7 @@ async fn kafka(topics: &[&str]) -> PubSub {
         kafka_set: vec![("topic.metadata.propagation.max.ms".into(), "2000".into())],
         instance_id: None,
         static_membership: false,
+        security: Default::default(),
     };
     let ports = args.connect(topics).await.expect("kafka reachable");
     assert_eq!(ports.kind, "kafka");

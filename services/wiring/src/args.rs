@@ -26,9 +26,11 @@ pub struct BrokerArgs {
     #[arg(long, env = "SWITCHBOARD_PARTITIONS", default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1024))]
     pub partitions: i32,
     /// RabbitMQ URL for the jobs queue, e.g. amqp://guest:guest@127.0.0.1:5672/%2f. Unset: the
-    /// embedded work queue (all-in-one only).
+    /// embedded work queue (all-in-one only). It carries the password: give it in the
+    /// environment or with --amqp-url-file, not as a flag (`ps` shows flags); `--help` never
+    /// shows its value.
     #[cfg(feature = "amqp")]
-    #[arg(long, env = "AMQP_URL")]
+    #[arg(long, env = "AMQP_URL", hide_env_values = true)]
     pub amqp_url: Option<String>,
     /// Longest wait for one RabbitMQ connection attempt (TCP connect and handshake), in
     /// milliseconds; a `connection_timeout` in AMQP_URL wins.
@@ -58,6 +60,9 @@ pub struct BrokerArgs {
     /// of 9 s, BENCHMARKS.md "Relay failover").
     #[arg(long, env = "SWITCHBOARD_STATIC_MEMBERSHIP")]
     pub static_membership: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub security: crate::BrokerSecurityArgs,
 }
 
 #[cfg(feature = "kafka")]
@@ -78,6 +83,9 @@ pub enum BrokerError {
     /// A service deployed alone was started without a real broker.
     #[error("{0} needs a real broker: set KAFKA_BROKERS (the embedded broker only exists inside the all-in-one `switchboard`)")]
     NoBroker(&'static str),
+    /// A TLS/SASL setting or file is wrong.
+    #[error("broker security: {0}")]
+    Security(String),
     /// The broker refused or could not be reached.
     #[error("kafka: {0}")]
     Port(#[from] switchboard_ports::Error),
@@ -116,13 +124,35 @@ impl BrokerArgs {
 
     #[cfg(feature = "kafka")]
     async fn kafka(&self, brokers: &str, topics: &[&str]) -> Result<PubSub, BrokerError> {
-        let mut config = self.kafka_set.iter().fold(KafkaConfig::new(brokers), |c, (k, v)| c.set(k, v));
+        let security = self.security.kafka().map_err(BrokerError::Security)?;
+        let described = security.describe();
+        let mut config =
+            self.kafka_set.iter().fold(KafkaConfig::new(brokers).with_security(security), |c, (k, v)| c.set(k, v));
         if self.static_membership {
             config.group_instance_id = self.instance_id.clone();
         }
         if !self.kafka_set.is_empty() {
-            log::info!("kafka: librdkafka overrides {:?}", self.kafka_set);
+            // Values of secret properties (sasl.password, ssl.key.password, ...) never logged.
+            let shown: Vec<String> = self
+                .kafka_set
+                .iter()
+                .map(
+                    |(k, v)| {
+                        if switchboard_kafka::is_secret_property(k) {
+                            format!("{k}=***")
+                        } else {
+                            format!("{k}={v}")
+                        }
+                    },
+                )
+                .collect();
+            log::info!("kafka: librdkafka overrides {shown:?}");
         }
+        log::info!("kafka security: {described}");
+        // The publisher first: its polling thread logs librdkafka's connection errors (a TLS
+        // handshake refused, SASL failed), which the admin client alone would only report as a
+        // timeout.
+        let publisher = Arc::new(KafkaPublisher::new(&config)?);
         let admin = KafkaAdmin::new(&config)?;
         for topic in topics {
             admin.ensure_topic(topic, self.partitions).await?;
@@ -130,7 +160,7 @@ impl BrokerArgs {
         log::info!("kafka at {brokers}: topics {topics:?} ready");
         let subscriber = KafkaSubscriber::new(&config);
         Ok(PubSub {
-            publisher: Arc::new(KafkaPublisher::new(&config)?),
+            publisher,
             requests: Arc::new(StartingAt::new(subscriber.clone(), OffsetReset::Earliest)),
             replies: Arc::new(StartingAt::new(subscriber, OffsetReset::Latest)),
             kind: "kafka",

@@ -13,7 +13,13 @@
 mod args;
 mod pubsub;
 mod queue;
+mod security;
 
 pub use args::{BrokerArgs, BrokerError};
 pub use pubsub::PubSub;
 pub use queue::Queues;
+#[cfg(any(feature = "kafka", feature = "amqp"))]
+pub use security::read_secret_file;
+pub use security::BrokerSecurityArgs;
+#[cfg(feature = "kafka")]
+pub use security::KAFKA_SASL_PASSWORD_ENV;

@@ -62,8 +62,21 @@ impl BrokerArgs {
     /// RabbitMQ when `AMQP_URL` is set; `None` otherwise (e.g. a gateway without jobs).
     #[cfg(feature = "amqp")]
     pub async fn rabbitmq(&self) -> Option<Result<Queues, crate::BrokerError>> {
-        let url = self.amqp_url.clone()?;
-        let config = AmqpConfig::new(url).with_connect_timeout(Duration::from_millis(self.amqp_connect_timeout_ms));
+        let url = match (&self.amqp_url, &self.security.amqp_url_file) {
+            (Some(url), _) => url.clone(),
+            (None, Some(file)) => match crate::read_secret_file(file) {
+                Ok(url) => url,
+                Err(e) => return Some(Err(crate::BrokerError::Security(format!("AMQP_URL_FILE {e}")))),
+            },
+            (None, None) => return None,
+        };
+        let tls = match self.security.amqp_tls() {
+            Ok(tls) => tls,
+            Err(e) => return Some(Err(crate::BrokerError::Security(e))),
+        };
+        let config = AmqpConfig::new(url)
+            .with_connect_timeout(Duration::from_millis(self.amqp_connect_timeout_ms))
+            .with_tls(tls);
         // Connecting blocks (amiquip is synchronous): keep it off the async threads.
         let connected = smol::unblock(move || AmqpWorkQueue::connect(config)).await;
         Some(match connected {

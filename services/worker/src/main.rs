@@ -1,7 +1,9 @@
 //! `worker`: consumes jobs from RabbitMQ (`AMQP_URL`) and runs them through the processor.
 
+use anyhow::Context;
 use clap::Parser;
-use switchboard_names::{JobNames, ProcessorTarget};
+use switchboard_names::JobNames;
+use switchboard_proto::tls::ProcessorClientArgs;
 use switchboard_resilience::CircuitBreaker;
 use switchboard_scaffold::{Service, ServiceArgs};
 use switchboard_wiring::BrokerArgs;
@@ -15,7 +17,7 @@ struct Cli {
     #[command(flatten)]
     worker: WorkerArgs,
     #[command(flatten)]
-    processor: ProcessorTarget,
+    processor: ProcessorClientArgs,
     #[command(flatten)]
     service: ServiceArgs,
     #[command(flatten)]
@@ -29,7 +31,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let service = Service::start("worker", &cli.service, switchboard_names::WORKER_ADMIN_ADDR).await?;
     switchboard_telemetry::ready_unless_open(&service.readiness, "processor", &breaker, "processor breaker open");
     let queues = cli.brokers.require_amqp("worker").await?;
-    let client = switchboard_proto::client::processor_client(&cli.processor.processor_addr);
+    let client = cli.processor.connect().context("processor TLS")?;
     let worker = Worker::new(cli.worker.config(&cli.names), queues.queue.clone(), queues.fanout, client, breaker)
         .with_metrics(service.metrics.clone());
     // The worker bounds its own drain: jobs unsettled after the grace period go back to the queue.
