@@ -119,17 +119,8 @@ impl ConsumerLoop {
             s.tracker.delivered(m.partition(), m.offset());
             epoch
         };
-        let message = Message {
-            key: m.key().map(<[u8]>::to_vec),
-            partition: None,
-            payload: m.payload().unwrap_or_default().to_vec(),
-            headers: m
-                .headers()
-                .map(|hs| hs.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
-                .unwrap_or_default(),
-        };
         let settle = self.settle(settles, epoch);
-        Some((epoch, Delivery::new(message, self.topic.clone(), m.partition(), m.offset(), settle)))
+        Some((epoch, Delivery::new(to_message(m), self.topic.clone(), m.partition(), m.offset(), settle)))
     }
 
     fn settle(&self, settles: &mut HashMap<u64, Arc<dyn Settle>>, epoch: u64) -> Arc<dyn Settle> {
@@ -179,5 +170,18 @@ impl ConsumerLoop {
         drop(consumer);
         state.lock().gone = true;
         outcome
+    }
+}
+
+/// A consumed record as the ports' [`Message`] (the group consumer and the assigned reader).
+pub(crate) fn to_message(m: &BorrowedMessage<'_>) -> Message {
+    Message {
+        key: m.key().map(<[u8]>::to_vec),
+        partition: None,
+        payload: m.payload().unwrap_or_default().to_vec(),
+        headers: m
+            .headers()
+            .map(|hs| hs.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
+            .unwrap_or_default(),
     }
 }

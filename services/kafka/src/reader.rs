@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message as _};
+use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 use switchboard_ports::{Closer, Delivery, Error, ErrorKind, Message, Settle, Subscription};
 
+use crate::consumer_loop::to_message;
 use crate::error::port_error;
 use crate::KafkaConfig;
 
@@ -64,16 +65,8 @@ pub(crate) fn assign(config: &KafkaConfig, topic: &str, partitions: &[i32]) -> R
                     }
                     Some(Ok(m)) => m,
                 };
-                let message = Message {
-                    key: m.key().map(<[u8]>::to_vec),
-                    partition: None,
-                    payload: m.payload().unwrap_or_default().to_vec(),
-                    headers: m
-                        .headers()
-                        .map(|hs| hs.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect())
-                        .unwrap_or_default(),
-                };
-                let delivery = Delivery::new(message, topic_name.clone(), m.partition(), m.offset(), settle.clone());
+                let delivery =
+                    Delivery::new(to_message(&m), topic_name.clone(), m.partition(), m.offset(), settle.clone());
                 // A full buffer holds the reader back (the gateway is behind): bounded.
                 if tx.send_blocking(delivery).is_err() {
                     break;
