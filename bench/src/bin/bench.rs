@@ -31,6 +31,13 @@ struct Cli {
 }
 
 fn main() {
+    let code = run();
+    // Log lines still queued in the writer thread (`--log`) before the process ends.
+    switchboard_telemetry::flush_logs();
+    std::process::exit(code);
+}
+
+fn run() -> i32 {
     let cli = Cli::parse();
     if cli.log {
         switchboard_telemetry::init_logging("bench");
@@ -38,9 +45,9 @@ fn main() {
     if let Some(brokers) = &cli.kafka_floor {
         if let Err(e) = smol::block_on(kafka(brokers, &cli)) {
             eprintln!("bench: {e}");
-            std::process::exit(1);
+            return 1;
         }
-        return;
+        return 0;
     }
     let config = EmbeddedConfig {
         concurrency: cli.load.concurrency.max(1),
@@ -51,10 +58,13 @@ fn main() {
     };
     eprintln!("bench: 9 phases of {:?} + {:?} each", config.warmup, config.duration);
     match smol::block_on(run_embedded(config)) {
-        Ok(report) => print_embedded(&report),
+        Ok(report) => {
+            print_embedded(&report);
+            0
+        }
         Err(e) => {
             eprintln!("bench: {e}");
-            std::process::exit(1);
+            1
         }
     }
 }

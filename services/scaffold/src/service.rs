@@ -47,7 +47,10 @@ where
 {
     switchboard_telemetry::init_logging(service);
     let cli = C::parse();
-    if let Err(e) = smol::block_on(run(cli)) {
+    let result = smol::block_on(run(cli));
+    // Queued log lines first, so the error below is the last line of the log.
+    switchboard_telemetry::flush_logs();
+    if let Err(e) = result {
         eprintln!("{service}: {e:#}");
         std::process::exit(1);
     }

@@ -237,6 +237,7 @@ fn listen(mut signals: Signals, shutdown: Shutdown) {
                 log::info!("{reason}: shutting down within {:?}; send it again to exit now", shutdown.grace_period());
             } else {
                 log::warn!("{reason} during shutdown: exiting now");
+                switchboard_telemetry::flush_logs();
                 std::process::exit(128 + number);
             }
         }

@@ -101,7 +101,7 @@ mod readiness;
 mod trace;
 
 pub use breakers::{ready_unless_open, watch_breaker};
-pub use logging::init_logging;
+pub use logging::{flush_logs, init_logging};
 pub use metrics::{
     grpc_code_name, AckOutcome, BreakerCall, BreakerState, InFlight, LabelValues, Metrics, MetricsBuilder,
     CONTENT_TYPE, DEFAULT_LABEL_CAP, OTHER,

@@ -1,4 +1,14 @@
-use std::io::Write;
+use std::io::{BufWriter, Write};
+use std::sync::Mutex;
+
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+
+/// The writer thread's guard: dropping it writes out every line still queued. Taken by
+/// [`flush_logs`]; statics are never dropped, so a process must call that before it exits.
+static WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
+
+/// Lines queued for the writer thread before a logging call waits for it (never drops one).
+const QUEUED_LINES: usize = 65_536;
 
 /// Initialises env_logger (`RUST_LOG`, default `info`) with the seed-004 line shape:
 /// `2026-11-21T10:58:48.123Z gateway REST request: hello world from rest id=…`.
@@ -6,9 +16,23 @@ use std::io::Write;
 /// Every line names the service that wrote it (taken from the `switchboard_<service>` crate of
 /// the log target, else `process`), so the merged logs of the all-in-one or of several
 /// processes can be grepped by correlation id and still tell who wrote each line.
-/// Safe to call more than once.
+///
+/// Lines go to stderr through a writer thread with a buffer, written out whenever its queue
+/// runs dry: at info level a transaction logs 13 hop lines, and a `write(2)` for each one on
+/// the request's own thread was the largest part of what the hop log cost (BENCHMARKS.md,
+/// "Hop log"). The queue is bounded and lossless: a logger that outruns stderr waits.
+/// Call [`flush_logs`] before the process exits. Safe to call more than once.
 pub fn init_logging(process: &'static str) {
-    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+    let mut writer = WRITER.lock().unwrap_or_else(|e| e.into_inner());
+    if writer.is_some() {
+        return;
+    }
+    let (pipe, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("log-writer")
+        .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    let installed = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format(move |buf, record| {
             let ts = buf.timestamp_millis();
             let service = service_of(record.target()).unwrap_or(process);
@@ -18,7 +42,18 @@ pub fn init_logging(process: &'static str) {
                 writeln!(buf, "{ts} {service:<9} {}", record.args())
             }
         })
+        .target(env_logger::Target::Pipe(Box::new(pipe)))
         .try_init();
+    if installed.is_ok() {
+        *writer = Some(guard);
+    }
+}
+
+/// Writes out every log line still queued and stops the writer thread; later lines are lost.
+/// Called at the end of `main` and before any `process::exit`.
+pub fn flush_logs() {
+    let guard = WRITER.lock().unwrap_or_else(|e| e.into_inner()).take();
+    drop(guard);
 }
 
 fn service_of(target: &str) -> Option<&str> {
