@@ -6,7 +6,7 @@
 #   scripts/cost.sh [BIN_DIR] [CONCURRENCY] [SECONDS]
 #
 # BIN_DIR holds `switchboard` and `loadgen` (default target/release, built unless SKIP_BUILD=1).
-# The server runs on the embedded broker at RUST_LOG=warn on COST_ADDR (default
+# The server runs on the embedded broker at RUST_LOG=warn (COST_LOG to change it) on COST_ADDR (default
 # 127.0.0.1:18080); loadgen warms up for 2 s, then runs SECONDS (default 6) with CONCURRENCY
 # connections (default 32). Prints one line: req/s, CPU µs per transaction, context switches
 # per transaction (every thread of the server, voluntary and involuntary).
@@ -23,7 +23,7 @@ if [[ "${SKIP_BUILD:-0}" != 1 && "$BIN" == "$ROOT/target/release" ]]; then
     (cd "$ROOT" && cargo build -q --release -p switchboard --bin switchboard -p switchboard-bench --bin loadgen)
 fi
 
-env -u KAFKA_BROKERS GATEWAY_ADDR="$ADDR" PROCESSOR_ADDR=127.0.0.1:0 RUST_LOG=warn \
+env -u KAFKA_BROKERS GATEWAY_ADDR="$ADDR" PROCESSOR_ADDR=127.0.0.1:0 RUST_LOG="${COST_LOG:-warn}" \
     "$BIN/switchboard" run >"$LOG" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$LOG"' EXIT
