@@ -47,7 +47,8 @@ perf report -i "$work/perf.data" --no-children --sort dso,sym --stdio 2>/dev/nul
     gawk -F'\t' -v top="$TOP" '
     function layer(dso, s) {
         if (dso ~ /kernel/) return "kernel (syscalls, scheduling, loopback TCP)"
-        if (s ~ /grpc|absl|gpr_|upb_|tsi_|alts|re2::|cq_|chttp2|hpack|grpcio/) return "gRPC (grpc-core C++ and grpcio)"
+        if (s ~ /grpc|absl|gpr_|upb_|tsi_|alts|re2::|cq_|chttp2|hpack|grpcio|stream_op|^timer_|^tcp_|_frame_parser|connected_channel|^now_impl|^std::__cxx11/) return "gRPC (grpc-core C++ and grpcio)"
+        if (s ~ /clock_gettime|SystemTime|Instant/) return "clocks"
         if (s ~ /^(mi_|_mi_|mi_malloc|mi_free)|mimalloc|malloc|free|realloc|calloc|operator (new|delete)|__rust_(alloc|dealloc|realloc)|memcpy|memmove|memset/) return "allocation and copies (mimalloc, memcpy)"
         if (s ~ /protobuf|Envelope|switchboard_proto/) return "protobuf and envelopes"
         if (s ~ /env_logger|log::|tracing_appender|fmt::|core::fmt|humantime|Formatter/) return "formatting and the log"
