@@ -83,7 +83,9 @@ fn many_requests_each_get_their_own_reply_and_ack(batch_max: usize) {
         while answered.len() < ids.len() {
             let d = replies.recv().await.unwrap();
             let reply = Envelope::decode(&d.message().payload).unwrap();
-            assert_eq!(reply.body, "hello and REST request and Kafka publisher and Kafka consumer and gRPC client and gRPC server and Kafka publisher");
+            let hops =
+                "from rest and Kafka publisher and Kafka consumer and gRPC client and gRPC server and Kafka publisher";
+            assert_eq!(reply.body, format!("hello {hops}"));
             assert!(answered.insert(reply.id.clone()), "{} answered twice", reply.id);
             d.ack();
         }
@@ -162,7 +164,8 @@ fn a_failing_processor_fails_each_envelope_and_the_breaker_counts_each() {
             let d = replies.recv().await.unwrap();
             let reply = Envelope::decode(&d.message().payload).unwrap();
             assert!(reply.is_reply(), "a failure answer");
-            failed.insert(reply.id);
+            assert!(failed.insert(reply.id.clone()), "{} answered twice", reply.id);
+            d.ack();
         }
         assert_eq!(failed, ids.iter().cloned().collect());
         // One breaker failure per envelope per call, batched or not: exactly the processor's
