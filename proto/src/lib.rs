@@ -9,6 +9,7 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/switchboard.rs"));
 }
 
+pub mod batch;
 pub mod client;
 pub mod convert;
 pub mod target;
@@ -21,7 +22,11 @@ pub mod health {
     pub use crate::generated::health::{health_check_response::ServingStatus, HealthCheckRequest, HealthCheckResponse};
     pub use crate::generated::health_grpc::{create_health, Health, HealthClient};
 }
+pub use batch::MAX_BATCH;
 pub use generated::job::{Job, JobEvent, JobStatus};
-pub use generated::processor::{ProcessRequest, ProcessResponse};
+pub use generated::processor::{
+    process_result, ItemStatus, ProcessBatchRequest, ProcessBatchResponse, ProcessRequest, ProcessResponse,
+    ProcessResult,
+};
 pub use generated::processor_grpc::{create_processor, Processor, ProcessorClient};
 pub use protobuf::Message as ProtoMessage;

@@ -1,15 +1,21 @@
 use std::sync::Arc;
 
+use futures::future::join_all;
 use grpcio::{RpcContext, RpcStatus, RpcStatusCode, UnarySink};
 use log::{info, warn};
 use switchboard_names::topics::{ReplyTopics, Topics};
 use switchboard_ports::{Message, Publisher};
 use switchboard_proto::convert::Stage;
-use switchboard_proto::{Envelope, ProcessRequest, ProcessResponse, Processor};
+use switchboard_proto::{
+    Envelope, ProcessBatchRequest, ProcessBatchResponse, ProcessRequest, ProcessResponse, ProcessResult, Processor,
+    MAX_BATCH,
+};
 use switchboard_telemetry::{Metrics, TraceContext};
 
 const SERVICE: &str = "processor";
 const PROCESS: &str = "/switchboard.v1.Processor/Process";
+/// Counted once per envelope of a batch, with that envelope's status code.
+const PROCESS_BATCH: &str = "/switchboard.v1.Processor/ProcessBatch";
 
 /// Implements the generated `Processor` trait over a [`Publisher`]: an envelope with a reply
 /// topic gets its reply published there before the call answers OK; one without (a job) is
@@ -41,9 +47,39 @@ impl ProcessorHandler {
 
     /// The work of one call, apart from gRPC plumbing; errors are gRPC statuses.
     pub async fn handle(&self, req: ProcessRequest) -> Result<ProcessResponse, RpcStatus> {
-        let Some(mut envelope) = req.envelope.into_option() else {
+        let Some(envelope) = req.envelope.into_option() else {
             return Err(status(RpcStatusCode::INVALID_ARGUMENT, "missing envelope"));
         };
+        let envelope = self.process_envelope(envelope).await?;
+        let mut resp = ProcessResponse::new();
+        resp.envelope = Some(envelope).into();
+        Ok(resp)
+    }
+
+    /// The work of one `ProcessBatch` call: every envelope handled as [`handle`] handles one,
+    /// all at once (their publishes overlap), each answered by its own result in request
+    /// order. More than [`MAX_BATCH`] envelopes are refused whole, before any is processed.
+    ///
+    /// [`handle`]: ProcessorHandler::handle
+    pub async fn handle_batch(&self, req: ProcessBatchRequest) -> Result<ProcessBatchResponse, RpcStatus> {
+        if req.envelopes.len() > MAX_BATCH {
+            let why = format!("{} envelopes in one batch, at most {MAX_BATCH}", req.envelopes.len());
+            return Err(status(RpcStatusCode::INVALID_ARGUMENT, &why));
+        }
+        let results = join_all(req.envelopes.into_iter().map(|e| self.process_envelope(e))).await;
+        let mut resp = ProcessBatchResponse::new();
+        resp.results = results
+            .into_iter()
+            .map(|r| {
+                self.metrics.grpc_call(PROCESS_BATCH, r.as_ref().map_or_else(|st| st.code().into(), |_| 0));
+                ProcessResult::from_outcome(r)
+            })
+            .collect();
+        Ok(resp)
+    }
+
+    /// One envelope, as `Process` handles it: the envelope as published, or why not.
+    async fn process_envelope(&self, mut envelope: Envelope) -> Result<Envelope, RpcStatus> {
         if envelope.id.is_empty() {
             return Err(status(RpcStatusCode::INVALID_ARGUMENT, "envelope needs an id"));
         }
@@ -73,9 +109,7 @@ impl ProcessorHandler {
         envelope.set_traceparent(trace.to_string());
         if envelope.reply_to.is_empty() {
             // No reply topic (a job from the worker): the gRPC answer is the reply.
-            let mut resp = ProcessResponse::new();
-            resp.envelope = Some(envelope).into();
-            return Ok(resp);
+            return Ok(envelope);
         }
         envelope.record(Stage::KafkaPublisher, SERVICE);
         let message = reply_message(&envelope);
@@ -84,9 +118,7 @@ impl ProcessorHandler {
         match published {
             Ok(()) => {
                 info!("KAFKA Publisher: {} id={}", envelope.body, envelope.id);
-                let mut resp = ProcessResponse::new();
-                resp.envelope = Some(envelope).into();
-                Ok(resp)
+                Ok(envelope)
             }
             Err(e) if e.error.is_transient() => {
                 warn!("reply publish failed id={}: {}", envelope.id, e);
@@ -134,6 +166,23 @@ impl Processor for ProcessorHandler {
             };
             if let Err(e) = sent {
                 warn!("gRPC reply not sent: {e}");
+            }
+        });
+    }
+
+    fn process_batch(&mut self, ctx: RpcContext<'_>, req: ProcessBatchRequest, sink: UnarySink<ProcessBatchResponse>) {
+        let this = self.clone();
+        ctx.spawn(async move {
+            let sent = match this.handle_batch(req).await {
+                // Each envelope was counted with its own status.
+                Ok(resp) => sink.success(resp).await,
+                Err(st) => {
+                    this.metrics.grpc_call(PROCESS_BATCH, st.code().into());
+                    sink.fail(st).await
+                }
+            };
+            if let Err(e) = sent {
+                warn!("gRPC batch reply not sent: {e}");
             }
         });
     }

@@ -11,6 +11,11 @@ pub struct RelayArgs {
     /// Requests one relay handles at once.
     #[arg(long, env = "SWITCHBOARD_RELAY_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub relay_max_in_flight: u64,
+    /// Most envelopes in one `ProcessBatch` call to the processor: those ready at the same
+    /// moment go together, a lone one at once as `Process` (no waiting for company).
+    /// 1: one `Process` call per envelope.
+    #[arg(long, env = "SWITCHBOARD_RELAY_BATCH_MAX", default_value_t = crate::config::DEFAULT_BATCH_MAX as u64, value_parser = clap::value_parser!(u64).range(1..=switchboard_proto::MAX_BATCH as u64))]
+    pub relay_batch_max: u64,
     /// Retries towards the processor allowed, as a percentage of recent calls (retry budget).
     #[arg(long, env = "SWITCHBOARD_RELAY_RETRY_BUDGET_PERCENT", default_value_t = 20.0, value_parser = budget_percent)]
     pub relay_retry_budget_percent: f32,
@@ -47,6 +52,7 @@ impl RelayArgs {
             reply_topics: topics.reply_allow_list(),
             max_publish_retries: self.relay_max_publish_retries,
             max_in_flight: self.relay_max_in_flight as usize,
+            batch_max: self.relay_batch_max as usize,
             retry_budget_percent: self.relay_retry_budget_percent,
             breaker: self.breaker.config()?,
             ..RelayConfig::default()

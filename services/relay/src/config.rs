@@ -3,6 +3,9 @@ use std::time::Duration;
 use switchboard_names::topics::{ReplyTopics, Topics};
 use switchboard_telemetry::{Metrics, Readiness};
 
+/// `--relay-batch-max` unless set.
+pub const DEFAULT_BATCH_MAX: usize = 64;
+
 /// Relay settings; defaults match the documented topic names.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -23,6 +26,10 @@ pub struct RelayConfig {
     pub publish_retry_base: Duration,
     /// Requests handled at once by one relay (bounded concurrency towards the processor).
     pub max_in_flight: usize,
+    /// Most envelopes carried by one `ProcessBatch` call: those ready at the same moment go
+    /// together, a lone one goes at once as `Process`. 1: every envelope its own `Process`
+    /// call. Capped at [`switchboard_proto::MAX_BATCH`].
+    pub batch_max: usize,
     /// Used when an envelope carries no deadline.
     pub default_budget: Duration,
     /// First retry delay after a transient gRPC failure (doubles, with jitter).
@@ -47,6 +54,7 @@ impl Default for RelayConfig {
             max_publish_retries: 5,
             publish_retry_base: Duration::from_millis(200),
             max_in_flight: 256,
+            batch_max: DEFAULT_BATCH_MAX,
             default_budget: Duration::from_secs(5),
             retry_base: Duration::from_millis(20),
             breaker: switchboard_resilience::Config::default(),

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use grpcio::{CallOption, RpcStatusCode};
+use grpcio::RpcStatusCode;
 use log::{error, info, warn};
 use switchboard_names::topics::ReplyTopics;
 use switchboard_ports::{ErrorKind, Message, Publisher};
@@ -10,6 +10,7 @@ use switchboard_proto::{failure, Envelope, ProcessRequest, ProcessorClient};
 use switchboard_resilience::{CircuitBreaker, Jitter, RetryBudget, RetryPolicy};
 use switchboard_telemetry::TraceContext;
 
+use crate::batcher::{Answer, Calls};
 use crate::RelayConfig;
 
 const SERVICE: &str = "relay";
@@ -42,7 +43,7 @@ const MAX_CALL_BACKOFF: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct RequestHandler {
     config: Arc<RelayConfig>,
-    client: ProcessorClient,
+    calls: Calls,
     publisher: Arc<dyn Publisher>,
     breaker: CircuitBreaker,
     budget: Arc<RetryBudget>,
@@ -58,7 +59,9 @@ impl std::fmt::Debug for RequestHandler {
 
 impl RequestHandler {
     /// A handler calling the processor through `client` and publishing failures and dead
-    /// letters through `publisher`.
+    /// letters through `publisher`. With `config.batch_max` above 1 the calls go through a
+    /// batching task on smol's executor, which ends when the last clone of the handler is
+    /// dropped.
     pub fn new(
         config: Arc<RelayConfig>,
         client: ProcessorClient,
@@ -69,7 +72,8 @@ impl RequestHandler {
         let budget = RetryBudget::new(config.retry_budget_percent, 10, Duration::from_secs(10)).unwrap_or_default();
         let reply_topics =
             Arc::new(config.reply_topics.clone().deny(&config.requests_topic).deny(&config.dead_letter_topic));
-        RequestHandler { config, client, publisher, breaker, budget: Arc::new(budget), reply_topics }
+        let calls = Calls::new(client, config.batch_max, config.max_in_flight);
+        RequestHandler { config, calls, publisher, breaker, budget: Arc::new(budget), reply_topics }
     }
 
     /// The breaker guarding the processor calls.
@@ -139,18 +143,16 @@ impl RequestHandler {
                     return self.answer(envelope, failure::Code::UNAVAILABLE, why, Some(rejected.retry_after())).await;
                 }
             };
-            let mut opt = CallOption::default().timeout(remaining);
-            if let Some(headers) = switchboard_proto::client::call_metadata(envelope) {
-                opt = opt.headers(headers);
-            }
             let started = Instant::now();
-            let result = match self.client.process_async_opt(&request, opt) {
-                Ok(receiver) => receiver.await,
-                Err(e) => Err(e),
+            // The permit is this envelope's own, batched or not: the breaker counts envelopes.
+            let Some(Answer { request: sent, result, method }) = self.calls.call(request, remaining).await else {
+                permit.ignore();
+                return Outcome::Retry;
             };
+            request = sent;
             let metrics = &self.config.metrics;
             metrics.hop("relay_grpc_call", started.elapsed());
-            metrics.grpc_call(PROCESS, grpc_code(&result));
+            metrics.grpc_call(method, grpc_code(&result));
             let status = match result {
                 Ok(_) => {
                     permit.success();
@@ -297,8 +299,6 @@ enum Unsent {
     /// Still failing transiently after every retry.
     Exhausted(String, Message),
 }
-
-const PROCESS: &str = "/switchboard.v1.Processor/Process";
 
 fn grpc_code<T>(result: &Result<T, grpcio::Error>) -> i32 {
     match result {

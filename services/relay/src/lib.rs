@@ -5,6 +5,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod args;
+mod batcher;
 mod config;
 mod handler;
 mod run;

@@ -1,0 +1,177 @@
+//! `ProcessBatch` over real gRPC on loopback: each envelope answered as `Process` would answer
+//! it, in order, and published on its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use grpcio::RpcStatusCode;
+use switchboard_embedded::pubsub::{FakeConfig, MemoryBroker};
+use switchboard_names::topics::ReplyTopics;
+use switchboard_ports::{ErrorKind, Publisher, Subscriber};
+use switchboard_processor::{ProcessorServer, ServerConfig};
+use switchboard_proto::client::processor_client;
+use switchboard_proto::convert::Stage;
+use switchboard_proto::{Envelope, ProcessBatchRequest, ProcessResponse, MAX_BATCH};
+use switchboard_telemetry::Metrics;
+use switchboard_testkit::fault::{Effect, FaultyPublisher, Trigger};
+
+fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+    smol::block_on(futures_lite::future::or(f, async {
+        smol::Timer::after(Duration::from_secs(60)).await;
+        panic!("test hung for 60 s");
+    }))
+}
+
+fn start(publisher: Arc<dyn Publisher>, metrics: Metrics) -> ProcessorServer {
+    let config = ServerConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        reply_topics: ReplyTopics::only("replies").allow("replies.b"),
+        metrics,
+        ..ServerConfig::default()
+    };
+    ProcessorServer::start(&config, publisher).unwrap()
+}
+
+fn envelope(id: &str, reply_to: &str) -> Envelope {
+    let mut e = Envelope::start(id, "x", reply_to, Duration::from_secs(10));
+    e.record(Stage::GrpcClient, "test");
+    e
+}
+
+fn batch(envelopes: Vec<Envelope>) -> ProcessBatchRequest {
+    let mut b = ProcessBatchRequest::new();
+    b.envelopes = envelopes;
+    b
+}
+
+fn code(r: &Result<ProcessResponse, grpcio::Error>) -> RpcStatusCode {
+    match r {
+        Ok(_) => RpcStatusCode::OK,
+        Err(grpcio::Error::RpcFailure(s)) => s.code(),
+        Err(e) => panic!("not a status: {e:?}"),
+    }
+}
+
+/// The value of the `grpc_calls` sample for `method` and `code`, 0 when absent.
+fn calls(metrics: &Metrics, method: &str, code: &str) -> u64 {
+    let text = metrics.encode();
+    text.lines()
+        .find(|l| l.starts_with("grpc_calls") && l.contains(method) && l.contains(&format!("code=\"{code}\"")))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn each_envelope_of_a_mixed_batch_gets_its_own_status_in_order_and_its_own_reply() {
+    run(async {
+        let broker = MemoryBroker::with_config(FakeConfig { max_message_bytes: 4096, ..FakeConfig::default() });
+        let metrics = Metrics::new("processor");
+        let server = start(Arc::new(broker.clone()), metrics.clone());
+        let replies = broker.subscribe("replies", "t").await.unwrap();
+        let others = broker.subscribe("replies.b", "t").await.unwrap();
+        let client = processor_client(&server.local_addr().to_string());
+
+        let mut to_partition_2 = envelope("a", "replies");
+        to_partition_2.reply_partition = Some(2);
+        let no_id = envelope("", "replies");
+        let mut expired = envelope("late", "replies");
+        expired.deadline_unix_ms = switchboard_proto::convert::now_millis() - 10;
+        let forbidden = envelope("loop", "switchboard.requests");
+        let job = envelope("job", "");
+        let mut too_large = envelope("big", "replies");
+        too_large.body = "x".repeat(10_000);
+        let mut already = envelope("again", "replies");
+        already.record(Stage::GrpcServer, "processor");
+        let mut to_b = envelope("b", "replies.b");
+        to_b.reply_partition = Some(1);
+        let sent = vec![to_partition_2, no_id, expired, forbidden, job, too_large, already, to_b];
+
+        let resp = client.process_batch_async(&batch(sent.clone())).unwrap().await.unwrap();
+        assert_eq!(resp.results.len(), sent.len());
+        let results: Vec<_> = resp.results.into_iter().map(|r| r.into_response()).collect();
+        let codes: Vec<_> = results.iter().map(code).collect();
+        use RpcStatusCode as C;
+        assert_eq!(
+            codes,
+            [
+                C::OK,
+                C::INVALID_ARGUMENT,
+                C::DEADLINE_EXCEEDED,
+                C::INVALID_ARGUMENT,
+                C::OK,
+                C::FAILED_PRECONDITION,
+                C::INVALID_ARGUMENT,
+                C::OK
+            ]
+        );
+        let ok: Vec<Envelope> = results.into_iter().filter_map(|r| r.ok()?.envelope.into_option()).collect();
+        let ids: Vec<&str> = ok.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["a", "job", "b"], "answered in request order");
+        assert_eq!(ok[1].body, "x and gRPC client and gRPC server", "a job is answered, not published");
+
+        // Each published reply is the envelope answered for it, on its own topic and partition.
+        let first = replies.recv().await.unwrap();
+        assert_eq!(Envelope::decode(&first.message().payload).unwrap(), ok[0]);
+        assert_eq!(first.message().header_str("correlation-id"), Some("a"));
+        assert_eq!(broker.end_offsets("replies"), Some(vec![0, 0, 1, 0]), "only `a`, on partition 2");
+        let second = others.recv().await.unwrap();
+        assert_eq!(Envelope::decode(&second.message().payload).unwrap(), ok[2]);
+        assert_eq!(broker.end_offsets("replies.b"), Some(vec![0, 1, 0, 0]), "only `b`, on partition 1");
+        assert_eq!(broker.partitions("switchboard.requests"), None, "a forbidden topic is never created");
+
+        let batch_method = "/switchboard.v1.Processor/ProcessBatch";
+        assert_eq!(calls(&metrics, batch_method, "OK"), 3, "{}", metrics.encode());
+        assert_eq!(calls(&metrics, batch_method, "INVALID_ARGUMENT"), 3);
+        assert_eq!(calls(&metrics, batch_method, "DEADLINE_EXCEEDED"), 1);
+        assert_eq!(calls(&metrics, batch_method, "FAILED_PRECONDITION"), 1);
+        server.shutdown().await;
+    });
+}
+
+#[test]
+fn a_transient_publish_failure_is_unavailable_for_the_envelopes_it_hit_only() {
+    run(async {
+        let broker = MemoryBroker::new();
+        let publisher = Arc::new(
+            FaultyPublisher::new(Arc::new(broker.clone()))
+                .with_rule(Trigger::Always, Effect::Fail(ErrorKind::Unavailable)),
+        );
+        let server = start(publisher.clone(), Metrics::new("processor"));
+        let client = processor_client(&server.local_addr().to_string());
+        let sent =
+            vec![envelope("a", "replies"), envelope("", "replies"), envelope("job", ""), envelope("b", "replies")];
+        let resp = client.process_batch_async(&batch(sent)).unwrap().await.unwrap();
+        let codes: Vec<_> = resp.results.into_iter().map(|r| code(&r.into_response())).collect();
+        use RpcStatusCode as C;
+        assert_eq!(codes, [C::UNAVAILABLE, C::INVALID_ARGUMENT, C::OK, C::UNAVAILABLE]);
+        assert_eq!(publisher.stats().calls(), 2, "one publish per envelope with a reply topic");
+        server.shutdown().await;
+    });
+}
+
+#[test]
+fn a_batch_over_the_maximum_is_refused_whole_and_nothing_is_published() {
+    run(async {
+        let broker = MemoryBroker::new();
+        let server = start(Arc::new(broker.clone()), Metrics::new("processor"));
+        let client = processor_client(&server.local_addr().to_string());
+        let sent: Vec<_> = (0..=MAX_BATCH).map(|i| envelope(&format!("id-{i}"), "replies")).collect();
+        let err = client.process_batch_async(&batch(sent)).unwrap().await.unwrap_err();
+        let grpcio::Error::RpcFailure(status) = &err else { panic!("{err:?}") };
+        assert_eq!(status.code(), RpcStatusCode::INVALID_ARGUMENT);
+        assert!(status.message().contains(&format!("at most {MAX_BATCH}")), "{}", status.message());
+        assert_eq!(broker.end_offsets("replies"), None, "nothing processed");
+
+        // The maximum itself is served, each envelope answered and published.
+        let sent: Vec<_> = (0..MAX_BATCH).map(|i| envelope(&format!("id-{i}"), "replies")).collect();
+        let resp = client.process_batch_async(&batch(sent)).unwrap().await.unwrap();
+        let ids: Vec<String> =
+            resp.results.into_iter().map(|r| r.into_response().unwrap().envelope.unwrap().id).collect();
+        assert_eq!(ids, (0..MAX_BATCH).map(|i| format!("id-{i}")).collect::<Vec<_>>());
+        assert_eq!(broker.end_offsets("replies").unwrap().iter().sum::<i64>(), MAX_BATCH as i64);
+        // An empty batch is answered with no results.
+        let resp = client.process_batch_async(&batch(Vec::new())).unwrap().await.unwrap();
+        assert!(resp.results.is_empty());
+        server.shutdown().await;
+    });
+}

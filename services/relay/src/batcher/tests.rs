@@ -1,0 +1,123 @@
+//! The collecting task over a real processor on loopback, with the envelopes queued before it
+//! runs, so which batches form is known.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::channel::oneshot;
+use futures_lite::future;
+use grpcio::RpcStatusCode;
+use switchboard_embedded::pubsub::MemoryBroker;
+use switchboard_ports::Publisher;
+use switchboard_processor::{ProcessorServer, ServerConfig};
+use switchboard_proto::{Envelope, ProcessRequest};
+use switchboard_testkit::fault::{Effect, FaultyPublisher, Trigger};
+
+use super::*;
+
+fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+    smol::block_on(future::or(f, async {
+        async_io::Timer::after(Duration::from_secs(60)).await;
+        panic!("test hung for 60 s");
+    }))
+}
+
+fn processor(publisher: Arc<dyn Publisher>) -> ProcessorServer {
+    let config = ServerConfig { addr: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() };
+    ProcessorServer::start(&config, publisher).unwrap()
+}
+
+fn request(id: &str) -> ProcessRequest {
+    let mut r = ProcessRequest::new();
+    r.envelope = Some(Envelope::start(id, "hi", "switchboard.replies", Duration::from_secs(30))).into();
+    r
+}
+
+/// Queues one item per `(id, budget)` before the collector starts, then runs it to the end
+/// (the queue is closed) and returns the answers in queue order.
+async fn collect_queued(client: ProcessorClient, max_batch: usize, items: &[(&str, Duration)]) -> Vec<Answer> {
+    let (tx, rx) = async_channel::bounded(items.len());
+    let mut answers = Vec::new();
+    for (id, budget) in items {
+        let (reply, answer) = oneshot::channel();
+        tx.try_send(Item { request: request(id), deadline: Instant::now() + *budget, reply }).unwrap();
+        answers.push(answer);
+    }
+    drop(tx);
+    collect(client, rx, max_batch).await;
+    let mut out = Vec::new();
+    for a in answers {
+        out.push(a.await.expect("every item is answered"));
+    }
+    out
+}
+
+fn id(a: &Answer) -> &str {
+    &a.request.envelope.as_ref().expect("the request is handed back with its envelope").id
+}
+
+fn code(a: &Answer) -> RpcStatusCode {
+    match &a.result {
+        Ok(_) => RpcStatusCode::OK,
+        Err(grpcio::Error::RpcFailure(s)) => s.code(),
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+const LONG: Duration = Duration::from_secs(30);
+
+#[test]
+fn queued_envelopes_go_in_batches_of_at_most_the_maximum_each_answered_for_itself() {
+    run(async {
+        let broker = MemoryBroker::new();
+        let server = processor(Arc::new(broker.clone()));
+        let client = switchboard_proto::client::processor_client(&server.local_addr().to_string());
+        let ids: Vec<String> = (0..9).map(|i| format!("id-{i}")).collect();
+        let items: Vec<(&str, Duration)> = ids.iter().map(|i| (i.as_str(), LONG)).collect();
+        // 9 with at most 4 a call: 4 + 4 in two batches, the last one alone as `Process`.
+        let answers = collect_queued(client, 4, &items).await;
+        for (a, want) in answers.iter().zip(&ids) {
+            assert_eq!(id(a), want);
+            let published = a.result.as_ref().unwrap().envelope.as_ref().unwrap();
+            assert_eq!(&published.id, want, "each waiter gets its own envelope's result");
+        }
+        let methods: Vec<&str> = answers.iter().map(|a| a.method).collect();
+        assert_eq!(methods, [[PROCESS_BATCH; 8].as_slice(), &[PROCESS]].concat());
+        assert_eq!(broker.end_offsets("switchboard.replies").unwrap().iter().sum::<i64>(), 9);
+        server.shutdown().await;
+    });
+}
+
+#[test]
+fn a_whole_call_failure_is_each_envelopes_failure_with_its_request_handed_back() {
+    run(async {
+        // Nothing listens there: the channel cannot connect.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let client = switchboard_proto::client::processor_client(&port.to_string());
+        let answers = collect_queued(client, 8, &[("a", LONG), ("b", Duration::from_secs(5)), ("c", LONG)]).await;
+        let ids: Vec<&str> = answers.iter().map(id).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        for a in &answers {
+            assert_eq!(code(a), RpcStatusCode::UNAVAILABLE, "{:?}", a.result);
+            assert_eq!(a.method, PROCESS_BATCH);
+        }
+    });
+}
+
+#[test]
+fn an_envelope_whose_deadline_passes_during_the_batch_hears_at_its_own_deadline() {
+    run(async {
+        // The processor takes 5 s to publish each reply.
+        let broker = MemoryBroker::new();
+        let slow = FaultyPublisher::new(Arc::new(broker.clone()))
+            .with_rule(Trigger::Always, Effect::Delay(Duration::from_secs(5)));
+        let server = processor(Arc::new(slow));
+        let client = switchboard_proto::client::processor_client(&server.local_addr().to_string());
+        let answers = collect_queued(client, 8, &[("long", LONG), ("short", Duration::from_secs(1))]).await;
+        // Both arrived in time, so the processor handles (and answers OK for) both; the short
+        // one's waiter gave up at its own deadline, as its own call's timeout would have.
+        assert_eq!((id(&answers[0]), code(&answers[0])), ("long", RpcStatusCode::OK));
+        assert_eq!((id(&answers[1]), code(&answers[1])), ("short", RpcStatusCode::DEADLINE_EXCEEDED));
+        server.shutdown().await;
+    });
+}
