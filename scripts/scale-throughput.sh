@@ -9,9 +9,9 @@
 # requests and every processor answered calls. Then: idle CPU for a few seconds, and a
 # closed-loop loadgen through the gateway.
 #
-# One line per run (req/s; the relays' and processors' shares of the measured phase; CPU per
-# 1000 transactions of our services and of the broker, when its pid is known; idle CPU), then
-# the medians and the per-pair ratios.
+# One line per run (req/s; the relays' and processors' shares of the measured phase; CPU µs per
+# transaction of our services, split gateway/relays/processors, and of the broker when its pid
+# is known; idle CPU ms per second), then the medians and the per-pair ratios.
 #
 # Settings: THROUGHPUT_PAIRS (default 3), THROUGHPUT_SECS (measured seconds, default 10),
 # THROUGHPUT_CONCURRENCY (default 64), THROUGHPUT_PORT_BASE (default 18700: gateway BASE+80,
@@ -86,7 +86,7 @@ loadgen_run() {
 RESULTS="$RUN_DIR/results"
 : >"$RESULTS"
 run_config() {
-    local n="$1" pair="$2" i tag addrs="" relay_admin=() proc_admin=()
+    local n="$1" pair="$2" i tag addrs="" relay_admin=() proc_admin=() relay_pids=() proc_pids=() gw_pid
     tag="tput.$(date +%s%N).$n"
     export SWITCHBOARD_REQUESTS_TOPIC="$tag.requests" SWITCHBOARD_REPLIES_TOPIC="$tag.replies"
     export SWITCHBOARD_REQUESTS_DLQ="$tag.requests.dlq" SWITCHBOARD_RELAY_GROUP="$tag.relay"
@@ -94,16 +94,16 @@ run_config() {
     for ((i = 0; i < n; i++)); do
         env PROCESSOR_ADDR="127.0.0.1:$((BASE + 51 + i))" SWITCHBOARD_ADMIN_ADDR="127.0.0.1:$((BASE + 111 + i))" \
             SWITCHBOARD_INSTANCE_ID="processor-$i" "$BIN/processor" >>"$RUN_DIR/processor-$i.log" 2>&1 &
-        PIDS+=($!) proc_admin+=($((BASE + 111 + i)))
+        PIDS+=($!) proc_pids+=($!) proc_admin+=($((BASE + 111 + i)))
     done
     for ((i = 0; i < n; i++)); do
         env PROCESSOR_ADDR="$addrs" SWITCHBOARD_ADMIN_ADDR="127.0.0.1:$((BASE + 121 + i))" \
             SWITCHBOARD_INSTANCE_ID="relay-$i" "$BIN/relay" >>"$RUN_DIR/relay-$i.log" 2>&1 &
-        PIDS+=($!) relay_admin+=($((BASE + 121 + i)))
+        PIDS+=($!) relay_pids+=($!) relay_admin+=($((BASE + 121 + i)))
     done
     env GATEWAY_ADDR="127.0.0.1:$((BASE + 80))" SWITCHBOARD_INSTANCE_ID=gateway-0 \
         "$BIN/gateway" >>"$RUN_DIR/gateway.log" 2>&1 &
-    PIDS+=($!)
+    PIDS+=($!) gw_pid=$!
     local port t
     for port in "${proc_admin[@]}" "${relay_admin[@]}" $((BASE + 80)); do
         for ((t = 0; t < 300; t++)); do
@@ -150,9 +150,12 @@ run_config() {
     for p in "${relay_admin[@]}"; do before+=("$(relay_count "$p")"); done
     for p in "${proc_admin[@]}"; do before+=("$(processor_count "$p")"); done
     c0=$(ticks "${PIDS[@]}"); b0=$(ticks ${BROKER_PID:-})
+    local g0 r0 p0 g1 r1 p1
+    g0=$(ticks "$gw_pid"); r0=$(ticks "${relay_pids[@]}"); p0=$(ticks "${proc_pids[@]}")
     local rps ok errors
     read -r rps ok errors <<<"$(loadgen_run "$SECS")"
     c1=$(ticks "${PIDS[@]}"); b1=$(ticks ${BROKER_PID:-})
+    g1=$(ticks "$gw_pid"); r1=$(ticks "${relay_pids[@]}"); p1=$(ticks "${proc_pids[@]}")
     after=()
     for p in "${relay_admin[@]}"; do after+=("$(relay_count "$p")"); done
     for p in "${proc_admin[@]}"; do after+=("$(processor_count "$p")"); done
@@ -161,8 +164,11 @@ run_config() {
     for ((i = n; i < 2 * n; i++)); do procs+="${procs:+/}$((after[i] - before[i]))"; done
     cpu=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v ok="$ok" 'BEGIN {printf "%.0f", ok ? t * 1e6 / hz / ok : 0}')
     [[ -n "${BROKER_PID:-}" ]] && broker_cpu=$(awk -v t=$((b1 - b0)) -v hz="$HZ" -v ok="$ok" 'BEGIN {printf "%.0f", ok ? t * 1e6 / hz / ok : 0}')
+    per_tx() { awk -v t="$1" -v hz="$HZ" -v ok="$ok" 'BEGIN {printf "%.0f", ok ? t * 1e6 / hz / ok : 0}'; }
+    local roles
+    roles="$(per_tx $((g1 - g0)))/$(per_tx $((r1 - r0)))/$(per_tx $((p1 - p0)))"
     stop_services
-    local line="pair=$pair config=$n+$n req/s=$rps ok=$ok errors=$errors relays=$relays processors=$procs cpu_us_per_tx=$cpu broker_cpu_us_per_tx=$broker_cpu idle_cpu_ms_per_s=$idle_ms idle_broker_cpu_ms_per_s=${idle_broker_ms:-n/a} settled_in=${settle_s}s load=$(cut -d' ' -f1 /proc/loadavg)"
+    local line="pair=$pair config=$n+$n req/s=$rps ok=$ok errors=$errors relays=$relays processors=$procs cpu_us_per_tx=$cpu gateway/relays/processors=$roles broker_cpu_us_per_tx=$broker_cpu idle_cpu_ms_per_s=$idle_ms idle_broker_cpu_ms_per_s=${idle_broker_ms:-n/a} settled_in=${settle_s}s load=$(cut -d' ' -f1 /proc/loadavg)"
     echo "scale-throughput: $line"
     echo "$line" >>"$RESULTS"
 }
