@@ -10,6 +10,21 @@ use switchboard_ports::{Error, ErrorKind, TopicAdmin};
 use crate::error::{kind_of, port_error};
 use crate::KafkaConfig;
 
+/// A consumer group as the broker lists it (ListGroups, then DescribeGroups for the details).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupSummary {
+    /// The `group.id`.
+    pub name: String,
+    /// The broker's state name (`Stable`, `Empty`, `PreparingRebalance`, ...); empty when the
+    /// broker did not describe the group.
+    pub state: String,
+    /// `consumer` for consumer groups; empty when not described.
+    pub protocol_type: String,
+    /// Members at the time of the call.
+    pub members: usize,
+}
+
 /// [`TopicAdmin`] over rdkafka's admin client.
 ///
 /// rdkafka's admin futures are completed by its own polling thread and need no particular
@@ -25,6 +40,26 @@ impl KafkaAdmin {
     pub fn new(config: &KafkaConfig) -> Result<Self, Error> {
         let client = config.admin().create().map_err(|e| port_error("create admin client", e))?;
         Ok(KafkaAdmin { client, replication: config.replication_factor, timeout: config.request_timeout })
+    }
+
+    /// Every consumer group the broker knows, sorted by name: what a run left behind (the scale
+    /// test's check that gateways leave no group). Blocks the calling thread for up to the
+    /// config's `request_timeout`: call it from a thread or a tool, not from a busy executor.
+    pub fn list_groups(&self) -> Result<Vec<GroupSummary>, Error> {
+        let list =
+            self.client.inner().fetch_group_list(None, self.timeout).map_err(|e| port_error("list groups", e))?;
+        let mut groups: Vec<GroupSummary> = list
+            .groups()
+            .iter()
+            .map(|g| GroupSummary {
+                name: g.name().to_owned(),
+                state: g.state().to_owned(),
+                protocol_type: g.protocol_type().to_owned(),
+                members: g.members().len(),
+            })
+            .collect();
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(groups)
     }
 }
 

@@ -4,7 +4,8 @@
 //! - [`KafkaPublisher`]: idempotent producer; `publish` returns after the delivery report.
 //! - [`KafkaSubscriber`]: one consumer per subscription, offsets committed after acks
 //!   (at-least-once), nacks redelivered, rebalances handled.
-//! - [`KafkaAdmin`]: creates topics (brokers such as tansu do not create them on first use).
+//! - [`KafkaAdmin`]: creates topics (brokers such as tansu do not create them on first use) and
+//!   lists consumer groups.
 //! - [`KafkaConfig`]: shared settings with loopback-friendly defaults.
 //!
 //! ```no_run
@@ -42,7 +43,7 @@ mod rebalance;
 mod security;
 mod subscriber;
 
-pub use admin::KafkaAdmin;
+pub use admin::{GroupSummary, KafkaAdmin};
 pub use config::{KafkaConfig, OffsetReset};
 pub use publisher::KafkaPublisher;
 pub use security::{is_secret_property, KafkaSecurity, SaslCredentials, SaslMechanism, Secret, SecurityProtocol};

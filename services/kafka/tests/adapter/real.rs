@@ -273,3 +273,25 @@ fn an_assigned_reader_reads_its_partition_and_leaves_no_group_on_the_broker() {
     let names: Vec<&str> = groups.groups().iter().map(|g| g.name()).collect();
     assert!(!names.iter().any(|n| n.starts_with("switchboard-reader")), "reader groups left: {names:?}");
 }
+
+#[test]
+#[ignore = "needs a real Kafka: make test-real"]
+fn list_groups_shows_a_joined_group_with_its_member() {
+    use switchboard_kafka::KafkaAdmin;
+    let config = real_config();
+    smol::block_on(async {
+        let topic = fresh_topic(&config, "listed", 2).await;
+        let group = fresh_group("listed");
+        let sub = KafkaSubscriber::new(&config).subscribe(&topic, &group).await.unwrap();
+        let admin = KafkaAdmin::new(&config).unwrap();
+        let groups = admin.list_groups().expect("list groups");
+        let listed = groups.iter().find(|g| g.name == group).unwrap_or_else(|| panic!("{group} not in {groups:?}"));
+        assert_eq!((listed.state.as_str(), listed.members), ("Stable", 1), "{listed:?}");
+        assert_eq!(listed.protocol_type, "consumer");
+        let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted, "listed by name");
+        sub.close().await.unwrap();
+    });
+}
