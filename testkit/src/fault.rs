@@ -211,17 +211,26 @@ fn injected(kind: ErrorKind) -> Error {
     Error::new(kind, "injected fault")
 }
 
-/// A [`Publisher`] wrapper injecting faults into `publish` (rules and switch) and `close`
-/// (switch only).
-pub struct FaultyPublisher<P: ?Sized> {
-    inner: Arc<P>,
+/// A wrapper injecting faults into a [`Publisher`] ([`FaultyPublisher`]) or a [`Subscriber`]
+/// ([`FaultySubscriber`]).
+pub struct Faulty<T: ?Sized> {
+    inner: Arc<T>,
     faults: Faults,
 }
 
-impl<P: Publisher + ?Sized> FaultyPublisher<P> {
+/// A [`Publisher`] wrapper injecting faults into `publish` (rules and switch) and `close`
+/// (switch only).
+pub type FaultyPublisher<P> = Faulty<P>;
+
+/// A [`Subscriber`] wrapper injecting faults into `subscribe` and `assign`; publish-only effects
+/// act as described at [`Effect`]. Subscriptions already returned are not affected by the
+/// switch.
+pub type FaultySubscriber<S> = Faulty<S>;
+
+impl<T: ?Sized> Faulty<T> {
     /// Wraps `inner` with no rules, connected.
-    pub fn new(inner: Arc<P>) -> Self {
-        FaultyPublisher { inner, faults: Faults::new() }
+    pub fn new(inner: Arc<T>) -> Self {
+        Faulty { inner, faults: Faults::new() }
     }
 
     /// Adds a rule; rules are checked in order, the first non-delay effect wins.
@@ -235,7 +244,7 @@ impl<P: Publisher + ?Sized> FaultyPublisher<P> {
         self.faults.add(trigger, effect);
     }
 
-    /// Uses `switch` (e.g. one shared with a [`FaultySubscriber`]) instead of its own.
+    /// Uses `switch` (e.g. one shared with another wrapper) instead of its own.
     pub fn with_switch(mut self, switch: Switch) -> Self {
         self.faults.switch = switch;
         self
@@ -251,14 +260,25 @@ impl<P: Publisher + ?Sized> FaultyPublisher<P> {
         self.faults.stats.clone()
     }
 
-    /// The wrapped publisher.
-    pub fn inner(&self) -> &Arc<P> {
+    /// The wrapped publisher or subscriber.
+    pub fn inner(&self) -> &Arc<T> {
         &self.inner
+    }
+
+    /// Whether a subscribe or an assign goes through: the rules' effects as a subscriber
+    /// error, delays slept.
+    async fn admit(&self) -> Result<(), Error> {
+        match self.faults.enter().await? {
+            None | Some(Effect::Delay(_)) => Ok(()),
+            Some(Effect::Fail(kind)) => Err(injected(kind)),
+            Some(Effect::LoseAck) => Err(injected(ErrorKind::Timeout)),
+            Some(Effect::SilentDrop) => Err(injected(ErrorKind::Unavailable)),
+        }
     }
 }
 
 #[async_trait]
-impl<P: Publisher + ?Sized> Publisher for FaultyPublisher<P> {
+impl<P: Publisher + ?Sized> Publisher for Faulty<P> {
     async fn publish(&self, topic: &str, message: Message) -> Result<(), PublishError> {
         match self.faults.enter().await {
             Err(e) => Err(PublishError::new(e, message)),
@@ -282,60 +302,11 @@ impl<P: Publisher + ?Sized> Publisher for FaultyPublisher<P> {
     }
 }
 
-impl<P: ?Sized> fmt::Debug for FaultyPublisher<P> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FaultyPublisher")
-            .field("connected", &self.faults.switch.is_connected())
-            .field("stats", &self.faults.stats)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A [`Subscriber`] wrapper injecting faults into `subscribe`. Subscriptions already
-/// returned are not affected by the switch.
-pub struct FaultySubscriber<S: ?Sized> {
-    inner: Arc<S>,
-    faults: Faults,
-}
-
-impl<S: Subscriber + ?Sized> FaultySubscriber<S> {
-    /// Wraps `inner` with no rules, connected.
-    pub fn new(inner: Arc<S>) -> Self {
-        FaultySubscriber { inner, faults: Faults::new() }
-    }
-
-    /// Adds a rule; see [`Effect`] for how publish-only effects act here.
-    pub fn with_rule(self, trigger: Trigger, effect: Effect) -> Self {
-        self.faults.add(trigger, effect);
-        self
-    }
-
-    /// Uses `switch` (e.g. one shared with a [`FaultyPublisher`]) instead of its own.
-    pub fn with_switch(mut self, switch: Switch) -> Self {
-        self.faults.switch = switch;
-        self
-    }
-
-    /// The switch that disconnects this wrapper.
-    pub fn switch(&self) -> Switch {
-        self.faults.switch.clone()
-    }
-
-    /// Call counts.
-    pub fn stats(&self) -> Arc<FaultStats> {
-        self.faults.stats.clone()
-    }
-}
-
 #[async_trait]
-impl<S: Subscriber + ?Sized> Subscriber for FaultySubscriber<S> {
+impl<S: Subscriber + ?Sized> Subscriber for Faulty<S> {
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Subscription, Error> {
-        match self.faults.enter().await? {
-            None | Some(Effect::Delay(_)) => self.inner.subscribe(topic, group).await,
-            Some(Effect::Fail(kind)) => Err(injected(kind)),
-            Some(Effect::LoseAck) => Err(injected(ErrorKind::Timeout)),
-            Some(Effect::SilentDrop) => Err(injected(ErrorKind::Unavailable)),
-        }
+        self.admit().await?;
+        self.inner.subscribe(topic, group).await
     }
 
     async fn partition_count(&self, topic: &str) -> Result<i32, Error> {
@@ -344,18 +315,14 @@ impl<S: Subscriber + ?Sized> Subscriber for FaultySubscriber<S> {
 
     /// Faults apply as to `subscribe`: an assignment is the gateway's way to subscribe.
     async fn assign(&self, topic: &str, partitions: &[i32]) -> Result<Subscription, Error> {
-        match self.faults.enter().await? {
-            None | Some(Effect::Delay(_)) => self.inner.assign(topic, partitions).await,
-            Some(Effect::Fail(kind)) => Err(injected(kind)),
-            Some(Effect::LoseAck) => Err(injected(ErrorKind::Timeout)),
-            Some(Effect::SilentDrop) => Err(injected(ErrorKind::Unavailable)),
-        }
+        self.admit().await?;
+        self.inner.assign(topic, partitions).await
     }
 }
 
-impl<S: ?Sized> fmt::Debug for FaultySubscriber<S> {
+impl<T: ?Sized> fmt::Debug for Faulty<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FaultySubscriber")
+        f.debug_struct("Faulty")
             .field("connected", &self.faults.switch.is_connected())
             .field("stats", &self.faults.stats)
             .finish_non_exhaustive()

@@ -163,15 +163,11 @@ fn verify(cli: Cli) -> anyhow::Result<()> {
             ms(l.p99),
             ms(l.max)
         );
-        for e in &r.examples {
-            println!("  {e}");
-        }
-        if !r.passed() {
-            failures.push("requests lost, cross-delivered, duplicated or corrupted");
-        }
-        if r.ok == 0 {
-            failures.push("no request answered ok");
-        }
+        let verdicts = [
+            (!r.passed(), "requests lost, cross-delivered, duplicated or corrupted"),
+            (r.ok == 0, "no request answered ok"),
+        ];
+        judge(&r.examples, verdicts, &mut failures);
     }
     if let Some(j) = &jobs {
         println!("{}: {}", cli.label, j.summary_line());
@@ -181,15 +177,9 @@ fn verify(cli: Cli) -> anyhow::Result<()> {
         if !j.rejected.is_empty() {
             println!("{}: rejected jobs by status: {:?}", cli.label, j.rejected);
         }
-        for e in &j.examples {
-            println!("  {e}");
-        }
-        if !j.passed() {
-            failures.push("jobs lost, duplicated or with a wrong result");
-        }
-        if j.completed == 0 {
-            failures.push("no job completed");
-        }
+        let verdicts =
+            [(!j.passed(), "jobs lost, duplicated or with a wrong result"), (j.completed == 0, "no job completed")];
+        judge(&j.examples, verdicts, &mut failures);
     }
     if failures.is_empty() {
         println!("{}: loadgen checks passed", cli.label);
@@ -202,4 +192,12 @@ fn verify(cli: Cli) -> anyhow::Result<()> {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// Prints a run's example failures, then records the message of each verdict that holds.
+fn judge(examples: &[String], verdicts: [(bool, &'static str); 2], failures: &mut Vec<&'static str>) {
+    for e in examples {
+        println!("  {e}");
+    }
+    failures.extend(verdicts.into_iter().filter(|(failed, _)| *failed).map(|(_, why)| why));
 }

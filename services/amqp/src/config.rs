@@ -103,12 +103,6 @@ impl AmqpConfig {
         self
     }
 
-    /// Sets [`publish_timeout`](AmqpConfig::publish_timeout).
-    pub fn with_publish_timeout(mut self, timeout: Duration) -> Self {
-        self.publish_timeout = timeout;
-        self
-    }
-
     /// Sets the reconnect delays ([`reconnect_min`](AmqpConfig::reconnect_min), max).
     pub fn with_reconnect(mut self, min: Duration, max: Duration) -> Self {
         self.reconnect_min = min;

@@ -4,7 +4,6 @@
 use clap::Parser;
 use switchboard_gateway::{Gateway, GatewayArgs, JobsArgs};
 use switchboard_names::topics::Topics;
-use switchboard_names::JobNames;
 use switchboard_scaffold::ShutdownArgs;
 use switchboard_wiring::BrokerArgs;
 
@@ -17,8 +16,6 @@ struct Cli {
     gateway: GatewayArgs,
     #[command(flatten)]
     brokers: BrokerArgs,
-    #[command(flatten)]
-    job_names: JobNames,
     #[command(flatten)]
     jobs: JobsArgs,
     #[command(flatten)]
@@ -40,7 +37,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // The jobs API needs RabbitMQ; without AMQP_URL the gateway serves /messages only.
     let queues = match cli.brokers.rabbitmq().await.transpose()? {
         Some(queues) => {
-            let jobs = cli.jobs.config(&cli.job_names);
+            let jobs = cli.jobs.config();
             gateway = gateway.with_jobs(jobs, queues.queue.clone(), queues.fanout.clone()).await?;
             Some(queues)
         }

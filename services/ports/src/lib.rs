@@ -13,13 +13,14 @@ mod message;
 mod offsets;
 mod pubsub;
 mod queue;
+mod stream;
 
 pub use delivery::{Delivery, Settle};
 pub use error::{Error, ErrorKind, PublishError};
 pub use message::{Headers, Message};
 pub use offsets::OffsetTracker;
-pub use pubsub::{Closer, Publisher, Subscriber, Subscription, TopicAdmin};
+pub use pubsub::{Publisher, Subscriber, TopicAdmin};
 pub use queue::{
-    dead_letter_queue, Fanout, FanoutListener, Job, JobSettle, JobStream, Outcome, QueueOptions, WorkQueue,
-    ATTEMPT_HEADER, ERROR_HEADER,
+    dead_letter_queue, Fanout, Job, JobSettle, Outcome, QueueOptions, WorkQueue, ATTEMPT_HEADER, ERROR_HEADER,
 };
+pub use stream::{Closer, FanoutListener, JobStream, Stream, Streamed, Subscription};

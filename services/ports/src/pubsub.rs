@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 
-use crate::{Delivery, Error, Message, PublishError};
+use crate::{Error, Message, PublishError, Subscription};
 
 /// Publishes messages to topics.
 ///
@@ -54,57 +54,4 @@ pub trait Subscriber: Send + Sync {
 pub trait TopicAdmin: Send + Sync {
     /// Creates `topic` with `partitions` partitions unless it exists.
     async fn ensure_topic(&self, topic: &str, partitions: i32) -> Result<(), Error>;
-}
-
-/// One group member's stream of deliveries.
-///
-/// The buffer between broker and handler is bounded by the adapter. Dropping the subscription
-/// leaves the group; [`close`](Subscription::close) also waits for acked offsets to be committed.
-pub struct Subscription {
-    receiver: async_channel::Receiver<Delivery>,
-    closer: Option<Box<dyn Closer>>,
-}
-
-/// Adapter hook run when a subscription closes: commit what was acked, leave the group.
-#[async_trait]
-pub trait Closer: Send + Sync {
-    /// Leaves the group after committing acked offsets.
-    async fn close(self: Box<Self>) -> Result<(), Error>;
-}
-
-impl Subscription {
-    /// Built by adapters: deliveries arrive on `receiver`; `closer` runs on close.
-    pub fn new(receiver: async_channel::Receiver<Delivery>, closer: impl Closer + 'static) -> Self {
-        Subscription { receiver, closer: Some(Box::new(closer)) }
-    }
-
-    /// The next delivery; `None` once the subscription was closed by the broker side.
-    pub async fn recv(&self) -> Option<Delivery> {
-        self.receiver.recv().await.ok()
-    }
-
-    /// Commits acked offsets and leaves the group.
-    pub async fn close(mut self) -> Result<(), Error> {
-        self.receiver.close();
-        match self.closer.take() {
-            Some(c) => c.close().await,
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        // Deliveries still buffered go back to the broker as nacks when dropped.
-        self.receiver.close();
-        while let Ok(d) = self.receiver.try_recv() {
-            drop(d);
-        }
-    }
-}
-
-impl std::fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription").field("buffered", &self.receiver.len()).finish()
-    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Closer, Error, Message, PublishError};
+use crate::{Error, FanoutListener, JobStream, Message, PublishError};
 
 /// Header carrying the attempt number (decimal, first attempt is 1) across retries. Adapters
 /// read and write it; [`Job::message`] never shows it.
@@ -232,56 +232,6 @@ impl fmt::Debug for Job {
     }
 }
 
-/// One consumer's jobs. The buffer holds at most the consumer's prefetch.
-///
-/// Dropping the stream stops the consumer: buffered jobs and jobs still held go back to the
-/// queue. [`close`](JobStream::close) does the same and waits until the broker has them back.
-pub struct JobStream {
-    receiver: async_channel::Receiver<Job>,
-    closer: Option<Box<dyn Closer>>,
-}
-
-impl JobStream {
-    /// Built by adapters: jobs arrive on `receiver`; `closer` stops the consumer (also when
-    /// dropped).
-    pub fn new(receiver: async_channel::Receiver<Job>, closer: impl Closer + 'static) -> Self {
-        JobStream { receiver, closer: Some(Box::new(closer)) }
-    }
-
-    /// The next job; `None` once the consumer was stopped from the broker side.
-    pub async fn recv(&self) -> Option<Job> {
-        self.receiver.recv().await.ok()
-    }
-
-    /// Stops the consumer; returns once its unsettled jobs are back in the queue.
-    pub async fn close(mut self) -> Result<(), Error> {
-        self.drain();
-        match self.closer.take() {
-            Some(c) => c.close().await,
-            None => Ok(()),
-        }
-    }
-
-    fn drain(&self) {
-        self.receiver.close();
-        while let Ok(job) = self.receiver.try_recv() {
-            drop(job);
-        }
-    }
-}
-
-impl Drop for JobStream {
-    fn drop(&mut self) {
-        self.drain();
-    }
-}
-
-impl fmt::Debug for JobStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JobStream").field("buffered", &self.receiver.len()).finish()
-    }
-}
-
 /// Broadcast of events to every live listener (RabbitMQ: a fanout exchange, each listener on its
 /// own exclusive auto-delete queue), e.g. job results shown by every gateway instance.
 ///
@@ -295,45 +245,6 @@ pub trait Fanout: Send + Sync {
 
     /// Starts listening on `exchange`; returns once events published from now on will arrive.
     async fn listen(&self, exchange: &str) -> Result<FanoutListener, Error>;
-}
-
-/// A listener's events. Dropping it unbinds the listener.
-pub struct FanoutListener {
-    receiver: async_channel::Receiver<Message>,
-    closer: Option<Box<dyn Closer>>,
-}
-
-impl FanoutListener {
-    /// Built by adapters: events arrive on `receiver`; `closer` unbinds (also when dropped).
-    pub fn new(receiver: async_channel::Receiver<Message>, closer: impl Closer + 'static) -> Self {
-        FanoutListener { receiver, closer: Some(Box::new(closer)) }
-    }
-
-    /// The next event; `None` once the listener was stopped from the broker side.
-    pub async fn recv(&self) -> Option<Message> {
-        self.receiver.recv().await.ok()
-    }
-
-    /// Unbinds the listener.
-    pub async fn close(mut self) -> Result<(), Error> {
-        self.receiver.close();
-        match self.closer.take() {
-            Some(c) => c.close().await,
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for FanoutListener {
-    fn drop(&mut self) {
-        self.receiver.close();
-    }
-}
-
-impl fmt::Debug for FanoutListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FanoutListener").field("buffered", &self.receiver.len()).finish()
-    }
 }
 
 #[cfg(test)]

@@ -40,16 +40,11 @@ impl Default for ServerConfig {
 }
 
 /// A running processor gRPC server.
+#[derive(Debug)]
 pub struct ProcessorServer {
     server: Server,
     addr: SocketAddr,
     health: Health,
-}
-
-impl std::fmt::Debug for ProcessorServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessorServer").field("addr", &self.addr).finish()
-    }
 }
 
 impl ProcessorServer {

@@ -66,24 +66,19 @@ mod tests {
 
     use super::*;
 
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        topics: Topics,
-        #[command(flatten)]
-        relay: RelayArgs,
-    }
+    /// The relay binary's flags.
+    type Cli = switchboard_wiring::CallerCli<Topics, RelayArgs>;
 
     #[test]
     fn reply_topics_and_publish_retries_reach_the_relay_config() {
         let cli = Cli::try_parse_from(["relay", "--replies-topic", "r1"]).unwrap();
-        let config = cli.relay.config(&cli.topics).unwrap();
+        let config = cli.args.config(&cli.names).unwrap();
         assert!(config.reply_topics.allows("r1"), "the configured replies topic by default");
         assert!(!config.reply_topics.allows("switchboard.replies"));
         assert!(!config.reply_topics.allows("switchboard.requests"));
         assert_eq!(config.max_publish_retries, 5);
         let cli = Cli::try_parse_from(["relay", "--reply-topics", "gw.*", "--relay-max-publish-retries", "2"]).unwrap();
-        let config = cli.relay.config(&cli.topics).unwrap();
+        let config = cli.args.config(&cli.names).unwrap();
         assert!(config.reply_topics.allows("gw.7"));
         assert_eq!(config.max_publish_retries, 2);
     }

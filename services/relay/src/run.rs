@@ -58,16 +58,11 @@ impl Relay {
 }
 
 /// A relay that has joined its group.
+#[derive(Debug)]
 pub struct SubscribedRelay {
     config: Arc<RelayConfig>,
     handler: RequestHandler,
     subscription: Subscription,
-}
-
-impl std::fmt::Debug for SubscribedRelay {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SubscribedRelay").field("config", &self.config).finish_non_exhaustive()
-    }
 }
 
 impl SubscribedRelay {

@@ -288,21 +288,21 @@ impl CircuitBreaker {
     /// Opens the breaker now, for the configured wait (an operator switch, or a downstream
     /// that said "go away"). Does nothing when already open.
     pub fn force_open(&self) {
-        let inner = &*self.inner;
-        let _lock = inner.transition.lock();
-        let word = inner.state.load(Acquire);
-        if word & 3 != OPEN {
-            inner.transition(word, OPEN, Reason::Forced, inner.now());
-        }
+        self.force(OPEN, Reason::Forced);
     }
 
     /// Closes the breaker with an empty window. Does nothing when already closed.
     pub fn reset(&self) {
+        self.force(CLOSED, Reason::Reset);
+    }
+
+    /// Moves to `state` unless already there: the operator's transitions.
+    fn force(&self, state: u64, reason: Reason) {
         let inner = &*self.inner;
         let _lock = inner.transition.lock();
         let word = inner.state.load(Acquire);
-        if word & 3 != CLOSED {
-            inner.transition(word, CLOSED, Reason::Reset, inner.now());
+        if word & 3 != state {
+            inner.transition(word, state, reason, inner.now());
         }
     }
 

@@ -49,7 +49,7 @@ pub use breaker::breaker_config;
 pub use fdlimit::{fit_connections, FD_RESERVE};
 pub use mimalloc::MiMalloc;
 pub use serve::{error_code, json_error, serve_http, Connection, HttpLimits};
-pub use service::{main, Service, ServiceArgs};
+pub use service::{main, main_shared, Program, Service, ServiceArgs};
 pub use shutdown::{GraceExpired, Shutdown, ShutdownArgs, ShutdownError, ShutdownReason, DEFAULT_GRACE, GRACE_ENV};
 pub use switchboard_resilience::{Config as BreakerConfig, ConfigError as BreakerConfigError};
 pub use tls::{load_certs, ServerTls, TlsFiles};

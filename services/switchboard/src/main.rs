@@ -8,7 +8,6 @@ use clap::{Parser, Subcommand};
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient};
 use switchboard_gateway::{GatewayArgs, GatewayConfig, JobsArgs, ROUTES};
 use switchboard_names::topics::Topics;
-use switchboard_names::JobNames;
 use switchboard_processor::ProcessorArgs;
 use switchboard_relay::RelayArgs;
 use switchboard_scaffold::ShutdownArgs;
@@ -31,8 +30,6 @@ struct Cli {
     processor: ProcessorArgs,
     #[command(flatten)]
     brokers: BrokerArgs,
-    #[command(flatten)]
-    job_names: JobNames,
     #[command(flatten)]
     jobs: JobsArgs,
     #[command(flatten)]
@@ -61,8 +58,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // Jobs on RabbitMQ when AMQP_URL is set, else on the embedded work queue.
     let queues = cli.brokers.connect_queues().await?;
     let jobs = ChainJobs {
-        gateway: cli.jobs.config(&cli.job_names),
-        worker: cli.worker.config(&cli.job_names),
+        gateway: cli.jobs.config(),
+        worker: cli.worker.config(&cli.jobs.names),
         breaker: cli.worker.breaker.config()?,
         ..ChainJobs::new(queues)
     };

@@ -33,6 +33,13 @@ async fn gateway(config: GatewayConfig, publisher: Arc<dyn Publisher>, broker: &
     Gateway::bind(config, publisher, Arc::new(broker.clone())).await.expect("gateway binds")
 }
 
+/// A gateway whose every publish to the requests topic does `act`, and that publisher.
+async fn publishing(act: Act, config: GatewayConfig) -> (Served, Arc<PlannedPublisher>) {
+    let broker = MemoryBroker::new();
+    let publisher = PlannedPublisher::new(Arc::new(broker.clone()), "switchboard.requests", Plan::always(act));
+    (Served::start(gateway(config, publisher.clone(), &broker).await), publisher)
+}
+
 async fn jobs_gateway(queue: Arc<PlannedQueue>, fanout: &FakeWorkQueue) -> Served {
     let broker = MemoryBroker::new();
     let g = gateway(config(), Arc::new(broker.clone()), &broker).await;
@@ -46,10 +53,7 @@ async fn jobs_gateway(queue: Arc<PlannedQueue>, fanout: &FakeWorkQueue) -> Serve
 #[test]
 fn a_stalled_publish_answers_at_the_budget_not_at_the_brokers_timeout() {
     smol::block_on(async {
-        let broker = MemoryBroker::new();
-        let publisher =
-            PlannedPublisher::new(Arc::new(broker.clone()), "switchboard.requests", Plan::always(Act::Delay(STALL)));
-        let served = Served::start(gateway(config(), publisher.clone(), &broker).await);
+        let (served, publisher) = publishing(Act::Delay(STALL), config()).await;
         let started = Instant::now();
         let reply = post(served.addr, "/messages", "hello world", None).await;
         let took = started.elapsed();
@@ -65,11 +69,7 @@ fn a_stalled_publish_answers_at_the_budget_not_at_the_brokers_timeout() {
 #[test]
 fn max_pending_bounds_handlers_that_are_still_publishing() {
     smol::block_on(async {
-        let broker = MemoryBroker::new();
-        let publisher =
-            PlannedPublisher::new(Arc::new(broker.clone()), "switchboard.requests", Plan::always(Act::Delay(STALL)));
-        let served =
-            Served::start(gateway(GatewayConfig { max_pending: 1, ..config() }, publisher.clone(), &broker).await);
+        let (served, publisher) = publishing(Act::Delay(STALL), GatewayConfig { max_pending: 1, ..config() }).await;
         let addr = served.addr;
         let first = smol::spawn(post(addr, "/messages", "first", None));
         // Past the first request's deadline, while its publish would still be stalled.
@@ -86,13 +86,7 @@ fn max_pending_bounds_handlers_that_are_still_publishing() {
 #[test]
 fn a_permanent_publish_error_is_a_500_without_retry_after() {
     smol::block_on(async {
-        let broker = MemoryBroker::new();
-        let publisher = PlannedPublisher::new(
-            Arc::new(broker.clone()),
-            "switchboard.requests",
-            Plan::always(Act::Fail(ErrorKind::Invalid)),
-        );
-        let served = Served::start(gateway(config(), publisher, &broker).await);
+        let (served, _) = publishing(Act::Fail(ErrorKind::Invalid), config()).await;
         let reply = post(served.addr, "/messages", "hello world", None).await;
         assert_eq!(reply.status, 500, "{}", reply.body);
         assert_eq!(reply.code(), "publish_rejected");
@@ -104,13 +98,7 @@ fn a_permanent_publish_error_is_a_500_without_retry_after() {
 #[test]
 fn a_transient_publish_error_stays_a_503_with_retry_after() {
     smol::block_on(async {
-        let broker = MemoryBroker::new();
-        let publisher = PlannedPublisher::new(
-            Arc::new(broker.clone()),
-            "switchboard.requests",
-            Plan::always(Act::Fail(ErrorKind::Unavailable)),
-        );
-        let served = Served::start(gateway(config(), publisher, &broker).await);
+        let (served, _) = publishing(Act::Fail(ErrorKind::Unavailable), config()).await;
         let reply = post(served.addr, "/messages", "hello world", None).await;
         assert_eq!(reply.status, 503, "{}", reply.body);
         assert_eq!(reply.header("Retry-After"), Some("1"));

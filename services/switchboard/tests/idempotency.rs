@@ -40,12 +40,19 @@ fn counted(fake: &FakeWorkQueue, plan: Plan) -> Arc<PlannedQueue> {
     PlannedQueue::new(Arc::new(fake.clone()), plan)
 }
 
+/// Two gateways on the same queue and fanout, each with the wrapper counting its enqueues.
+async fn two_gateways(fake: &FakeWorkQueue) -> [(Served, Arc<PlannedQueue>); 2] {
+    let (qa, qb) = (counted(fake, Plan::always(Act::Pass)), counted(fake, Plan::always(Act::Pass)));
+    let a = jobs_gateway(qa.clone(), fake, Duration::from_secs(5)).await;
+    let b = jobs_gateway(qb.clone(), fake, Duration::from_secs(5)).await;
+    [(a, qa), (b, qb)]
+}
+
 #[test]
 fn a_queued_job_is_known_to_every_gateway() {
     smol::block_on(async {
         let fake = FakeWorkQueue::new();
-        let a = jobs_gateway(counted(&fake, Plan::always(Act::Pass)), &fake, Duration::from_secs(5)).await;
-        let b = jobs_gateway(counted(&fake, Plan::always(Act::Pass)), &fake, Duration::from_secs(5)).await;
+        let [(a, _), (b, _)] = two_gateways(&fake).await;
         let accepted = post(a.addr, "/jobs", "hello world", None).await;
         assert_eq!(accepted.status, 202, "{}", accepted.body);
         // No worker runs it: only the accepting gateway's `queued` can tell gateway B.
@@ -62,9 +69,7 @@ fn a_queued_job_is_known_to_every_gateway() {
 fn the_same_key_returns_the_same_job_on_any_gateway_and_enqueues_once() {
     smol::block_on(async {
         let fake = FakeWorkQueue::new();
-        let (qa, qb) = (counted(&fake, Plan::always(Act::Pass)), counted(&fake, Plan::always(Act::Pass)));
-        let a = jobs_gateway(qa.clone(), &fake, Duration::from_secs(5)).await;
-        let b = jobs_gateway(qb.clone(), &fake, Duration::from_secs(5)).await;
+        let [(a, qa), (b, qb)] = two_gateways(&fake).await;
         let key = Some("order-4711");
         let first = post(a.addr, "/jobs", "hello world", key).await;
         assert_eq!(first.status, 202, "{}", first.body);
@@ -106,9 +111,7 @@ fn the_same_key_returns_the_same_job_on_any_gateway_and_enqueues_once() {
 fn a_key_reused_with_another_body_is_a_422_on_any_gateway() {
     smol::block_on(async {
         let fake = FakeWorkQueue::new();
-        let (qa, qb) = (counted(&fake, Plan::always(Act::Pass)), counted(&fake, Plan::always(Act::Pass)));
-        let a = jobs_gateway(qa.clone(), &fake, Duration::from_secs(5)).await;
-        let b = jobs_gateway(qb.clone(), &fake, Duration::from_secs(5)).await;
+        let [(a, qa), (b, qb)] = two_gateways(&fake).await;
         let first = post(a.addr, "/jobs", "hello world", Some("k-1")).await;
         assert_eq!(first.status, 202, "{}", first.body);
         let other = post(a.addr, "/jobs", "goodbye world", Some("k-1")).await;

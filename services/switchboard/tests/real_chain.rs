@@ -24,17 +24,7 @@ async fn start_on_kafka() -> Chain {
     config.relay.requests_topic = config.gateway.requests_topic.clone();
     config.relay.dead_letter_topic = format!("test.requests.dlq.{run}");
     config.relay.group = format!("test-relay-{run}");
-    let args = BrokerArgs {
-        kafka_brokers: Some(brokers),
-        partitions: 2,
-        amqp_url: None,
-        amqp_connect_timeout_ms: 5000,
-        embedded_retention: 2000,
-        kafka_set: Vec::new(),
-        instance_id: None,
-        static_membership: false,
-        security: Default::default(),
-    };
+    let args = BrokerArgs::on_kafka(brokers, 2);
     let topics = [
         config.gateway.requests_topic.as_str(),
         config.gateway.replies_topic.as_str(),

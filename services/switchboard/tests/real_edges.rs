@@ -96,17 +96,7 @@ fn kafka_a_stalled_publish_answers_at_the_budget() {
         let mut config = gateway_config();
         config.requests_topic = format!("test.requests.{run}");
         config.replies_topic = format!("test.replies.{run}");
-        let args = BrokerArgs {
-            kafka_brokers: Some(brokers),
-            partitions: 1,
-            amqp_url: None,
-            amqp_connect_timeout_ms: 5000,
-            embedded_retention: 2000,
-            kafka_set: Vec::new(),
-            instance_id: None,
-            static_membership: false,
-            security: Default::default(),
-        };
+        let args = BrokerArgs::on_kafka(brokers, 1);
         let ports = args.connect(&[&config.requests_topic, &config.replies_topic]).await.expect("kafka reachable");
         // Replies on the real broker; requests go to a broker that accepted the connection
         // and stopped answering: librdkafka would hold the publish for message.timeout.ms.

@@ -24,15 +24,8 @@ async fn kafka(topics: &[&str]) -> PubSub {
     let brokers = std::env::var("KAFKA_BROKERS")
         .expect("KAFKA_BROKERS must point at a Kafka broker (make test-real starts tansu)");
     let args = BrokerArgs {
-        kafka_brokers: Some(brokers),
-        partitions: 2,
-        amqp_url: None,
-        amqp_connect_timeout_ms: 5000,
-        embedded_retention: 2000,
         kafka_set: vec![("topic.metadata.propagation.max.ms".into(), "2000".into())],
-        instance_id: None,
-        static_membership: false,
-        security: Default::default(),
+        ..BrokerArgs::on_kafka(brokers, 2)
     };
     let ports = args.connect(topics).await.expect("kafka reachable");
     assert_eq!(ports.kind, "kafka");

@@ -13,6 +13,12 @@ use crate::pubsub::PubSub;
 #[cfg(feature = "kafka")]
 use crate::pubsub::StartingAt;
 
+/// The defaults of --amqp-connect-timeout-ms and --embedded-retention.
+#[cfg(feature = "amqp")]
+const AMQP_CONNECT_TIMEOUT_MS: u64 = 5000;
+#[cfg(feature = "embedded")]
+const EMBEDDED_RETENTION: u64 = 2000;
+
 /// Broker flags, each with an environment fallback; a binary shows only those of the adapters
 /// it links.
 #[derive(Debug, Clone, clap::Args)]
@@ -35,12 +41,12 @@ pub struct BrokerArgs {
     /// Longest wait for one RabbitMQ connection attempt (TCP connect and handshake), in
     /// milliseconds; a `connection_timeout` in AMQP_URL wins.
     #[cfg(feature = "amqp")]
-    #[arg(long, env = "SWITCHBOARD_AMQP_CONNECT_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    #[arg(long, env = "SWITCHBOARD_AMQP_CONNECT_TIMEOUT_MS", default_value_t = AMQP_CONNECT_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub amqp_connect_timeout_ms: u64,
     /// Embedded broker only: messages kept per partition. Requests older than their deadline
     /// are useless, so a few thousand bound the all-in-one's memory without losing live work.
     #[cfg(feature = "embedded")]
-    #[arg(long, env = "SWITCHBOARD_EMBEDDED_RETENTION", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..))]
+    #[arg(long, env = "SWITCHBOARD_EMBEDDED_RETENTION", default_value_t = EMBEDDED_RETENTION, value_parser = clap::value_parser!(u64).range(100..))]
     pub embedded_retention: u64,
     /// Raw librdkafka properties (KEY=VALUE, space-separated in the environment) applied last
     /// to every Kafka client of this service: e.g. `fetch.wait.max.ms=500` on a real Kafka,
@@ -100,6 +106,26 @@ pub enum BrokerError {
 }
 
 impl BrokerArgs {
+    /// Kafka at `brokers`, topics created with `partitions`, every other flag at its default
+    /// whatever the environment holds (tests on a real broker).
+    #[cfg(feature = "kafka")]
+    pub fn on_kafka(brokers: impl Into<String>, partitions: i32) -> Self {
+        BrokerArgs {
+            kafka_brokers: Some(brokers.into()),
+            partitions,
+            #[cfg(feature = "amqp")]
+            amqp_url: None,
+            #[cfg(feature = "amqp")]
+            amqp_connect_timeout_ms: AMQP_CONNECT_TIMEOUT_MS,
+            #[cfg(feature = "embedded")]
+            embedded_retention: EMBEDDED_RETENTION,
+            kafka_set: Vec::new(),
+            instance_id: None,
+            static_membership: false,
+            security: Default::default(),
+        }
+    }
+
     /// Kafka when configured, else the embedded broker; creates `topics` on Kafka when missing.
     #[cfg(feature = "embedded")]
     pub async fn connect(&self, topics: &[&str]) -> Result<PubSub, BrokerError> {

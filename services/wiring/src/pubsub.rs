@@ -31,8 +31,8 @@ impl PubSub {
     pub fn embedded(broker: MemoryBroker) -> Self {
         PubSub {
             publisher: Arc::new(broker.clone()),
-            requests: Arc::new(Embedded { broker: broker.clone(), start: StartFrom::Earliest }),
-            replies: Arc::new(Embedded { broker, start: StartFrom::Latest }),
+            requests: Arc::new(StartingAt::new(broker.clone(), StartFrom::Earliest)),
+            replies: Arc::new(StartingAt::new(broker, StartFrom::Latest)),
             kind: "embedded",
         }
     }
@@ -44,26 +44,55 @@ impl std::fmt::Debug for PubSub {
     }
 }
 
-/// A Kafka subscriber whose new groups start at a fixed position.
-#[cfg(feature = "kafka")]
-#[derive(Debug)]
-pub(crate) struct StartingAt {
-    inner: KafkaSubscriber,
-    reset: OffsetReset,
+/// A subscriber whose new groups start at a position of the caller's choice.
+#[cfg(any(feature = "kafka", feature = "embedded"))]
+#[async_trait]
+pub(crate) trait SubscribeFrom: Subscriber {
+    /// Where a new group starts.
+    type Start: Copy + Send + Sync + std::fmt::Debug;
+
+    /// Joins `group` on `topic`; a new group starts at `start`.
+    async fn subscribe_from(&self, topic: &str, group: &str, start: Self::Start) -> Result<Subscription, Error>;
 }
 
-#[cfg(feature = "kafka")]
-impl StartingAt {
-    pub(crate) fn new(inner: KafkaSubscriber, reset: OffsetReset) -> Self {
-        StartingAt { inner, reset }
+// Both adapters have an inherent `subscribe_from`; the trait names it for `StartingAt`.
+macro_rules! subscribe_from {
+    ($feature:literal, $subscriber:ty, $start:ty) => {
+        #[cfg(feature = $feature)]
+        #[async_trait]
+        impl SubscribeFrom for $subscriber {
+            type Start = $start;
+
+            async fn subscribe_from(&self, topic: &str, group: &str, start: $start) -> Result<Subscription, Error> {
+                <$subscriber>::subscribe_from(self, topic, group, start).await
+            }
+        }
+    };
+}
+
+subscribe_from!("kafka", KafkaSubscriber, OffsetReset);
+subscribe_from!("embedded", MemoryBroker, StartFrom);
+
+/// A subscriber (Kafka or embedded) whose new groups start at a fixed position.
+#[cfg(any(feature = "kafka", feature = "embedded"))]
+#[derive(Debug)]
+pub(crate) struct StartingAt<S: SubscribeFrom> {
+    inner: S,
+    start: S::Start,
+}
+
+#[cfg(any(feature = "kafka", feature = "embedded"))]
+impl<S: SubscribeFrom> StartingAt<S> {
+    pub(crate) fn new(inner: S, start: S::Start) -> Self {
+        StartingAt { inner, start }
     }
 }
 
-#[cfg(feature = "kafka")]
+#[cfg(any(feature = "kafka", feature = "embedded"))]
 #[async_trait]
-impl Subscriber for StartingAt {
+impl<S: SubscribeFrom> Subscriber for StartingAt<S> {
     async fn subscribe(&self, topic: &str, group: &str) -> Result<Subscription, Error> {
-        self.inner.subscribe_from(topic, group, self.reset).await
+        self.inner.subscribe_from(topic, group, self.start).await
     }
 
     async fn partition_count(&self, topic: &str) -> Result<i32, Error> {
@@ -72,29 +101,5 @@ impl Subscriber for StartingAt {
 
     async fn assign(&self, topic: &str, partitions: &[i32]) -> Result<Subscription, Error> {
         self.inner.assign(topic, partitions).await
-    }
-}
-
-/// An embedded-broker subscriber whose new groups start at a fixed position.
-#[cfg(feature = "embedded")]
-#[derive(Debug)]
-struct Embedded {
-    broker: MemoryBroker,
-    start: StartFrom,
-}
-
-#[cfg(feature = "embedded")]
-#[async_trait]
-impl Subscriber for Embedded {
-    async fn subscribe(&self, topic: &str, group: &str) -> Result<Subscription, Error> {
-        self.broker.subscribe_from(topic, group, self.start).await
-    }
-
-    async fn partition_count(&self, topic: &str) -> Result<i32, Error> {
-        self.broker.partition_count(topic).await
-    }
-
-    async fn assign(&self, topic: &str, partitions: &[i32]) -> Result<Subscription, Error> {
-        self.broker.assign(topic, partitions).await
     }
 }

@@ -86,6 +86,21 @@ impl JobHandler {
         JobHandler { config, client, fanout, breaker, metrics }
     }
 
+    /// The worker's settings.
+    pub(crate) fn config(&self) -> &Arc<WorkerConfig> {
+        &self.config
+    }
+
+    /// The breaker around processor calls.
+    pub(crate) fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+
+    /// Records into `metrics` from now on.
+    pub(crate) fn record_into(&mut self, metrics: Metrics) {
+        self.metrics = metrics;
+    }
+
     /// Handles one job and settles it; never panics on bad input.
     pub async fn handle(&self, job: Job) -> Handled {
         let spec = match switchboard_proto::Job::parse_from_bytes(job.payload()) {

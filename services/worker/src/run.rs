@@ -13,19 +13,15 @@ use switchboard_telemetry::Metrics;
 
 use crate::{Handled, JobHandler, WorkerConfig};
 
-/// A worker's parts, ready to consume.
+/// A worker's parts, ready to consume: its queue and the handler that runs each job.
 pub struct Worker {
-    config: Arc<WorkerConfig>,
     queue: Arc<dyn WorkQueue>,
-    fanout: Arc<dyn Fanout>,
-    client: ProcessorClient,
-    breaker: CircuitBreaker,
-    metrics: Metrics,
+    handler: JobHandler,
 }
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Worker").field("handler", &self.handler).finish_non_exhaustive()
     }
 }
 
@@ -39,28 +35,29 @@ impl Worker {
         client: ProcessorClient,
         breaker: CircuitBreaker,
     ) -> Self {
-        Worker { config: Arc::new(config), queue, fanout, client, breaker, metrics: Metrics::new("worker") }
+        let handler = JobHandler::new(Arc::new(config), client, fanout, breaker, Metrics::new("worker"));
+        Worker { queue, handler }
     }
 
     /// Records job, AMQP, gRPC and breaker metrics into `metrics` instead of a private registry.
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        switchboard_telemetry::watch_breaker(&metrics, "worker_processor", &self.breaker);
-        self.metrics = metrics;
+        switchboard_telemetry::watch_breaker(&metrics, "worker_processor", self.handler.breaker());
+        self.handler.record_into(metrics);
         self
     }
 
     /// The breaker around processor calls (clones share its state).
     pub fn breaker(&self) -> CircuitBreaker {
-        self.breaker.clone()
+        self.handler.breaker().clone()
     }
 
     /// Declares the queue and starts consuming: once this returns, jobs reach this worker.
     pub async fn start(self) -> Result<ConsumingWorker, Error> {
-        let Worker { config, queue, fanout, client, breaker, metrics } = self;
+        let Worker { queue, handler } = self;
+        let config = handler.config().clone();
         queue.declare(&config.queue, &config.queue_options).await?;
         let jobs = queue.consume(&config.queue, config.prefetch.max(1)).await?;
         info!("worker consuming {} (prefetch {}, {} attempts)", config.queue, config.prefetch, config.max_attempts);
-        let handler = JobHandler::new(config.clone(), client, fanout, breaker, metrics);
         Ok(ConsumingWorker { config, handler, jobs })
     }
 

@@ -63,13 +63,6 @@ impl JobsConfig {
         self.queue_options = options;
         self
     }
-
-    /// Sets the store bounds.
-    pub fn with_store(mut self, max: usize, ttl: Duration) -> Self {
-        self.store_max = max;
-        self.ttl = ttl;
-        self
-    }
 }
 
 /// The jobs API of one gateway: its queue, its store, and the task feeding the store.

@@ -101,23 +101,22 @@ pub struct Metrics {
 type RegisterFn = Box<dyn FnOnce(&mut Registry)>;
 
 /// Configures a [`Metrics`]; from [`Metrics::builder`].
+#[derive(Debug)]
 pub struct MetricsBuilder {
     service: String,
     version: String,
     routes: Option<Vec<String>>,
     label_cap: usize,
-    extra: Vec<RegisterFn>,
+    extra: Extra,
 }
 
-impl fmt::Debug for MetricsBuilder {
+/// The service's own registrations, run by `build`; Debug shows how many.
+#[derive(Default)]
+struct Extra(Vec<RegisterFn>);
+
+impl fmt::Debug for Extra {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MetricsBuilder")
-            .field("service", &self.service)
-            .field("version", &self.version)
-            .field("routes", &self.routes)
-            .field("label_cap", &self.label_cap)
-            .field("extra", &self.extra.len())
-            .finish()
+        write!(f, "{}", self.0.len())
     }
 }
 
@@ -149,7 +148,7 @@ impl MetricsBuilder {
     /// Registers further service-specific metrics in the same registry, so they are served by
     /// the same `/metrics`.
     pub fn register(mut self, f: impl FnOnce(&mut Registry) + 'static) -> Self {
-        self.extra.push(Box::new(f));
+        self.extra.0.push(Box::new(f));
         self
     }
 
@@ -217,7 +216,7 @@ impl MetricsBuilder {
         r.register("breaker_calls", "Calls through a circuit breaker, by outcome", inner.breaker_calls.clone());
         r.register("grpc_calls", "gRPC calls, by status code", inner.grpc_calls.clone());
         r.register("jobs", "Jobs, by status", inner.jobs.clone());
-        for f in self.extra {
+        for f in self.extra.0 {
             f(r);
         }
         Metrics { inner: Arc::new(Inner { registry, ..inner }) }
@@ -237,7 +236,7 @@ impl Metrics {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             routes: None,
             label_cap: DEFAULT_LABEL_CAP,
-            extra: Vec::new(),
+            extra: Extra::default(),
         }
     }
 
