@@ -6,6 +6,9 @@
 #   scripts/cost.sh [BIN_DIR] [CONCURRENCY] [SECONDS]
 #
 # BIN_DIR holds `switchboard` and `loadgen` (default target/release, built unless SKIP_BUILD=1).
+# COST_PROFILE=1 also samples the server with `perf record` over the measured run and prints its
+# CPU by layer of the chain (scripts/layers.awk; needs perf and gawk, and root or
+# perf_event_paranoid ≤ 1), COST_PROFILE_TOP symbols per layer (default 4).
 # The server runs on the embedded broker at RUST_LOG=warn (COST_LOG to change it) on COST_ADDR (default
 # 127.0.0.1:18080); loadgen warms up for 2 s, then runs SECONDS (default 6) with CONCURRENCY
 # connections (default 32). Prints one line: req/s, CPU µs per transaction, context switches
@@ -26,7 +29,7 @@ fi
 env -u KAFKA_BROKERS GATEWAY_ADDR="$ADDR" PROCESSOR_ADDR=127.0.0.1:0 RUST_LOG="${COST_LOG:-warn}" \
     "$BIN/switchboard" run >"$LOG" 2>&1 &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$LOG"' EXIT
+trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$LOG" "$LOG.perf"' EXIT
 for ((i = 0; i < 100; i++)); do
     curl -sf "http://$ADDR/healthz" >/dev/null && break
     kill -0 "$pid" 2>/dev/null || { cat "$LOG"; echo "cost: switchboard exited" >&2; exit 1; }
@@ -37,9 +40,20 @@ ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 switches() { cat /proc/"$pid"/task/*/status | awk '/ctxt_switches/ {s += $2} END {print s}'; }
 
 "$BIN/loadgen" --target "http://$ADDR/messages" --concurrency "$CONC" --duration 2s --progress 0 >/dev/null 2>&1
+if [[ "${COST_PROFILE:-0}" == 1 ]]; then
+    # cpu-clock samples (this VM exposes no hardware counters) over the measured run.
+    perf record -q -F 999 -p "$pid" -o "$LOG.perf" -- sleep "$SECS" >/dev/null 2>&1 &
+    perf_pid=$!
+fi
 c0=$(ticks); s0=$(switches)
 out="$("$BIN/loadgen" --target "http://$ADDR/messages" --concurrency "$CONC" --warmup 0s --duration "${SECS}s" --progress 0 2>&1)"
 c1=$(ticks); s1=$(switches)
+if [[ "${COST_PROFILE:-0}" == 1 ]]; then
+    wait "$perf_pid"
+    perf report -i "$LOG.perf" --no-children --sort dso,sym --stdio 2>/dev/null |
+        awk '/^ +[0-9.]+%/ { pct = $1; sub(/%/, "", pct); dso = $2; $1 = ""; $2 = ""; $3 = ""; sub(/^ +/, ""); print pct "\t" dso "\t" $0 }' |
+        gawk -F'\t' -v top="${COST_PROFILE_TOP:-4}" -f "$ROOT/scripts/layers.awk"
+fi
 ok="$(grep -oE '[0-9]+ ok' <<<"$out" | grep -oE '[0-9]+')"
 rps="$(awk '/^POST/ {print $3}' <<<"$out")"
 [[ -n "$ok" && "$ok" -gt 0 ]] || { echo "$out"; echo "cost: no successful requests" >&2; exit 1; }

@@ -16,10 +16,7 @@ use switchboard_telemetry::Metrics;
 use switchboard_testkit::fault::{Effect, FaultyPublisher, Trigger};
 
 fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-    smol::block_on(futures_lite::future::or(f, async {
-        smol::Timer::after(Duration::from_secs(60)).await;
-        panic!("test hung for 60 s");
-    }))
+    switchboard_testkit::block_on_within(Duration::from_secs(60), f)
 }
 
 fn start(publisher: Arc<dyn Publisher>, metrics: Metrics) -> ProcessorServer {

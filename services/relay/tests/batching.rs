@@ -21,10 +21,7 @@ const PROCESS: &str = "/switchboard.v1.Processor/Process";
 const PROCESS_BATCH: &str = "/switchboard.v1.Processor/ProcessBatch";
 
 fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-    smol::block_on(future::or(f, async {
-        async_io::Timer::after(Duration::from_secs(60)).await;
-        panic!("test hung for 60 s");
-    }))
+    switchboard_testkit::block_on_within(Duration::from_secs(60), f)
 }
 
 fn processor(publisher: Arc<dyn Publisher>) -> ProcessorServer {

@@ -19,10 +19,7 @@ const DLQ: &str = "switchboard.requests.dlq";
 
 /// Fails the test instead of hanging it (the bugs these tests name are loops).
 fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-    smol::block_on(future::or(f, async {
-        async_io::Timer::after(Duration::from_secs(60)).await;
-        panic!("test hung for 60 s");
-    }))
+    switchboard_testkit::block_on_within(Duration::from_secs(60), f)
 }
 
 /// A processor (default settings: replies to `switchboard.replies` only) publishing to `broker`.

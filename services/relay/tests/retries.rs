@@ -15,10 +15,7 @@ use switchboard_relay::{Outcome, RelayConfig, RequestHandler};
 use switchboard_testkit::fault::{Effect, FaultyPublisher, Trigger};
 
 fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-    smol::block_on(future::or(f, async {
-        async_io::Timer::after(Duration::from_secs(60)).await;
-        panic!("test hung for 60 s");
-    }))
+    switchboard_testkit::block_on_within(Duration::from_secs(60), f)
 }
 
 fn config(retries: u32) -> RelayConfig {
