@@ -39,10 +39,9 @@ fi
 if [ -n "${KAFKA_BROKERS:-}" ]; then
     "$CARGO" build --release -p switchboard-gateway -p switchboard-relay -p switchboard-processor --bins
     # Topics and group of this run only: a shared broker may hold another run's backlog.
-    stamp="$(date +%s)"
-    export SWITCHBOARD_REQUESTS_TOPIC="bench.$stamp.requests" SWITCHBOARD_REPLIES_TOPIC="bench.$stamp.replies"
-    export SWITCHBOARD_REQUESTS_DLQ="bench.$stamp.requests.dlq" SWITCHBOARD_DLQ_TOPIC="bench.$stamp.requests.dlq"
-    export SWITCHBOARD_RELAY_GROUP="bench.$stamp.relay"
+    # shellcheck source=scripts/run-names.sh
+    source "$ROOT/scripts/run-names.sh"
+    run_names bench
     bash "$ROOT/scripts/brokers.sh" start # checks KAFKA_BROKERS answers, creates the topics
     export GATEWAY_ADDR="${BENCH_GATEWAY_ADDR:-127.0.0.1:18580}"
     export PROCESSOR_ADDR="${BENCH_PROCESSOR_ADDR:-127.0.0.1:18551}"

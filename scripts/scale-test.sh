@@ -32,13 +32,10 @@ GAP="${SCALE_TEST_GAP:-6}"
 JOBS="${SCALE_TEST_JOBS:-200}"
 DEADLINE_MS="${SWITCHBOARD_REQUEST_TIMEOUT_MS:-5000}"
 BIN="${SCALE_TEST_BIN_DIR:-$ROOT/target/release}"
-stamp="$(date +%s)"
 # Topics, group and queue of this run only: a shared broker may hold another run's backlog.
-export SWITCHBOARD_REQUESTS_TOPIC="scale-test.$stamp.requests"
-export SWITCHBOARD_REPLIES_TOPIC="scale-test.$stamp.replies"
-export SWITCHBOARD_REQUESTS_DLQ="scale-test.$stamp.requests.dlq"
-export SWITCHBOARD_DLQ_TOPIC="$SWITCHBOARD_REQUESTS_DLQ" # the name scripts/brokers.sh reads
-export SWITCHBOARD_RELAY_GROUP="scale-test.$stamp.relay"
+# shellcheck source=scripts/run-names.sh
+source "$ROOT/scripts/run-names.sh"
+run_names scale-test
 export SWITCHBOARD_JOBS_QUEUE="switchboard.jobs.scale-test"
 export SWITCHBOARD_JOB_EVENTS_EXCHANGE="switchboard.job-events.scale-test"
 # One reply partition per gateway: gateway-N reads partition N.

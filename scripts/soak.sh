@@ -56,10 +56,9 @@ loadgen_pid=""
 
 if [[ $SEPARATE == 1 ]]; then
     # Topics, relay group and ports of this run only: a shared broker may hold another run's backlog.
-    stamp="$(date +%s)"
-    export SWITCHBOARD_REQUESTS_TOPIC="soak.$stamp.requests" SWITCHBOARD_REPLIES_TOPIC="soak.$stamp.replies"
-    export SWITCHBOARD_REQUESTS_DLQ="soak.$stamp.requests.dlq" SWITCHBOARD_DLQ_TOPIC="soak.$stamp.requests.dlq"
-    export SWITCHBOARD_RELAY_GROUP="soak.$stamp.relay"
+    # shellcheck source=scripts/run-names.sh
+    source "$ROOT/scripts/run-names.sh"
+    run_names soak
     export GATEWAY_ADDR="${SOAK_GATEWAY_ADDR:-127.0.0.1:18680}"
     export PROCESSOR_ADDR="${SOAK_PROCESSOR_ADDR:-127.0.0.1:18651}"
     export SWITCHBOARD_ADMIN_ADDR_gateway="${SWITCHBOARD_ADMIN_ADDR_gateway:-127.0.0.1:18690}"

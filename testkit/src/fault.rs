@@ -233,6 +233,11 @@ impl<T: ?Sized> Faulty<T> {
         Faulty { inner, faults: Faults::new() }
     }
 
+    /// Wraps `inner` so that every call fails with `kind` (e.g. a broker that is down).
+    pub fn failing(inner: Arc<T>, kind: ErrorKind) -> Arc<Self> {
+        Arc::new(Self::new(inner).with_rule(Trigger::Always, Effect::Fail(kind)))
+    }
+
     /// Adds a rule; rules are checked in order, the first non-delay effect wins.
     pub fn with_rule(self, trigger: Trigger, effect: Effect) -> Self {
         self.faults.add(trigger, effect);

@@ -129,10 +129,7 @@ fn each_envelope_of_a_mixed_batch_gets_its_own_status_in_order_and_its_own_reply
 fn a_transient_publish_failure_is_unavailable_for_the_envelopes_it_hit_only() {
     run(async {
         let broker = MemoryBroker::new();
-        let publisher = Arc::new(
-            FaultyPublisher::new(Arc::new(broker.clone()))
-                .with_rule(Trigger::Always, Effect::Fail(ErrorKind::Unavailable)),
-        );
+        let publisher = FaultyPublisher::failing(Arc::new(broker.clone()), ErrorKind::Unavailable);
         let server = start(publisher.clone(), Metrics::new("processor"));
         let client = processor_client(&server.local_addr().to_string());
         let sent =

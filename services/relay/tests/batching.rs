@@ -136,10 +136,7 @@ fn a_failing_processor_fails_each_envelope_and_the_breaker_counts_each() {
     run(async {
         let broker = MemoryBroker::new();
         // Every reply publish of the processor fails transiently: UNAVAILABLE for each envelope.
-        let faulty = Arc::new(
-            FaultyPublisher::new(Arc::new(broker.clone()))
-                .with_rule(Trigger::Always, Effect::Fail(ErrorKind::Unavailable)),
-        );
+        let faulty = FaultyPublisher::failing(Arc::new(broker.clone()), ErrorKind::Unavailable);
         let processor = processor(faulty.clone());
         let mut config = config(64);
         // A breaker that never opens, so every envelope reaches the processor.

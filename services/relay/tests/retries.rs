@@ -49,10 +49,7 @@ fn a_dead_letter_that_keeps_failing_transiently_is_retried_a_bounded_number_of_t
     run(async {
         let broker = MemoryBroker::new();
         let processor = processor(&broker);
-        let publisher = Arc::new(
-            FaultyPublisher::new(Arc::new(broker.clone()))
-                .with_rule(Trigger::Always, Effect::Fail(ErrorKind::Unavailable)),
-        );
+        let publisher = FaultyPublisher::failing(Arc::new(broker.clone()), ErrorKind::Unavailable);
         let handler = handler(config(3), publisher.clone(), &processor);
         let outcome = handler.handle(&Message::new(&b"\x00garbage"[..])).await;
         // Not lost during an outage: the record stays unacked and comes back later.
