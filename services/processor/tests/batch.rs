@@ -13,7 +13,7 @@ use switchboard_proto::client::processor_client;
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{Envelope, ProcessBatchRequest, ProcessResponse, MAX_BATCH};
 use switchboard_telemetry::Metrics;
-use switchboard_testkit::fault::{Effect, FaultyPublisher, Trigger};
+use switchboard_testkit::fault::FaultyPublisher;
 
 fn run<T>(f: impl std::future::Future<Output = T>) -> T {
     switchboard_testkit::block_on_within(Duration::from_secs(60), f)

@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::future;
 use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_ports::{ErrorKind, Message, Publisher, Subscriber};
 use switchboard_processor::{ProcessorServer, ServerConfig};
@@ -13,7 +12,7 @@ use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope};
 use switchboard_relay::{Outcome, Relay, RelayConfig, RequestHandler};
 use switchboard_telemetry::Metrics;
-use switchboard_testkit::fault::{Effect, FaultyPublisher, Trigger};
+use switchboard_testkit::fault::FaultyPublisher;
 
 const REQUESTS: &str = "switchboard.requests";
 const REPLIES: &str = "switchboard.replies";

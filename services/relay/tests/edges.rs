@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::future;
 use switchboard_embedded::pubsub::{FakeConfig, MemoryBroker, StartFrom};
 use switchboard_ports::{Message, Publisher, TopicAdmin};
 use switchboard_processor::{ProcessorServer, ServerConfig};

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::future;
 use switchboard_embedded::pubsub::{MemoryBroker, StartFrom};
 use switchboard_ports::{ErrorKind, Message, Subscriber};
 use switchboard_processor::{ProcessorServer, ServerConfig};

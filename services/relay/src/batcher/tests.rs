@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
-use futures_lite::future;
 use grpcio::RpcStatusCode;
 use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_ports::Publisher;
