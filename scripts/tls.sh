@@ -72,6 +72,14 @@ tls_setup() {
     printf '%s' "$(cat "$CERTS/token")" | sha256sum | cut -d' ' -f1 >"$CERTS/tokens.sha256"
     printf 'amqps://guest:guest@127.0.0.1:%s/%s\n' "$TLS_AMQP_PORT" "$TLS_VHOST" >"$CERTS/amqp-url"
     umask 022
+    # The TLS runs' own vhost (queues of this run only), created here: a fresh broker has only "/".
+    if ! rabbitmqctl list_vhosts -q 2>/dev/null | grep -qx "$TLS_VHOST"; then
+        command -v rabbitmqctl >/dev/null ||
+            tls_die "vhost $TLS_VHOST missing and no rabbitmqctl to create it (or set TLS_VHOST)" || return 1
+        rabbitmqctl add_vhost "$TLS_VHOST" >/dev/null || tls_die "rabbitmqctl add_vhost $TLS_VHOST failed" || return 1
+    fi
+    rabbitmqctl set_permissions -p "$TLS_VHOST" guest '.*' '.*' '.*' >/dev/null ||
+        tls_die "rabbitmqctl set_permissions on vhost $TLS_VHOST failed" || return 1
 
     # tansu listens on loopback in plaintext; clients only ever get the TLS port from it.
     if ! timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$TLS_TANSU_PORT" 2>/dev/null; then TLS_STARTED_TANSU=1; fi
