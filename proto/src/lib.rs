@@ -23,6 +23,15 @@ pub mod health {
     pub use crate::generated::health_grpc::{create_health, Health, HealthClient};
 }
 pub use batch::MAX_BATCH;
+
+/// The processor's gRPC method paths: the `method` label of the `grpc_calls` metric on both
+/// sides of the call.
+pub mod methods {
+    /// The unary call.
+    pub const PROCESS: &str = "/switchboard.v1.Processor/Process";
+    /// A batch; counted once per envelope it carries.
+    pub const PROCESS_BATCH: &str = "/switchboard.v1.Processor/ProcessBatch";
+}
 pub use generated::job::{Job, JobEvent, JobStatus};
 pub use generated::processor::{
     process_result, ItemStatus, ProcessBatchRequest, ProcessBatchResponse, ProcessRequest, ProcessResponse,

@@ -6,6 +6,7 @@ use log::{info, warn};
 use switchboard_names::topics::{ReplyTopics, Topics};
 use switchboard_ports::{Message, Publisher};
 use switchboard_proto::convert::Stage;
+use switchboard_proto::methods::{PROCESS, PROCESS_BATCH};
 use switchboard_proto::{
     Envelope, ProcessBatchRequest, ProcessBatchResponse, ProcessRequest, ProcessResponse, ProcessResult, Processor,
     MAX_BATCH,
@@ -13,9 +14,6 @@ use switchboard_proto::{
 use switchboard_telemetry::{Metrics, TraceContext};
 
 const SERVICE: &str = "processor";
-const PROCESS: &str = "/switchboard.v1.Processor/Process";
-/// Counted once per envelope of a batch, with that envelope's status code.
-const PROCESS_BATCH: &str = "/switchboard.v1.Processor/ProcessBatch";
 
 /// Implements the generated `Processor` trait over a [`Publisher`]: an envelope with a reply
 /// topic gets its reply published there before the call answers OK; one without (a job) is

@@ -17,10 +17,7 @@ use grpcio::{CallOption, RpcStatus, RpcStatusCode};
 use log::{error, warn};
 use switchboard_proto::{ProcessBatchRequest, ProcessRequest, ProcessResponse, ProcessorClient};
 
-/// Label of the unary call in the `grpc_calls` metric.
-pub(crate) const PROCESS: &str = "/switchboard.v1.Processor/Process";
-/// Label of an envelope carried by a batch in the `grpc_calls` metric.
-pub(crate) const PROCESS_BATCH: &str = "/switchboard.v1.Processor/ProcessBatch";
+pub(crate) use switchboard_proto::methods::{PROCESS, PROCESS_BATCH};
 
 /// What one envelope's call came to: the request handed back (for a failure answer or a dead
 /// letter), the result `Process` gives for it, and the RPC that carried it.

@@ -13,9 +13,6 @@ use crate::WorkerConfig;
 
 const SERVICE: &str = "worker";
 
-/// The processor method, as metrics name it.
-const PROCESS_METHOD: &str = "/switchboard.v1.Processor/Process";
-
 /// Header naming the job on job events (the payload is a `JobEvent`).
 pub const JOB_ID_HEADER: &str = "job-id";
 
@@ -205,7 +202,7 @@ impl JobHandler {
         };
         let status = match result {
             Ok(response) => {
-                self.metrics.grpc_call(PROCESS_METHOD, RpcStatusCode::OK.into());
+                self.metrics.grpc_call(switchboard_proto::methods::PROCESS, RpcStatusCode::OK.into());
                 return response
                     .envelope
                     .into_option()
@@ -214,7 +211,7 @@ impl JobHandler {
             Err(grpcio::Error::RpcFailure(status)) => status,
             Err(e) => RpcStatus::with_message(RpcStatusCode::UNAVAILABLE, e.to_string()),
         };
-        self.metrics.grpc_call(PROCESS_METHOD, status.code().into());
+        self.metrics.grpc_call(switchboard_proto::methods::PROCESS, status.code().into());
         let why = format!("{:?}: {}", status.code(), status.message());
         Err(if is_transient(status.code()) { CallFailure::Transient(why) } else { CallFailure::Permanent(why) })
     }
