@@ -12,24 +12,17 @@
 # Exits non-zero on any schemathesis failure, or when the server does not come up or dies.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-RUN_DIR="$ROOT/.run/api-check"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 VENV="$ROOT/.venv"
 EXAMPLES="${API_CHECK_EXAMPLES:-60}"
-mkdir -p "$RUN_DIR"
-
-say() { echo "api-check: $*"; }
-fail() {
-    echo "api-check: FAILED: $*" >&2
-    exit 1
-}
+run_dir api-check
 
 if [[ ! -x "$VENV/bin/schemathesis" ]]; then
     say "installing schemathesis into $VENV"
     if ! python3 -m venv "$VENV"; then
         # Debian splits venv/ensurepip out of python3.
-        [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null || fail "python3 -m venv failed (install python3-venv)"
+        [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null || die "python3 -m venv failed (install python3-venv)"
         rm -rf "$VENV"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
         python3 -m venv "$VENV"
@@ -42,7 +35,7 @@ BIN="${SWITCHBOARD_BIN:-$ROOT/target/debug/switchboard}"
 if [[ "${SKIP_BUILD:-0}" != 1 && -z "${SWITCHBOARD_BIN:-}" ]]; then
     cargo build -q -p switchboard --bin switchboard
 fi
-[[ -x "$BIN" ]] || fail "no binary at $BIN"
+[[ -x "$BIN" ]] || die "no binary at $BIN"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 GATEWAY="127.0.0.1:$(free_port)"
@@ -65,10 +58,10 @@ server_pid=$!
 healthy() { python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "http://$GATEWAY/healthz" 2>/dev/null; }
 for _ in $(seq 1 300); do
     if healthy; then break; fi
-    kill -0 "$server_pid" 2>/dev/null || fail "switchboard exited at start; see $RUN_DIR/switchboard.log"
+    kill -0 "$server_pid" 2>/dev/null || die "switchboard exited at start; see $RUN_DIR/switchboard.log"
     sleep 0.1
 done
-healthy || fail "switchboard did not come up in 30 s"
+healthy || die "switchboard did not come up in 30 s"
 
 seed=()
 [[ -n "${API_CHECK_SEED:-}" ]] && seed=(--seed "$API_CHECK_SEED")
@@ -82,6 +75,6 @@ status=0
     --request-timeout 15 \
     "${seed[@]}" || status=$?
 
-kill -0 "$server_pid" 2>/dev/null || fail "switchboard died during the run; see $RUN_DIR/switchboard.log"
-[[ $status == 0 ]] || fail "schemathesis found failures (exit $status); server log: $RUN_DIR/switchboard.log"
+kill -0 "$server_pid" 2>/dev/null || die "switchboard died during the run; see $RUN_DIR/switchboard.log"
+[[ $status == 0 ]] || die "schemathesis found failures (exit $status); server log: $RUN_DIR/switchboard.log"
 say "passed"

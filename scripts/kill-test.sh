@@ -14,8 +14,8 @@
 # ports of their own so a running demo is not disturbed; logs go to .run/kill-test/.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 : "${GATEWAY_ADDR:=127.0.0.1:18480}"
 : "${PROCESSOR_ADDR:=127.0.0.1:18451}"
 : "${SWITCHBOARD_RUN_DIR:=$ROOT/.run/kill-test}"
@@ -48,7 +48,6 @@ export SWITCHBOARD_REQUEST_TIMEOUT_MS="$DEADLINE_MS"
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 export RUST_LOG="${RUST_LOG:-info}"
 
-say() { echo "kill-test: $*" >&2; }
 
 loadgen_pid=""
 cleanup() {

@@ -22,8 +22,8 @@
 # Logs: .run/scale-test/.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export SWITCHBOARD_RUN_DIR="${SWITCHBOARD_RUN_DIR:-$ROOT/.run/scale-test}"
 RUN_DIR="$SWITCHBOARD_RUN_DIR"
 BASE="${SCALE_TEST_PORT_BASE:-18500}"
@@ -45,7 +45,6 @@ export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 export RUST_LOG="${RUST_LOG:-info}"
 PROCESSORS="127.0.0.1:$((BASE + 51)),127.0.0.1:$((BASE + 52))"
 
-say() { echo "scale-test: $*" >&2; }
 source "$ROOT/scripts/services.sh" # use_brokers / stop_all (brokers only: our processes are below)
 
 declare -A PID=() ADMIN=() KIND=() ENVS=()

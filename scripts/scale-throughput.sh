@@ -20,21 +20,16 @@
 # BROKER_PID (default: the tansu scripts/brokers.sh started). Logs: .run/scale-throughput/.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PAIRS="${THROUGHPUT_PAIRS:-3}"
 SECS="${THROUGHPUT_SECS:-10}"
 CONC="${THROUGHPUT_CONCURRENCY:-64}"
 BASE="${THROUGHPUT_PORT_BASE:-18700}"
 BIN="${SCALE_TEST_BIN_DIR:-$ROOT/target/release}"
-RUN_DIR="$ROOT/.run/scale-throughput"
 export SWITCHBOARD_PARTITIONS="${SCALE_TEST_PARTITIONS:-6}"
 export RUST_LOG="${RUST_LOG:-warn}"
-mkdir -p "$RUN_DIR"
-rm -f "$RUN_DIR"/*.log
-
-say() { echo "scale-throughput: $*" >&2; }
-die() { say "$*"; exit 1; }
+run_dir scale-throughput
 
 if [[ -z "${KAFKA_BROKERS:-}" ]]; then
     bash "$ROOT/scripts/brokers.sh" start

@@ -22,20 +22,17 @@
 # services (default warn,switchboard=info). SKIP_BUILD=1 uses the binaries already built.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 RATE="${SOAK_RATE:-200}"
 SECS="${SOAK_SECS:-300}"
 EVERY="${SOAK_EVERY:-15}"
 WARMUP="${SOAK_WARMUP:-30}"
 TOLERANCE="${SOAK_TOLERANCE:-10}"
-RUN_DIR="$ROOT/.run/soak"
 LOG_LEVEL="${SOAK_LOG:-warn,switchboard=info}"
 SEPARATE=0
 [[ -n "${KAFKA_BROKERS:-}" || "${SOAK_SEPARATE:-0}" == 1 ]] && SEPARATE=1
-mkdir -p "$RUN_DIR"
-
-say() { echo "soak: $*"; }
+run_dir soak
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     if [[ $SEPARATE == 1 ]]; then

@@ -12,7 +12,8 @@
 # with --target-dir under target/, since ../shared may be read-only. Not part of `make test`.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PEER_SRC="${PEER_SRC:-$ROOT/../shared/peers/tokio-chain}"
 ROUNDS="${VERSUS_ROUNDS:-3}"
 SB_LOG="${VERSUS_LOG:-warn}"
@@ -21,7 +22,6 @@ PEER_ADDR=127.0.0.1:18182
 LUA="$ROOT/bench/wrk/post-message.lua"
 SEED="HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER"
 HZ="$(getconf CLK_TCK)"
-die() { echo "versus: $*" >&2; exit 1; }
 
 [[ -f "$PEER_SRC/Cargo.toml" ]] || die "no peer at $PEER_SRC"
 bash "$ROOT/scripts/prereqs.sh" wrk protoc
