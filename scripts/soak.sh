@@ -19,7 +19,13 @@
 # thirds; memory is FLAT when the last third's max is within SOAK_TOLERANCE percent (default 10)
 # of the first third's max. Exits non-zero when any process's memory grows, or when any request
 # was lost, cross-delivered, duplicated or corrupted. SOAK_LOG sets the RUST_LOG of the server or
-# services (default warn,switchboard=info). SKIP_BUILD=1 uses the binaries already built.
+# services (default warn,switchboard=info). SKIP_BUILD=1 uses the binaries already built;
+# SOAK_BIN_DIR takes them from elsewhere (default target/release; not built there), e.g. an
+# older commit's, for a before/after of the same run.
+#
+# Also printed: each judged process's CPU time (utime + stime from /proc) per request over the
+# loaded phase, and the sum over our services (the broker excluded): what one transaction costs
+# the services at this rate.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -30,11 +36,12 @@ EVERY="${SOAK_EVERY:-15}"
 WARMUP="${SOAK_WARMUP:-30}"
 TOLERANCE="${SOAK_TOLERANCE:-10}"
 LOG_LEVEL="${SOAK_LOG:-warn,switchboard=info}"
+BIN="${SOAK_BIN_DIR:-$ROOT/target/release}"
 SEPARATE=0
 [[ -n "${KAFKA_BROKERS:-}" || "${SOAK_SEPARATE:-0}" == 1 ]] && SEPARATE=1
 run_dir soak
 
-if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+if [[ "${SKIP_BUILD:-0}" != 1 && -z "${SOAK_BIN_DIR:-}" ]]; then
     if [[ $SEPARATE == 1 ]]; then
         cargo build -q --release -p switchboard-gateway -p switchboard-relay -p switchboard-processor --bins
     else
@@ -61,7 +68,7 @@ if [[ $SEPARATE == 1 ]]; then
     export SWITCHBOARD_ADMIN_ADDR_gateway="${SWITCHBOARD_ADMIN_ADDR_gateway:-127.0.0.1:18690}"
     export SWITCHBOARD_ADMIN_ADDR_relay="${SWITCHBOARD_ADMIN_ADDR_relay:-127.0.0.1:18691}"
     export SWITCHBOARD_ADMIN_ADDR_processor="${SWITCHBOARD_ADMIN_ADDR_processor:-127.0.0.1:18692}"
-    export SWITCHBOARD_RUN_DIR="$RUN_DIR" SWITCHBOARD_BIN_DIR="$ROOT/target/release" SKIP_BUILD=1
+    export SWITCHBOARD_RUN_DIR="$RUN_DIR" SWITCHBOARD_BIN_DIR="$BIN" SKIP_BUILD=1
     # services.sh waits for the start-up lines these modules log at info, whatever SOAK_LOG says.
     export RUST_LOG="$LOG_LEVEL,switchboard_gateway::serve=info,switchboard_relay::run=info,switchboard_processor::server=info"
     unset AMQP_URL # requests only: no worker, no /jobs
@@ -105,7 +112,7 @@ if [[ $SEPARATE == 1 ]]; then
 else
     # Free ports (port 0) and no KAFKA_BROKERS: the embedded broker.
     env -u KAFKA_BROKERS GATEWAY_ADDR=127.0.0.1:0 PROCESSOR_ADDR=127.0.0.1:0 RUST_LOG="$LOG_LEVEL" \
-        "$ROOT/target/release/switchboard" run >"$RUN_DIR/switchboard.log" 2>&1 &
+        "$BIN/switchboard" run >"$RUN_DIR/switchboard.log" 2>&1 &
     server_pid=$!
     url=""
     for ((i = 0; i < 300; i++)); do
@@ -149,7 +156,12 @@ sample() {
 requests=$(awk -v r="$RATE" -v s="$SECS" 'BEGIN {printf "%d", r * s}')
 say "$what at $url; $requests verified requests at $RATE/s for ${SECS}s; RSS every ${EVERY}s"
 sample 0 "(before load)"
-"$ROOT/target/release/loadgen" --label soak --target "$url/messages" --verify --requests "$requests" \
+# CPU ticks (utime + stime) of a process; every judged one's at the start of the load.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+declare -A ticks_at_start=()
+for name in "${names[@]}"; do ticks_at_start[$name]=$(ticks "${pid_of[$name]}"); done
+[[ -n "$broker_pid" ]] && ticks_at_start[tansu]=$(ticks "$broker_pid")
+"$BIN/loadgen" --label soak --target "$url/messages" --verify --requests "$requests" \
     --rate "$RATE" --concurrency 64 --progress 0 >"$RUN_DIR/loadgen.out" &
 loadgen_pid=$!
 
@@ -162,6 +174,21 @@ rc=0
 wait "$loadgen_pid" || rc=$?
 loadgen_pid=""
 cat "$RUN_DIR/loadgen.out"
+
+# CPU per request over the loaded phase: ticks → µs, over the requests sent.
+hz="$(getconf CLK_TCK)"
+per_request() { awk -v t="$1" -v hz="$hz" -v n="$requests" 'BEGIN {printf "%.0f", t * 1e6 / hz / n}'; }
+cpu_line="" services_ticks=0
+for name in "${names[@]}"; do
+    used=$(( $(ticks "${pid_of[$name]}") - ticks_at_start[$name] ))
+    services_ticks=$(( services_ticks + used ))
+    cpu_line+=" $name=$(per_request "$used")"
+done
+cpu_line+=" services=$(per_request "$services_ticks")"
+if [[ -n "$broker_pid" ]] && kill -0 "$broker_pid" 2>/dev/null; then
+    cpu_line+=" (tansu=$(per_request $(( $(ticks "$broker_pid") - ticks_at_start[tansu] ))), not counted)"
+fi
+say "CPU µs per request over the load:$cpu_line"
 
 # verdict NAME KIB...: FLAT when the last third's max is within TOLERANCE % of the first third's.
 verdict() {
