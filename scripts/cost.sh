@@ -9,6 +9,9 @@
 # COST_PROFILE=1 also samples the server with `perf record` over the measured run and prints its
 # CPU by layer of the chain (scripts/layers.awk; needs perf and gawk, and root or
 # perf_event_paranoid ≤ 1), COST_PROFILE_TOP symbols per layer (default 4).
+# COST_HOPS=1 also prints where a transaction's time goes: the mean of each hop of the chain
+# over the measured run, from the gateway's hop_duration histograms (the timeline every hop
+# records, read from the all-in-one's /metrics), beside the client's latency. At 1 in flight it shows which hand-offs a lone request waits on.
 # The server runs on the embedded broker at RUST_LOG=warn (COST_LOG to change it) on COST_ADDR (default
 # 127.0.0.1:18080); loadgen warms up for 2 s, then runs SECONDS (default 6) with CONCURRENCY
 # connections (default 32). Prints one line: req/s, CPU µs per transaction, context switches
@@ -29,7 +32,7 @@ fi
 env -u KAFKA_BROKERS GATEWAY_ADDR="$ADDR" PROCESSOR_ADDR=127.0.0.1:0 RUST_LOG="${COST_LOG:-warn}" \
     "$BIN/switchboard" run >"$LOG" 2>&1 &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$LOG" "$LOG.perf"' EXIT
+trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$LOG" "$LOG.perf" "$LOG.hops0"' EXIT
 for ((i = 0; i < 100; i++)); do
     curl -sf "http://$ADDR/healthz" >/dev/null && break
     kill -0 "$pid" 2>/dev/null || { cat "$LOG"; echo "cost: switchboard exited" >&2; exit 1; }
@@ -45,9 +48,23 @@ if [[ "${COST_PROFILE:-0}" == 1 ]]; then
     perf record -q -F 999 -p "$pid" -o "$LOG.perf" -- sleep "$SECS" >/dev/null 2>&1 &
     perf_pid=$!
 fi
+# hop → "sum count" of its hop_duration histogram, one line each.
+hops() { curl -sf "http://$ADDR/metrics" | awk -F'[{}" ]+' '/hop_duration_seconds_(sum|count)\{/ {
+    if ($1 ~ /_sum$/) sum[$3] = $NF; else n[$3] = $NF } END { for (h in n) print h, sum[h], n[h] }' | sort; }
+[[ "${COST_HOPS:-0}" == 1 ]] && hops >"$LOG.hops0"
 c0=$(ticks); s0=$(switches)
 out="$("$BIN/loadgen" --target "http://$ADDR/messages" --concurrency "$CONC" --warmup 0s --duration "${SECS}s" --progress 0 2>&1)"
 c1=$(ticks); s1=$(switches)
+if [[ "${COST_HOPS:-0}" == 1 ]]; then
+    # The chain's six steps in order; relay_grpc_call (the relay's whole call, processor
+    # included) overlaps them and is printed apart.
+    hops | join "$LOG.hops0" - | awk '{ n = $5 - $3; if (n > 0) mean[$1] = ($4 - $2) * 1e6 / n }
+        END { split("gateway_accept request_queue relay grpc_call processor reply_queue", chain)
+              for (i = 1; i <= 6; i++) { printf "hop %-16s %7.1f µs mean\n", chain[i], mean[chain[i]]; t += mean[chain[i]] }
+              printf "hop %-16s %7.1f µs (gateway accept to reply consumed)\n", "sum", t
+              if ("relay_grpc_call" in mean) printf "hop %-16s %7.1f µs (overlaps the above)\n", "relay_grpc_call", mean["relay_grpc_call"] }'
+    grep -E '^(phase|POST)' <<<"$out"
+fi
 if [[ "${COST_PROFILE:-0}" == 1 ]]; then
     wait "$perf_pid"
     perf report -i "$LOG.perf" --no-children --sort dso,sym --stdio 2>/dev/null |
