@@ -20,6 +20,10 @@ use crate::{GatewayConfig, Pending};
 
 const SERVICE: &str = "gateway";
 
+/// The seed's rule around the end-of-transaction lines (92 `#`), a constant rather than a
+/// `String` built for each line.
+const RULE: &str = "############################################################################################";
+
 /// What every handler shares.
 #[derive(Clone)]
 pub(crate) struct State {
@@ -299,10 +303,10 @@ fn respond(reply: Envelope) -> Response {
     }
     info!("REST response: {} id={}", reply.body, reply.id);
     let upper = reply.body.to_uppercase();
-    info!("{}", "#".repeat(92));
+    info!("{RULE}");
     info!("End of transaction with Message: id={}", reply.id);
     info!("{upper}");
-    info!("{}", "#".repeat(92));
+    info!("{RULE}");
     let start = reply.hops.first().map(|h| h.at_unix_micros).unwrap_or(0);
     let body = MessageReply {
         id: &reply.id,

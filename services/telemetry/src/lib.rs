@@ -95,9 +95,11 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod breakers;
+mod log_buffer;
 mod logging;
 mod metrics;
 mod readiness;
+mod timestamp;
 mod trace;
 
 pub use breakers::{ready_unless_open, watch_breaker};

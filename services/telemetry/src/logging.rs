@@ -1,20 +1,21 @@
-use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::RefCell;
+use std::fmt;
+use std::io;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::SystemTime;
 
-use parking_lot::Mutex;
+use log::{Level, Log, Metadata, Record};
 
-/// How long a log line may wait in the buffer before it is written out.
-const FLUSH_EVERY: Duration = Duration::from_millis(50);
+use crate::log_buffer::{LogBuffer, FLUSH_EVERY};
+use crate::timestamp::StampCache;
 
-/// Bytes buffered before the logging call writes them out itself (bounds the buffer).
-const CAPACITY: usize = 64 * 1024;
+static PIPE: OnceLock<Arc<LogBuffer>> = OnceLock::new();
 
-static PIPE: OnceLock<Arc<Shared>> = OnceLock::new();
+/// A line buffer kept by a thread after a line longer than this is dropped, not reused.
+const KEEP_LINE_CAPACITY: usize = 16 * 1024;
 
-/// Initialises env_logger (`RUST_LOG`, default `info`) with the seed-004 line shape:
-/// `2026-11-21T10:58:48.123Z gateway REST request: hello world from rest id=…`.
+/// Installs the logger (`RUST_LOG`, default `info`, env_logger's syntax) with the seed-004 line
+/// shape: `2026-11-21T10:58:48.123Z gateway REST request: hello world from rest id=…`.
 ///
 /// Every line names the service that wrote it (taken from the `switchboard_<service>` crate of
 /// the log target, else `process`), so the merged logs of the all-in-one or of several
@@ -30,20 +31,19 @@ pub fn init_logging(process: &'static str) {
     if PIPE.get().is_some() {
         return;
     }
-    let shared = Arc::new(Shared::new(Box::new(io::stderr())));
-    let installed = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format(move |buf, record| {
-            let ts = buf.timestamp_millis();
-            let service = service_of(record.target()).unwrap_or(process);
-            if record.level() <= log::Level::Warn {
-                writeln!(buf, "{ts} {service:<9} {}: {}", record.level(), record.args())
-            } else {
-                writeln!(buf, "{ts} {service:<9} {}", record.args())
-            }
-        })
-        .target(env_logger::Target::Pipe(Box::new(Pipe(shared.clone()))))
-        .try_init();
-    if installed.is_err() || PIPE.set(shared.clone()).is_err() {
+    let shared = Arc::new(LogBuffer::new(Box::new(io::stderr())));
+    // As env_logger's `Env::default().default_filter_or("info")`, parsed by env_logger's own
+    // filter crate: the same `RUST_LOG` syntax, without env_logger's per-line formatter.
+    let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    let filter = env_filter::Builder::new().parse(&spec).build();
+    let max_level = filter.filter();
+    let logger = HopLogger { filter, process, out: shared.clone() };
+    if log::set_boxed_logger(Box::new(logger)).is_err() {
+        return;
+    }
+    // Disabled levels then cost the `log` macros one comparison, before any formatting.
+    log::set_max_level(max_level);
+    if PIPE.set(shared.clone()).is_err() {
         return;
     }
     let flusher = shared.clone();
@@ -70,66 +70,101 @@ pub fn flush_logs() {
     }
 }
 
-/// The log buffer and where it goes.
-struct Shared {
-    buffer: Mutex<Vec<u8>>,
-    /// Held across a swap of the buffer and its write, so buffers go out in the order they filled.
-    out: Mutex<Box<dyn Write + Send>>,
-    /// No flusher thread could be started: every line goes out at once.
-    direct: AtomicBool,
+/// Filters as env_logger did and renders each line on the logging thread into that thread's
+/// own buffer (no lock held while formatting), then appends it to the shared buffer.
+struct HopLogger {
+    filter: env_filter::Filter,
+    process: &'static str,
+    out: Arc<LogBuffer>,
 }
 
-impl Shared {
-    fn new(out: Box<dyn Write + Send>) -> Self {
-        Shared {
-            buffer: Mutex::new(Vec::with_capacity(CAPACITY)),
-            out: Mutex::new(out),
-            direct: AtomicBool::new(false),
+impl Log for HopLogger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.filter.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.filter.matches(record) {
+            return;
+        }
+        let service = service_of(record.target()).unwrap_or(self.process);
+        let now = SystemTime::now();
+        thread_local! {
+            static LINE: RefCell<LineWriter> = const { RefCell::new(LineWriter::new()) };
+        }
+        let reused = LINE.try_with(|line| {
+            // Busy only if formatting this line's arguments logs in turn.
+            let Ok(mut line) = line.try_borrow_mut() else { return false };
+            if let Some(text) = line.render(now, service, record) {
+                self.out.append(text);
+            }
+            line.trim();
+            true
+        });
+        if !matches!(reused, Ok(true)) {
+            // A nested call or a thread being torn down: a buffer of its own for this line.
+            if let Some(text) = LineWriter::new().render(now, service, record) {
+                self.out.append(text);
+            }
         }
     }
 
     fn flush(&self) {
-        let mut out = self.out.lock();
-        let full = {
-            let mut buffer = self.buffer.lock();
-            if buffer.is_empty() {
-                return;
-            }
-            std::mem::replace(&mut *buffer, Vec::with_capacity(CAPACITY))
-        };
-        // Nowhere to report a failing stderr; the lines are gone either way.
-        let _ = out.write_all(&full);
-    }
-
-    /// [`flush`](Shared::flush) unless a lock is held (a panic while logging).
-    fn try_flush(&self) {
-        let (Some(mut out), Some(mut buffer)) = (self.out.try_lock(), self.buffer.try_lock()) else { return };
-        let _ = out.write_all(&std::mem::take(&mut *buffer));
-    }
-
-    fn immediate(&self) {
-        self.direct.store(true, Ordering::Relaxed);
+        self.out.flush();
     }
 }
 
-/// env_logger's target: appends each formatted line to the buffer. `flush` does nothing, since
-/// env_logger flushes after every line; the flusher thread and a full buffer write it out.
-struct Pipe(Arc<Shared>);
+/// One thread's line under construction and its timestamp cache, reused line after line.
+struct LineWriter {
+    bytes: Vec<u8>,
+    stamp: StampCache,
+}
 
-impl Write for Pipe {
-    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
-        let full = {
-            let mut buffer = self.0.buffer.lock();
-            buffer.extend_from_slice(line);
-            buffer.len() >= CAPACITY || self.0.direct.load(Ordering::Relaxed)
-        };
-        if full {
-            self.0.flush();
-        }
-        Ok(line.len())
+impl LineWriter {
+    const fn new() -> Self {
+        LineWriter { bytes: Vec::new(), stamp: StampCache::new() }
     }
 
-    fn flush(&mut self) -> io::Result<()> {
+    /// `{ts} {service:<9} {args}\n`, with `{level}: ` before the args at warn and error (the
+    /// shape env_logger's format closure wrote). `None` if an argument failed to format: the
+    /// line is dropped (`io::Write::write_fmt` would panic on the logging thread).
+    fn render(&mut self, now: SystemTime, service: &str, record: &Record<'_>) -> Option<&[u8]> {
+        let bytes = &mut self.bytes;
+        bytes.clear();
+        bytes.extend_from_slice(self.stamp.get(now));
+        bytes.push(b' ');
+        bytes.extend_from_slice(service.as_bytes());
+        // `{:<9}` pads by chars, not bytes.
+        let width = service.chars().count();
+        bytes.resize(bytes.len() + 9usize.saturating_sub(width), b' ');
+        bytes.push(b' ');
+        if record.level() <= Level::Warn {
+            bytes.extend_from_slice(record.level().as_str().as_bytes());
+            bytes.extend_from_slice(b": ");
+        }
+        // A message without arguments is copied, not run through `core::fmt`.
+        match record.args().as_str() {
+            Some(text) => bytes.extend_from_slice(text.as_bytes()),
+            None => fmt::write(&mut Utf8Bytes(bytes), *record.args()).ok()?,
+        }
+        bytes.push(b'\n');
+        Some(bytes.as_slice())
+    }
+
+    /// Gives back the memory of an unusually long line rather than keeping it per thread.
+    fn trim(&mut self) {
+        if self.bytes.capacity() > KEEP_LINE_CAPACITY {
+            self.bytes = Vec::new();
+        }
+    }
+}
+
+/// `fmt::Write` straight into the line's bytes (no intermediate `String`).
+struct Utf8Bytes<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Utf8Bytes<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
         Ok(())
     }
 }
@@ -141,65 +176,100 @@ fn service_of(target: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
+    use std::fmt;
     use std::sync::Arc;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-    use parking_lot::Mutex;
+    use log::{Level, Log, Record};
 
-    use super::{Pipe, Shared, CAPACITY};
+    use super::{HopLogger, LineWriter};
+    use crate::log_buffer::tests::Sink;
+    use crate::log_buffer::LogBuffer;
 
-    /// An output that keeps what was written, shared with the test.
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
+    const TS: &str = "2026-11-21T10:58:48.123Z";
 
-    impl Write for Sink {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(1_795_258_728_123_456_789)
+    }
+
+    /// The line as env_logger's format closure wrote it (`ts` as `buf.timestamp_millis()`).
+    fn env_logger_line(ts: &str, service: &str, record: &Record<'_>) -> String {
+        if record.level() <= Level::Warn {
+            format!("{ts} {service:<9} {}: {}\n", record.level(), record.args())
+        } else {
+            format!("{ts} {service:<9} {}\n", record.args())
         }
     }
 
-    #[test]
-    fn lines_wait_in_the_buffer_until_a_flush_writes_them_out_in_order() {
-        let sink = Sink::default();
-        let shared = Arc::new(Shared::new(Box::new(sink.clone())));
-        let mut pipe = Pipe(shared.clone());
-        pipe.write_all(b"first\n").unwrap();
-        pipe.flush().unwrap(); // env_logger's flush after each line writes nothing out
-        pipe.write_all(b"second\n").unwrap();
-        assert!(sink.0.lock().is_empty());
-        shared.flush();
-        assert_eq!(&*sink.0.lock(), b"first\nsecond\n");
-        shared.flush();
-        assert_eq!(&*sink.0.lock(), b"first\nsecond\n", "nothing written twice");
+    fn same_as_env_logger(level: Level, service: &str, args: fmt::Arguments<'_>) {
+        let record = Record::builder().level(level).target("switchboard_gateway::routes").args(args).build();
+        let mut writer = LineWriter::new();
+        let ours = String::from_utf8(writer.render(now(), service, &record).unwrap().to_vec()).unwrap();
+        assert_eq!(ours, env_logger_line(TS, service, &record));
     }
 
     #[test]
-    fn a_full_buffer_is_written_out_by_the_call_that_fills_it() {
-        let sink = Sink::default();
-        let shared = Arc::new(Shared::new(Box::new(sink.clone())));
-        let mut pipe = Pipe(shared.clone());
-        let line = [b'x'; 1000];
-        for _ in 0..(3 * CAPACITY / line.len()) {
-            pipe.write_all(&line).unwrap();
-            assert!(shared.buffer.lock().len() < CAPACITY, "the buffer stays bounded");
+    fn lines_are_byte_identical_to_env_loggers_format() {
+        let id = "0b6f2a8e-5f7e-4c1d-9a43-3e0c2f1d7b55";
+        let body = "hello world from rest";
+        same_as_env_logger(Level::Info, "gateway", format_args!("REST request: {body} id={id}"));
+        same_as_env_logger(Level::Info, "processor", format_args!("gRPC Server: {body} id={id}"));
+        same_as_env_logger(Level::Info, "relay", format_args!("{}", "#".repeat(92)));
+        same_as_env_logger(Level::Info, "gateway", format_args!("reply subscription ended"));
+        same_as_env_logger(
+            Level::Warn,
+            "gateway",
+            format_args!("no reply within {:?} id={id}", Duration::from_secs(2)),
+        );
+        same_as_env_logger(Level::Error, "switchboard", format_args!("a name longer than the column"));
+        same_as_env_logger(Level::Debug, "wörker", format_args!("padded by chars: {}", 1.5));
+        same_as_env_logger(Level::Info, "", format_args!(""));
+    }
+
+    #[test]
+    fn an_argument_that_fails_to_format_prints_no_line() {
+        struct Broken;
+        impl fmt::Display for Broken {
+            fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+                Err(fmt::Error)
+            }
         }
-        let written = sink.0.lock().len();
-        assert!(written >= 2 * CAPACITY, "{written} bytes out without any flusher");
-        shared.flush();
-        assert_eq!(sink.0.lock().len(), 3 * CAPACITY / line.len() * line.len(), "every byte, once");
+        let rendered =
+            LineWriter::new().render(now(), "gateway", &line(Level::Info, "", format_args!("x {}", Broken))).is_some();
+        assert!(!rendered);
+    }
+
+    fn line<'a>(level: Level, target: &'a str, args: fmt::Arguments<'a>) -> Record<'a> {
+        Record::builder().level(level).target(target).args(args).build()
     }
 
     #[test]
-    fn without_a_flusher_every_line_goes_out_at_once() {
+    fn the_logger_filters_names_the_service_and_buffers_the_line() {
         let sink = Sink::default();
-        let shared = Arc::new(Shared::new(Box::new(sink.clone())));
-        shared.immediate();
-        Pipe(shared).write_all(b"now\n").unwrap();
-        assert_eq!(&*sink.0.lock(), b"now\n");
+        let out = Arc::new(LogBuffer::new(Box::new(sink.clone())));
+        let logger = HopLogger {
+            filter: env_filter::Builder::new().parse("warn,switchboard_relay=info").build(),
+            process: "switchboard",
+            out: out.clone(),
+        };
+        logger.log(&line(Level::Info, "switchboard_relay::handler", format_args!("KAFKA Consumer: hi id=1")));
+        logger.log(&line(Level::Info, "switchboard_gateway::routes", format_args!("filtered out")));
+        logger.log(&line(Level::Warn, "rdkafka::client", format_args!("broker down")));
+        assert!(sink.0.lock().is_empty(), "buffered until a flush");
+        logger.flush();
+        let text = String::from_utf8(sink.0.lock().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().map(|l| &l[crate::timestamp::LEN..]).collect();
+        assert_eq!(lines, [" relay     KAFKA Consumer: hi id=1", " switchboard WARN: broker down"]);
+    }
+
+    #[test]
+    fn a_long_line_does_not_keep_its_memory() {
+        let mut writer = LineWriter::new();
+        let long = "x".repeat(100_000);
+        let len = writer.render(now(), "gateway", &line(Level::Info, "", format_args!("{long}"))).unwrap().len();
+        assert_eq!(len, TS.len() + 11 + 100_000 + 1);
+        writer.trim();
+        assert_eq!(writer.bytes.capacity(), 0);
     }
 
     #[test]

@@ -1,0 +1,201 @@
+//! The log line's timestamp, `2026-11-21T10:58:48.123Z` (RFC 3339, UTC, milliseconds, as
+//! env_logger's `timestamp_millis` printed it), rendered once per millisecond per thread: at
+//! info level a busy process logs many lines per millisecond, and calendar arithmetic plus
+//! `core::fmt` for each of them was most of what a hop line cost.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Bytes in a rendered timestamp: `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub(crate) const LEN: usize = 24;
+
+/// 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z: the four-digit years. A clock outside
+/// them is broken; its lines show the nearest end rather than a differently shaped prefix.
+const MIN_MS: i64 = -62_167_219_200_000;
+const MAX_MS: i64 = 253_402_300_799_999;
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// The last timestamp rendered and the millisecond it belongs to.
+#[derive(Debug)]
+pub(crate) struct StampCache {
+    ms: i64,
+    text: [u8; LEN],
+}
+
+impl StampCache {
+    pub(crate) const fn new() -> Self {
+        // No real clock reads i64::MIN, so the first call always renders.
+        StampCache { ms: i64::MIN, text: [0; LEN] }
+    }
+
+    /// `now` rendered; reuses the last rendering while the millisecond is the same.
+    pub(crate) fn get(&mut self, now: SystemTime) -> &[u8; LEN] {
+        let ms = unix_millis(now);
+        if ms != self.ms {
+            self.text = render(ms);
+            self.ms = ms;
+        }
+        &self.text
+    }
+}
+
+/// Milliseconds since the Unix epoch, rounded down (also before the epoch, as env_logger's
+/// formatter truncated toward the past), clamped to the four-digit years.
+pub(crate) fn unix_millis(t: SystemTime) -> i64 {
+    let ms = match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => {
+            let before = e.duration().as_nanos().div_ceil(1_000_000);
+            i64::try_from(before).map_or(i64::MIN, |b| -b)
+        }
+    };
+    ms.clamp(MIN_MS, MAX_MS)
+}
+
+/// `ms` (since the Unix epoch) as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub(crate) fn render(ms: i64) -> [u8; LEN] {
+    let ms = ms.clamp(MIN_MS, MAX_MS);
+    let (year, month, day) = civil_from_days(ms.div_euclid(MS_PER_DAY));
+    let in_day = ms.rem_euclid(MS_PER_DAY);
+    let secs = in_day / 1000;
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    digits(&mut out[0..4], year);
+    digits(&mut out[5..7], month);
+    digits(&mut out[8..10], day);
+    digits(&mut out[11..13], secs / 3600);
+    digits(&mut out[14..16], secs / 60 % 60);
+    digits(&mut out[17..19], secs % 60);
+    digits(&mut out[20..23], in_day % 1000);
+    out
+}
+
+/// Writes `n` (non-negative, fits) as zero-padded decimal filling `out`.
+fn digits(out: &mut [u8], mut n: i64) {
+    for b in out.iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
+/// Year, month (1–12) and day (1–31) of the proleptic Gregorian calendar, `days` after
+/// 1970-01-01 (Howard Hinnant's `civil_from_days`: eras of 400 years, years from March).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::{render, unix_millis, StampCache};
+
+    fn at(ms: i64) -> SystemTime {
+        if ms >= 0 {
+            UNIX_EPOCH + Duration::from_millis(ms as u64)
+        } else {
+            UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+        }
+    }
+
+    fn text(ms: i64) -> String {
+        String::from_utf8(render(ms).to_vec()).unwrap()
+    }
+
+    /// What env_logger's `timestamp_millis` printed: jiff's RFC 3339 at 3 decimals.
+    fn env_logger_shape(t: SystemTime) -> String {
+        format!("{:.3}", jiff::Timestamp::try_from(t).unwrap())
+    }
+
+    #[test]
+    fn renders_known_instants() {
+        // Expected values from `date -u -d @SECONDS`.
+        assert_eq!(text(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(text(1_795_258_728_123), "2026-11-21T10:58:48.123Z");
+        assert_eq!(text(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(text(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
+        assert_eq!(text(4_107_542_400_000), "2100-03-01T00:00:00.000Z");
+        assert_eq!(text(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn second_and_day_boundaries() {
+        let midnight = 1_795_219_200_000; // 2026-11-21T00:00:00Z
+        assert_eq!(text(midnight - 1), "2026-11-20T23:59:59.999Z");
+        assert_eq!(text(midnight), "2026-11-21T00:00:00.000Z");
+        assert_eq!(text(midnight + 999), "2026-11-21T00:00:00.999Z");
+        assert_eq!(text(midnight + 1000), "2026-11-21T00:00:01.000Z");
+        let new_year = 1_798_761_600_000; // 2027-01-01T00:00:00Z
+        assert_eq!(text(new_year - 1), "2026-12-31T23:59:59.999Z");
+        assert_eq!(text(new_year), "2027-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn matches_env_loggers_timestamp_across_centuries() {
+        // Deterministic spread over 1900–2300, plus every day boundary of a leap year's February.
+        let mut ms: i64 = -2_208_988_800_000;
+        let mut step: i64 = 1;
+        while ms < 10_413_792_000_000 {
+            let t = at(ms);
+            assert_eq!(text(unix_millis(t)), env_logger_shape(t), "{ms} ms");
+            ms += step;
+            step = step * 7 % 1_000_000_007 + 86_399_999;
+        }
+        for day in 0..40 {
+            for edge in [-1, 0, 1] {
+                let t = at(1_709_251_200_000 - 10 * 86_400_000 + day * 86_400_000 + edge); // 2024-03-01 − 10 d
+                assert_eq!(text(unix_millis(t)), env_logger_shape(t));
+            }
+        }
+    }
+
+    #[test]
+    fn sub_millisecond_time_rounds_down_like_env_logger() {
+        for t in [
+            UNIX_EPOCH + Duration::from_nanos(1_795_258_728_123_999_999),
+            UNIX_EPOCH + Duration::from_nanos(1_795_258_728_123_000_001),
+            UNIX_EPOCH - Duration::from_nanos(500_000),
+            UNIX_EPOCH - Duration::from_nanos(1_000_000),
+            UNIX_EPOCH - Duration::from_nanos(1_000_001),
+        ] {
+            assert_eq!(text(unix_millis(t)), env_logger_shape(t), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn clocks_beyond_four_digit_years_keep_the_shape() {
+        assert_eq!(text(i64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(text(i64::MIN), "0000-01-01T00:00:00.000Z");
+        assert_eq!(unix_millis(UNIX_EPOCH + Duration::from_secs(u64::MAX / 2)), 253_402_300_799_999);
+    }
+
+    #[test]
+    fn lines_in_the_same_millisecond_share_one_rendering() {
+        let mut cache = StampCache::new();
+        let first = at(1_795_258_728_123) + Duration::from_micros(100);
+        let same_ms = at(1_795_258_728_123) + Duration::from_micros(900);
+        assert_eq!(cache.get(first), b"2026-11-21T10:58:48.123Z");
+        let rendered_at = cache.ms;
+        // Scribble on the cached text: a second call in the same millisecond must not re-render.
+        cache.text[23] = b'!';
+        assert_eq!(cache.get(same_ms), b"2026-11-21T10:58:48.123!");
+        assert_eq!(cache.ms, rendered_at);
+    }
+
+    #[test]
+    fn a_new_millisecond_renders_a_new_timestamp() {
+        let mut cache = StampCache::new();
+        assert_eq!(cache.get(at(1_795_258_728_999)), b"2026-11-21T10:58:48.999Z");
+        assert_eq!(cache.get(at(1_795_258_729_000)), b"2026-11-21T10:58:49.000Z");
+        // A clock stepped back renders again too.
+        assert_eq!(cache.get(at(1_795_258_728_999)), b"2026-11-21T10:58:48.999Z");
+    }
+}
