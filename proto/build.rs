@@ -1,7 +1,8 @@
 //! Generates the protobuf messages (protobuf-codegen, pure-Rust parser: no protoc) and the
 //! grpcio stubs for every service. grpcio-compiler only targets protobuf 2, but its stubs are
 //! plain `grpcio::Method` tables over `pb_ser`/`pb_de`, identical under `protobufv3-codec`, so
-//! they are written here from the parsed descriptors.
+//! they are written here from the parsed descriptors: unary and server-streaming methods (the
+//! health service's `Watch`); client streaming is refused at build time.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -87,53 +88,31 @@ fn grpc_stubs(fd: &FileDescriptorProto, types: &HashMap<String, String>) -> Stri
     for svc in &fd.service {
         let name = svc.name();
         let full = format!("{}.{}", fd.package(), name);
-        let mut client = String::new();
-        let mut server_trait = String::new();
-        let mut register = String::new();
+        let mut stubs = Stubs::default();
         for m in &svc.method {
-            assert!(
-                !m.client_streaming() && !m.server_streaming(),
-                "{full}.{}: only unary methods are generated",
-                m.name()
-            );
+            assert!(!m.client_streaming(), "{full}.{}: client streaming is not generated", m.name());
+            let streaming = m.server_streaming();
             let req = &types[m.input_type()];
             let resp = &types[m.output_type()];
             let method = snake(m.name());
             let konst = format!("METHOD_{}_{}", snake(name).to_uppercase(), method.to_uppercase());
+            let ty = if streaming { "ServerStreaming" } else { "Unary" };
             writeln!(
                 out,
                 "pub const {konst}: ::grpcio::Method<{req}, {resp}> = ::grpcio::Method {{\n    \
-                 ty: ::grpcio::MethodType::Unary,\n    name: \"/{full}/{}\",\n    \
+                 ty: ::grpcio::MethodType::{ty},\n    name: \"/{full}/{}\",\n    \
                  req_mar: ::grpcio::Marshaller {{ ser: ::grpcio::pb_ser, de: ::grpcio::pb_de }},\n    \
                  resp_mar: ::grpcio::Marshaller {{ ser: ::grpcio::pb_ser, de: ::grpcio::pb_de }},\n}};",
                 m.name()
             )
             .unwrap();
-            writeln!(
-                client,
-                "    pub fn {method}_opt(&self, req: &{req}, opt: ::grpcio::CallOption) -> ::grpcio::Result<{resp}> {{\n        \
-                 self.client.unary_call(&{konst}, req, opt)\n    }}\n    \
-                 pub fn {method}(&self, req: &{req}) -> ::grpcio::Result<{resp}> {{\n        \
-                 self.{method}_opt(req, ::grpcio::CallOption::default())\n    }}\n    \
-                 pub fn {method}_async_opt(&self, req: &{req}, opt: ::grpcio::CallOption) -> ::grpcio::Result<::grpcio::ClientUnaryReceiver<{resp}>> {{\n        \
-                 self.client.unary_call_async(&{konst}, req, opt)\n    }}\n    \
-                 pub fn {method}_async(&self, req: &{req}) -> ::grpcio::Result<::grpcio::ClientUnaryReceiver<{resp}>> {{\n        \
-                 self.{method}_async_opt(req, ::grpcio::CallOption::default())\n    }}"
-            )
-            .unwrap();
-            writeln!(
-                server_trait,
-                "    fn {method}(&mut self, ctx: ::grpcio::RpcContext, _req: {req}, sink: ::grpcio::UnarySink<{resp}>) {{\n        \
-                 ::grpcio::unimplemented_call!(ctx, sink)\n    }}"
-            )
-            .unwrap();
-            writeln!(
-                register,
-                "    let mut instance = s.clone();\n    \
-                 builder = builder.add_unary_handler(&{konst}, move |ctx, req, resp| instance.{method}(ctx, req, resp));"
-            )
-            .unwrap();
+            if streaming {
+                stubs.server_streaming(&method, &konst, req, resp);
+            } else {
+                stubs.unary(&method, &konst, req, resp);
+            }
         }
+        let Stubs { client, server_trait, register } = stubs;
         let snake_svc = snake(name);
         write!(
             out,
@@ -149,4 +128,67 @@ fn grpc_stubs(fd: &FileDescriptorProto, types: &HashMap<String, String>) -> Stri
         .unwrap();
     }
     out
+}
+
+/// The generated text of one service's methods, in grpcio-compiler's shape: client methods,
+/// server trait methods (UNIMPLEMENTED by default) and their registration.
+#[derive(Default)]
+struct Stubs {
+    client: String,
+    server_trait: String,
+    register: String,
+}
+
+impl Stubs {
+    /// A unary method: one request, one response.
+    fn unary(&mut self, method: &str, konst: &str, req: &str, resp: &str) {
+        writeln!(
+            self.client,
+            "    pub fn {method}_opt(&self, req: &{req}, opt: ::grpcio::CallOption) -> ::grpcio::Result<{resp}> {{\n        \
+             self.client.unary_call(&{konst}, req, opt)\n    }}\n    \
+             pub fn {method}(&self, req: &{req}) -> ::grpcio::Result<{resp}> {{\n        \
+             self.{method}_opt(req, ::grpcio::CallOption::default())\n    }}\n    \
+             pub fn {method}_async_opt(&self, req: &{req}, opt: ::grpcio::CallOption) -> ::grpcio::Result<::grpcio::ClientUnaryReceiver<{resp}>> {{\n        \
+             self.client.unary_call_async(&{konst}, req, opt)\n    }}\n    \
+             pub fn {method}_async(&self, req: &{req}) -> ::grpcio::Result<::grpcio::ClientUnaryReceiver<{resp}>> {{\n        \
+             self.{method}_async_opt(req, ::grpcio::CallOption::default())\n    }}"
+        )
+        .unwrap();
+        writeln!(
+            self.server_trait,
+            "    fn {method}(&mut self, ctx: ::grpcio::RpcContext, _req: {req}, sink: ::grpcio::UnarySink<{resp}>) {{\n        \
+             ::grpcio::unimplemented_call!(ctx, sink)\n    }}"
+        )
+        .unwrap();
+        writeln!(
+            self.register,
+            "    let mut instance = s.clone();\n    \
+             builder = builder.add_unary_handler(&{konst}, move |ctx, req, resp| instance.{method}(ctx, req, resp));"
+        )
+        .unwrap();
+    }
+
+    /// The same for a server-streaming method: one request, a stream of responses.
+    fn server_streaming(&mut self, method: &str, konst: &str, req: &str, resp: &str) {
+        writeln!(
+            self.client,
+            "    pub fn {method}_opt(&self, req: &{req}, opt: ::grpcio::CallOption) -> ::grpcio::Result<::grpcio::ClientSStreamReceiver<{resp}>> {{\n        \
+             self.client.server_streaming(&{konst}, req, opt)\n    }}\n    \
+             pub fn {method}(&self, req: &{req}) -> ::grpcio::Result<::grpcio::ClientSStreamReceiver<{resp}>> {{\n        \
+             self.{method}_opt(req, ::grpcio::CallOption::default())\n    }}"
+        )
+        .unwrap();
+        writeln!(
+            self.server_trait,
+            "    fn {method}(&mut self, ctx: ::grpcio::RpcContext, _req: {req}, sink: ::grpcio::ServerStreamingSink<{resp}>) {{\n        \
+             ::grpcio::unimplemented_call!(ctx, sink)\n    }}"
+        )
+        .unwrap();
+        writeln!(
+            self.register,
+            "    let mut instance = s.clone();\n    \
+             builder = builder.add_server_streaming_handler(&{konst}, move |ctx, req, resp| instance.{method}(ctx, req, resp));"
+        )
+        .unwrap();
+    }
 }

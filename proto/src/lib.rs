@@ -17,10 +17,13 @@ pub mod tls;
 
 pub use generated::envelope::{failure, Envelope, Failure, Hop, TraceContext};
 
-/// The standard gRPC health service (`grpc.health.v1.Health`, `Check` only).
+/// The standard gRPC health service (`grpc.health.v1.Health`: `Check` and `Watch`).
 pub mod health {
     pub use crate::generated::health::{health_check_response::ServingStatus, HealthCheckRequest, HealthCheckResponse};
     pub use crate::generated::health_grpc::{create_health, Health, HealthClient};
+
+    /// The service name the processor reports its health under (and its callers watch).
+    pub const PROCESSOR_SERVICE: &str = "switchboard.v1.Processor";
 }
 pub use batch::MAX_BATCH;
 

@@ -1,37 +1,209 @@
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
-use grpcio::{RpcContext, RpcStatus, RpcStatusCode, UnarySink};
+use event_listener::Event;
+use futures::SinkExt;
+use futures_lite::future;
+use grpcio::{RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, UnarySink, WriteFlags};
 use switchboard_proto::health::{HealthCheckRequest, HealthCheckResponse, ServingStatus};
 
-/// The service name the processor reports under, besides the server-wide "".
-pub const HEALTH_SERVICE_NAME: &str = "switchboard.v1.Processor";
+/// The service name the processor reports under, besides the server-wide "" (the name its
+/// callers' channels watch).
+pub const HEALTH_SERVICE_NAME: &str = switchboard_proto::health::PROCESSOR_SERVICE;
 
-/// `grpc.health.v1.Health/Check` for the processor: SERVING while it takes calls,
-/// NOT_SERVING once shutdown began (so balancers drain it first).
+/// How often a watcher is sent the status again although it did not change: a watcher whose
+/// client vanished is only noticed when a write fails, so this bounds how long it lingers.
+const RESEND: Duration = Duration::from_secs(5);
+
+/// `grpc.health.v1.Health` for the processor: SERVING while it takes calls, NOT_SERVING once
+/// shutdown began. `Check` answers probes; `Watch` streams every change to the callers'
+/// channels (gRPC client-side health checking), which then leave a NOT_SERVING processor out
+/// of their round robin.
 #[derive(Clone, Debug, Default)]
 pub struct Health {
-    status: Arc<AtomicI32>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// The status changed or the watches ended.
+    changed: Event,
+    /// A watcher sent the current status, or left.
+    delivered: Event,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    status: ServingStatus,
+    /// Bumped by every change, so a watcher knows whether what it sent is still current.
+    version: u64,
+    ended: bool,
+    watchers: usize,
+    /// Watchers whose last message carried `version`.
+    current: usize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is a few plain fields, consistent after any panic.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Health {
-    /// Sets the status reported for the server and for [`HEALTH_SERVICE_NAME`].
+    /// Sets the status reported for the server and for [`HEALTH_SERVICE_NAME`]; watchers are
+    /// sent it if it changed.
     pub fn set(&self, status: ServingStatus) {
-        self.status.store(status as i32, Ordering::Relaxed);
+        let mut state = self.shared.lock();
+        if state.status != status {
+            state.status = status;
+            state.version += 1;
+            state.current = 0;
+            self.shared.changed.notify(usize::MAX);
+        }
     }
+
+    /// The status reported now.
+    pub fn status(&self) -> ServingStatus {
+        self.shared.lock().status
+    }
+
+    /// Ends every `Watch` stream (after it has been sent the current status) and any started
+    /// later: the server's shutdown waits for its calls, and a watch would never end by itself.
+    pub fn end_watches(&self) {
+        self.shared.lock().ended = true;
+        self.shared.changed.notify(usize::MAX);
+    }
+
+    /// Waits until every watcher has been sent the current status, for at most `limit`; false
+    /// if some had not by then (a client not reading, or gone without closing).
+    pub async fn delivered_within(&self, limit: Duration) -> bool {
+        let all_sent = async {
+            loop {
+                let delivered = self.shared.delivered.listen();
+                let all = {
+                    let state = self.shared.lock();
+                    state.current == state.watchers
+                };
+                if all {
+                    return true;
+                }
+                delivered.await;
+            }
+        };
+        future::or(all_sent, async {
+            smol::Timer::after(limit).await;
+            false
+        })
+        .await
+    }
+}
+
+fn known(service: &str) -> bool {
+    service.is_empty() || service == HEALTH_SERVICE_NAME
+}
+
+fn unknown(service: &str) -> RpcStatus {
+    RpcStatus::with_message(RpcStatusCode::NOT_FOUND, format!("unknown service {service}"))
+}
+
+fn response(status: ServingStatus) -> HealthCheckResponse {
+    let mut resp = HealthCheckResponse::new();
+    resp.status = status.into();
+    resp
 }
 
 impl switchboard_proto::health::Health for Health {
     fn check(&mut self, ctx: RpcContext<'_>, req: HealthCheckRequest, sink: UnarySink<HealthCheckResponse>) {
-        let reply = if req.service.is_empty() || req.service == HEALTH_SERVICE_NAME {
-            let mut resp = HealthCheckResponse::new();
-            resp.status = protobuf::EnumOrUnknown::from_i32(self.status.load(Ordering::Relaxed));
-            sink.success(resp)
-        } else {
-            sink.fail(RpcStatus::with_message(RpcStatusCode::NOT_FOUND, format!("unknown service {}", req.service)))
-        };
+        let reply =
+            if known(&req.service) { sink.success(response(self.status())) } else { sink.fail(unknown(&req.service)) };
         ctx.spawn(async move {
             let _ = reply.await;
         });
+    }
+
+    fn watch(&mut self, ctx: RpcContext<'_>, req: HealthCheckRequest, sink: ServerStreamingSink<HealthCheckResponse>) {
+        if !known(&req.service) {
+            let failed = sink.fail(unknown(&req.service));
+            ctx.spawn(async move {
+                let _ = failed.await;
+            });
+            return;
+        }
+        ctx.spawn(watch(Watcher::join(self.shared.clone()), sink));
+    }
+}
+
+/// One `Watch` stream: the current status at once, then each change and every [`RESEND`]; it
+/// ends when [`Health::end_watches`] is called or the client goes away. One message is in
+/// flight at a time and each carries the status of its sending, so a slow client is never
+/// queued a backlog: it gets the latest status when it reads again.
+async fn watch(mut watcher: Watcher, mut sink: ServerStreamingSink<HealthCheckResponse>) {
+    let shared = watcher.shared.clone();
+    let mut resend = true;
+    loop {
+        // Listen before reading the state, so a change in between is not missed.
+        let changed = shared.changed.listen();
+        let (status, version, ended) = {
+            let state = shared.lock();
+            (state.status, state.version, state.ended)
+        };
+        if resend || watcher.sent != Some(version) {
+            if sink.send((response(status), WriteFlags::default())).await.is_err() {
+                return; // The client cancelled or went away.
+            }
+            watcher.has_sent(version);
+        }
+        if ended {
+            break;
+        }
+        resend = future::or(
+            async {
+                changed.await;
+                false
+            },
+            async {
+                smol::Timer::after(RESEND).await;
+                true
+            },
+        )
+        .await;
+    }
+    let _ = sink.close().await;
+}
+
+/// A watcher's place in the count [`Health::delivered_within`] waits on.
+struct Watcher {
+    shared: Arc<Shared>,
+    sent: Option<u64>,
+}
+
+impl Watcher {
+    fn join(shared: Arc<Shared>) -> Self {
+        shared.lock().watchers += 1;
+        Watcher { shared, sent: None }
+    }
+
+    fn has_sent(&mut self, version: u64) {
+        let mut state = self.shared.lock();
+        if state.version == version && self.sent != Some(version) {
+            state.current += 1;
+            drop(state);
+            self.shared.delivered.notify(usize::MAX);
+        }
+        self.sent = Some(version);
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.watchers -= 1;
+        if self.sent == Some(state.version) {
+            state.current -= 1;
+        }
+        drop(state);
+        self.shared.delivered.notify(usize::MAX);
     }
 }

@@ -1,5 +1,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use grpcio::{Environment, Server, ServerBuilder, ServerCredentials};
 use switchboard_proto::health::ServingStatus;
@@ -11,6 +12,10 @@ use switchboard_ports::Publisher;
 use switchboard_telemetry::Metrics;
 
 use crate::ProcessorHandler;
+
+/// The longest a stopping processor waits for its callers to learn it is NOT_SERVING: one
+/// reading its stream is told within milliseconds; one that is not reading is not waited for.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(1);
 
 /// Where and how the processor serves.
 #[derive(Debug, Clone)]
@@ -67,7 +72,7 @@ impl ProcessorServer {
         // The clients ping every second to notice a vanished processor: allow it (the default
         // answers pings more often than every 5 min without calls with GOAWAY).
         let args = grpcio::ChannelBuilder::new(env.clone())
-            .http2_min_recv_ping_interval_without_data(std::time::Duration::from_millis(500))
+            .http2_min_recv_ping_interval_without_data(Duration::from_millis(500))
             .keepalive_permit_without_calls(true)
             .build_args();
         let mut server = ServerBuilder::new(env)
@@ -94,10 +99,22 @@ impl ProcessorServer {
         self.addr
     }
 
-    /// Reports NOT_SERVING (so health-checking balancers drain it), stops taking calls and
-    /// waits for those in flight.
+    /// The health the server reports (`grpc.health.v1.Health`): setting NOT_SERVING takes it
+    /// out of its callers' rotation while it keeps serving.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Drains, then stops: reports NOT_SERVING and waits (at most [`DRAIN_LIMIT`]) until every
+    /// caller watching its health has been told, so they stop sending it calls before it
+    /// refuses new ones; then stops taking calls and waits for those in flight.
     pub async fn shutdown(mut self) {
         self.health.set(ServingStatus::NOT_SERVING);
+        if !self.health.delivered_within(DRAIN_LIMIT).await {
+            info!("processor draining: not every health watcher was told within {DRAIN_LIMIT:?}");
+        }
+        // The watch streams would keep the server's shutdown waiting.
+        self.health.end_watches();
         let _ = self.server.shutdown().await;
     }
 }

@@ -1,5 +1,6 @@
 //! Several processors behind one client (`PROCESSOR_ADDR=a:p,b:p`): calls go round robin, and
-//! a processor that goes away is routed around; replies go to the partition the envelope names.
+//! a processor that goes away, or reports NOT_SERVING, is routed around; replies go to the
+//! partition the envelope names.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +9,10 @@ use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_names::topics::ReplyTopics;
 use switchboard_ports::{Subscriber, TopicAdmin};
 use switchboard_processor::{ProcessorServer, ServerConfig};
-use switchboard_proto::{client::processor_client, Envelope, ProcessRequest};
+use switchboard_proto::health::ServingStatus;
+use switchboard_proto::{client::processor_client, Envelope, ProcessRequest, ProcessorClient};
 use switchboard_telemetry::Metrics;
+use switchboard_testkit::block_on_within;
 
 fn start(broker: &MemoryBroker, metrics: Metrics) -> ProcessorServer {
     let config = ServerConfig {
@@ -45,10 +48,13 @@ fn calls_spread_over_every_processor_and_a_stopped_one_is_routed_around() {
         let (ma, mb) = (Metrics::new("processor"), Metrics::new("processor"));
         let (a, b) = (start(&broker, ma.clone()), start(&broker, mb.clone()));
         let client = processor_client(&format!("{},{}", a.local_addr(), b.local_addr()));
+        // A processor joins the rotation once connected and its health reported SERVING.
+        assert!(call_until(&client, || calls(&ma) > 0 && calls(&mb) > 0).await, "both joined");
+        let (a0, b0) = (calls(&ma), calls(&mb));
         for i in 0..40 {
             client.process_async(&request(&format!("r{i}"), None)).unwrap().await.expect("both up: every call ok");
         }
-        let (ca, cb) = (calls(&ma), calls(&mb));
+        let (ca, cb) = (calls(&ma) - a0, calls(&mb) - b0);
         assert_eq!(ca + cb, 40);
         assert!(ca >= 10 && cb >= 10, "round robin over both: {ca} and {cb}");
 
@@ -73,6 +79,69 @@ fn calls_spread_over_every_processor_and_a_stopped_one_is_routed_around() {
         assert_eq!(streak, 50, "after b stopped, calls succeed on a ({failed} failed on the way)");
         assert!(failed <= 10, "{failed} calls failed after b stopped");
         a.shutdown().await;
+    });
+}
+
+/// Makes calls (jobs: nothing is published) until `done`, at most [`MAX_CALLS`]; whether it got
+/// there. Calls are counted, not timed: a slow machine only makes it slower.
+async fn call_until(client: &ProcessorClient, mut done: impl FnMut() -> bool) -> bool {
+    for i in 0..MAX_CALLS {
+        if done() {
+            return true;
+        }
+        job(client, &format!("u{i}")).await;
+    }
+    done()
+}
+
+async fn job(client: &ProcessorClient, id: &str) {
+    let mut r = ProcessRequest::new();
+    r.envelope = Some(Envelope::start(id, "x", "", Duration::from_secs(5))).into();
+    client.process_async(&r).unwrap().await.expect("a healthy processor answers");
+}
+
+const MAX_CALLS: usize = 2000;
+
+#[test]
+fn a_processor_reporting_not_serving_gets_no_calls_until_it_serves_again() {
+    block_on_within(Duration::from_secs(60), async {
+        let broker = MemoryBroker::new();
+        let (ma, mb) = (Metrics::new("processor"), Metrics::new("processor"));
+        let (a, b) = (start(&broker, ma.clone()), start(&broker, mb.clone()));
+        let client = processor_client(&format!("{},{}", a.local_addr(), b.local_addr()));
+        assert!(call_until(&client, || calls(&ma) > 0 && calls(&mb) > 0).await, "both joined");
+
+        // b keeps listening and answering; only its health changes.
+        b.health().set(ServingStatus::NOT_SERVING);
+        assert!(b.health().delivered_within(Duration::from_secs(30)).await, "the client's watch was told");
+        // The client acts on the message a moment after it was sent: wait for a run of calls
+        // that all went to a…
+        let mut last_b = calls(&mb);
+        let mut run = 0;
+        let left_out = call_until(&client, || {
+            run = if calls(&mb) == last_b { run + 1 } else { 0 };
+            last_b = calls(&mb);
+            run > 20
+        })
+        .await;
+        assert!(left_out, "b still gets calls while NOT_SERVING (is the client health-checking?)");
+        // …then every call goes to a.
+        let (a0, b0) = (calls(&ma), calls(&mb));
+        for i in 0..100 {
+            job(&client, &format!("n{i}")).await;
+        }
+        assert_eq!((calls(&ma) - a0, calls(&mb) - b0), (100, 0), "all to a while b is NOT_SERVING");
+
+        b.health().set(ServingStatus::SERVING);
+        let b0 = calls(&mb);
+        assert!(call_until(&client, || calls(&mb) > b0).await, "b back in the rotation");
+        let (a0, b0) = (calls(&ma), calls(&mb));
+        for i in 0..40 {
+            client.process_async(&request(&format!("t{i}"), None)).unwrap().await.expect("both up: every call ok");
+        }
+        let (ca, cb) = (calls(&ma) - a0, calls(&mb) - b0);
+        assert!(ca >= 10 && cb >= 10, "round robin over both again: {ca} and {cb}");
+        futures_lite::future::zip(a.shutdown(), b.shutdown()).await;
     });
 }
 
