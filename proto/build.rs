@@ -154,18 +154,7 @@ impl Stubs {
              self.{method}_async_opt(req, ::grpcio::CallOption::default())\n    }}"
         )
         .unwrap();
-        writeln!(
-            self.server_trait,
-            "    fn {method}(&mut self, ctx: ::grpcio::RpcContext, _req: {req}, sink: ::grpcio::UnarySink<{resp}>) {{\n        \
-             ::grpcio::unimplemented_call!(ctx, sink)\n    }}"
-        )
-        .unwrap();
-        writeln!(
-            self.register,
-            "    let mut instance = s.clone();\n    \
-             builder = builder.add_unary_handler(&{konst}, move |ctx, req, resp| instance.{method}(ctx, req, resp));"
-        )
-        .unwrap();
+        self.serve(method, konst, req, &format!("UnarySink<{resp}>"), "add_unary_handler");
     }
 
     /// The same for a server-streaming method: one request, a stream of responses.
@@ -178,16 +167,22 @@ impl Stubs {
              self.{method}_opt(req, ::grpcio::CallOption::default())\n    }}"
         )
         .unwrap();
+        self.serve(method, konst, req, &format!("ServerStreamingSink<{resp}>"), "add_server_streaming_handler");
+    }
+
+    /// The server side of a method: its trait method (UNIMPLEMENTED unless the service
+    /// implements it) and its registration with `add`, the builder's handler for its kind.
+    fn serve(&mut self, method: &str, konst: &str, req: &str, sink: &str, add: &str) {
         writeln!(
             self.server_trait,
-            "    fn {method}(&mut self, ctx: ::grpcio::RpcContext, _req: {req}, sink: ::grpcio::ServerStreamingSink<{resp}>) {{\n        \
+            "    fn {method}(&mut self, ctx: ::grpcio::RpcContext, _req: {req}, sink: ::grpcio::{sink}) {{\n        \
              ::grpcio::unimplemented_call!(ctx, sink)\n    }}"
         )
         .unwrap();
         writeln!(
             self.register,
             "    let mut instance = s.clone();\n    \
-             builder = builder.add_server_streaming_handler(&{konst}, move |ctx, req, resp| instance.{method}(ctx, req, resp));"
+             builder = builder.{add}(&{konst}, move |ctx, req, resp| instance.{method}(ctx, req, resp));"
         )
         .unwrap();
     }

@@ -88,24 +88,32 @@ mod tests {
     #[test]
     fn renders_known_instants() {
         // Expected values from `date -u -d @SECONDS`.
-        assert_eq!(text(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(text(1_795_258_728_123), "2026-11-21T10:58:48.123Z");
-        assert_eq!(text(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(text(4_107_542_399_999), "2100-02-28T23:59:59.999Z");
-        assert_eq!(text(4_107_542_400_000), "2100-03-01T00:00:00.000Z");
-        assert_eq!(text(-1), "1969-12-31T23:59:59.999Z");
+        for (ms, want) in [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (1_795_258_728_123, "2026-11-21T10:58:48.123Z"),
+            (951_782_400_000, "2000-02-29T00:00:00.000Z"),
+            (4_107_542_399_999, "2100-02-28T23:59:59.999Z"),
+            (4_107_542_400_000, "2100-03-01T00:00:00.000Z"),
+            (-1, "1969-12-31T23:59:59.999Z"),
+        ] {
+            assert_eq!(text(ms), want, "{ms} ms");
+        }
     }
 
     #[test]
     fn second_and_day_boundaries() {
         let midnight = 1_795_219_200_000; // 2026-11-21T00:00:00Z
-        assert_eq!(text(midnight - 1), "2026-11-20T23:59:59.999Z");
-        assert_eq!(text(midnight), "2026-11-21T00:00:00.000Z");
-        assert_eq!(text(midnight + 999), "2026-11-21T00:00:00.999Z");
-        assert_eq!(text(midnight + 1000), "2026-11-21T00:00:01.000Z");
         let new_year = 1_798_761_600_000; // 2027-01-01T00:00:00Z
-        assert_eq!(text(new_year - 1), "2026-12-31T23:59:59.999Z");
-        assert_eq!(text(new_year), "2027-01-01T00:00:00.000Z");
+        for (ms, want) in [
+            (midnight - 1, "2026-11-20T23:59:59.999Z"),
+            (midnight, "2026-11-21T00:00:00.000Z"),
+            (midnight + 999, "2026-11-21T00:00:00.999Z"),
+            (midnight + 1000, "2026-11-21T00:00:01.000Z"),
+            (new_year - 1, "2026-12-31T23:59:59.999Z"),
+            (new_year, "2027-01-01T00:00:00.000Z"),
+        ] {
+            assert_eq!(text(ms), want, "{ms} ms");
+        }
     }
 
     #[test]

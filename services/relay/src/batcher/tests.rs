@@ -18,9 +18,12 @@ fn run<T>(f: impl std::future::Future<Output = T>) -> T {
     switchboard_testkit::block_on_within(Duration::from_secs(60), f)
 }
 
-fn processor(publisher: Arc<dyn Publisher>) -> ProcessorServer {
+/// A processor publishing through `publisher`, and a client of it.
+fn processor_and_client(publisher: Arc<dyn Publisher>) -> (ProcessorServer, ProcessorClient) {
     let config = ServerConfig { addr: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() };
-    ProcessorServer::start(&config, publisher).unwrap()
+    let server = ProcessorServer::start(&config, publisher).unwrap();
+    let client = switchboard_proto::client::processor_client(&server.local_addr().to_string());
+    (server, client)
 }
 
 fn request(id: &str) -> ProcessRequest {
@@ -66,8 +69,7 @@ const LONG: Duration = Duration::from_secs(30);
 fn queued_envelopes_go_in_batches_of_at_most_the_maximum_each_answered_for_itself() {
     run(async {
         let broker = MemoryBroker::new();
-        let server = processor(Arc::new(broker.clone()));
-        let client = switchboard_proto::client::processor_client(&server.local_addr().to_string());
+        let (server, client) = processor_and_client(Arc::new(broker.clone()));
         let ids: Vec<String> = (0..9).map(|i| format!("id-{i}")).collect();
         let items: Vec<(&str, Duration)> = ids.iter().map(|i| (i.as_str(), LONG)).collect();
         // 9 with at most 4 a call: 4 + 4 in two batches, the last one alone as `Process`.
@@ -88,8 +90,7 @@ fn queued_envelopes_go_in_batches_of_at_most_the_maximum_each_answered_for_itsel
 fn a_call_with_no_other_in_flight_skips_the_collector_and_the_next_one_waits_for_it() {
     run(async {
         let broker = MemoryBroker::new();
-        let server = processor(Arc::new(broker.clone()));
-        let client = switchboard_proto::client::processor_client(&server.local_addr().to_string());
+        let (server, client) = processor_and_client(Arc::new(broker.clone()));
         // No collecting task: a call that went through the queue would not be answered.
         let (items, queued) = async_channel::bounded(4);
         let in_flight = Arc::new(AtomicUsize::new(0));
@@ -135,8 +136,7 @@ fn an_envelope_whose_deadline_passes_during_the_batch_hears_at_its_own_deadline(
         let broker = MemoryBroker::new();
         let slow = FaultyPublisher::new(Arc::new(broker.clone()))
             .with_rule(Trigger::Always, Effect::Delay(Duration::from_secs(5)));
-        let server = processor(Arc::new(slow));
-        let client = switchboard_proto::client::processor_client(&server.local_addr().to_string());
+        let (server, client) = processor_and_client(Arc::new(slow));
         let answers = collect_queued(client, 8, &[("long", LONG), ("short", Duration::from_secs(1))]).await;
         // Both arrived in time, so the processor handles (and answers OK for) both; the short
         // one's waiter gave up at its own deadline, as its own call's timeout would have.
