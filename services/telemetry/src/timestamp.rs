@@ -10,10 +10,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Bytes in a rendered timestamp: `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub(crate) const LEN: usize = 24;
 
-/// 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z: the four-digit years. A clock outside
-/// them is broken; its lines show the nearest end rather than a differently shaped prefix.
+/// 0000-01-01T00:00:00.000Z and 9999-12-30T22:00:00.000Z (the last millisecond jiff takes): the four-digit
+/// years jiff renders. A clock outside them is broken; its lines show the nearest end rather
+/// than a differently shaped prefix.
 const MIN_MS: i64 = -62_167_219_200_000;
-const MAX_MS: i64 = 253_402_300_799_999;
+const MAX_MS: i64 = 253_402_207_200_000;
 
 /// The last timestamp rendered and the millisecond it belongs to.
 #[derive(Debug)]
@@ -66,7 +67,7 @@ pub(crate) fn render(ms: i64) -> [u8; LEN] {
 mod tests {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-    use super::{render, unix_millis, StampCache};
+    use super::{render, unix_millis, StampCache, MAX_MS};
 
     fn at(ms: i64) -> SystemTime {
         if ms >= 0 {
@@ -131,9 +132,9 @@ mod tests {
 
     #[test]
     fn clocks_beyond_four_digit_years_keep_the_shape() {
-        assert_eq!(text(i64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(text(i64::MAX), "9999-12-30T22:00:00.000Z");
         assert_eq!(text(i64::MIN), "0000-01-01T00:00:00.000Z");
-        assert_eq!(unix_millis(UNIX_EPOCH + Duration::from_secs(u64::MAX / 2)), 253_402_300_799_999);
+        assert_eq!(unix_millis(UNIX_EPOCH + Duration::from_secs(u64::MAX / 2)), MAX_MS);
     }
 
     #[test]
