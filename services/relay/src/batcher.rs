@@ -6,15 +6,9 @@
 //! envelope goes out at once as a plain `Process` call (today's unary call, headers and all).
 //! Calls run on their own tasks, so several batches are in flight at once and the collector is
 //! back to collecting while they are.
-//!
-//! An envelope that finds no other call in flight cannot be batched with anything, so it skips
-//! the collector and makes its `Process` call from its own task: at low load a request is not
-//! handed to two more tasks (and possibly another thread) on its way to the processor.
 
 use std::cmp::Reverse;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
@@ -39,8 +33,8 @@ pub(crate) struct Answer {
 pub(crate) enum Calls {
     /// One `Process` call per envelope, made by the request's own task.
     Unary(ProcessorClient),
-    /// Through the collecting task, unless no other call is in flight (see the module docs).
-    Batched { items: async_channel::Sender<Item>, in_flight: Arc<AtomicUsize>, client: ProcessorClient },
+    /// Through the collecting task (see the module docs).
+    Batched(async_channel::Sender<Item>),
 }
 
 /// One envelope waiting for its call.
@@ -60,8 +54,8 @@ impl Calls {
         }
         let max_batch = max_batch.min(switchboard_proto::MAX_BATCH);
         let (items, queued) = async_channel::bounded(queue.max(1));
-        smol::spawn(collect(client.clone(), queued, max_batch)).detach();
-        Calls::Batched { items, in_flight: Arc::default(), client }
+        smol::spawn(collect(client, queued, max_batch)).detach();
+        Calls::Batched(items)
     }
 
     /// Calls the processor for `request` within `remaining`. `None` only if the batching task
@@ -70,11 +64,7 @@ impl Calls {
     pub(crate) async fn call(&self, request: ProcessRequest, remaining: Duration) -> Option<Answer> {
         match self {
             Calls::Unary(client) => Some(unary(client, request, remaining).await),
-            Calls::Batched { items, in_flight, client } => {
-                let busy = InFlight::enter(in_flight);
-                if busy.alone {
-                    return Some(unary(client, request, remaining).await);
-                }
+            Calls::Batched(items) => {
                 let (reply, answer) = oneshot::channel();
                 let item = Item { request, deadline: Instant::now() + remaining, reply };
                 if items.send(item).await.is_err() {
@@ -84,26 +74,6 @@ impl Calls {
                 answer.await.ok()
             }
         }
-    }
-}
-
-/// One call counted in flight from `enter` until dropped (answered, or its task dropped).
-struct InFlight<'a> {
-    count: &'a AtomicUsize,
-    /// No other call was in flight when this one entered.
-    alone: bool,
-}
-
-impl<'a> InFlight<'a> {
-    fn enter(count: &'a AtomicUsize) -> Self {
-        let before = count.fetch_add(1, Ordering::AcqRel);
-        InFlight { count, alone: before == 0 }
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

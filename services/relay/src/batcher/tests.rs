@@ -87,33 +87,6 @@ fn queued_envelopes_go_in_batches_of_at_most_the_maximum_each_answered_for_itsel
 }
 
 #[test]
-fn a_call_with_no_other_in_flight_skips_the_collector_and_the_next_one_waits_for_it() {
-    run(async {
-        let broker = MemoryBroker::new();
-        let (server, client) = processor_and_client(Arc::new(broker.clone()));
-        // No collecting task: a call that went through the queue would not be answered.
-        let (items, queued) = async_channel::bounded(4);
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let calls = Calls::Batched { items, in_flight: in_flight.clone(), client };
-
-        let alone = calls.call(request("alone"), LONG).await.expect("answered without the collector");
-        assert_eq!((id(&alone), alone.method, code(&alone)), ("alone", PROCESS, RpcStatusCode::OK));
-        assert!(queued.is_empty());
-        assert_eq!(in_flight.load(Ordering::Acquire), 0, "the call left the count as it found it");
-
-        // Another call in flight: the next one could share a batch, so it goes to the collector.
-        let _other = InFlight::enter(&in_flight);
-        let waiting = async {
-            calls.call(request("second"), LONG).await;
-            None
-        };
-        let item = futures_lite::future::or(waiting, async { queued.recv().await.ok() }).await;
-        assert_eq!(item.expect("queued for the collector").request.envelope.as_ref().unwrap().id, "second");
-        server.shutdown().await;
-    });
-}
-
-#[test]
 fn a_whole_call_failure_is_each_envelopes_failure_with_its_request_handed_back() {
     run(async {
         // Nothing listens there: the channel cannot connect.
