@@ -17,9 +17,14 @@ if [[ ! -x "$VENV/bin/kubernetes-validate" ]]; then
     [[ -x "$VENV/bin/pip" ]] || python3 -m venv "$VENV" || fail "python3 -m venv failed (install python3-venv)"
     "$VENV/bin/pip" install -q --disable-pip-version-check "${K8S_CHECK_VALIDATE:-kubernetes-validate}"
 fi
-# The kustomization is kustomize's own file, not an API object: the rest is what it lists.
-mapfile -t files < <(sed -n 's/^  - \(.*\.yaml\)$/deploy\/kubernetes\/\1/p' deploy/kubernetes/kustomization.yaml)
-[[ ${#files[@]} -ge 6 ]] || fail "kustomization.yaml lists ${#files[@]} manifests"
+# A kustomization is kustomize's own file, not an API object: the rest is what each lists
+# (the split layout, the all-in-one and the base both share).
+files=()
+for dir in deploy/kubernetes deploy/kubernetes/base deploy/kubernetes/all-in-one; do
+    mapfile -t listed < <(sed -n "s|^  - \(.*\.yaml\)$|$dir/\1|p" "$dir/kustomization.yaml")
+    files+=("${listed[@]}")
+done
+[[ ${#files[@]} -ge 7 ]] || fail "the kustomizations list ${#files[@]} manifests"
 "$VENV/bin/kubernetes-validate" --strict -k "${K8S_VERSION:-1.32.0}" "${files[@]}" || fail "invalid manifests"
 for f in "${files[@]}"; do
     grep -q "kind: Deployment" "$f" || continue
