@@ -29,8 +29,6 @@ struct Shared {
     state: Mutex<State>,
     /// The status changed or the watches ended.
     changed: Event,
-    /// A watcher sent the current status, or left.
-    delivered: Event,
 }
 
 #[derive(Debug, Default)]
@@ -39,9 +37,6 @@ struct State {
     /// Bumped by every change, so a watcher knows whether what it sent is still current.
     version: u64,
     ended: bool,
-    watchers: usize,
-    /// Watchers whose last message carried `version`.
-    current: usize,
 }
 
 impl Shared {
@@ -59,7 +54,6 @@ impl Health {
         if state.status != status {
             state.status = status;
             state.version += 1;
-            state.current = 0;
             self.shared.changed.notify(usize::MAX);
         }
     }
@@ -74,29 +68,6 @@ impl Health {
     pub fn end_watches(&self) {
         self.shared.lock().ended = true;
         self.shared.changed.notify(usize::MAX);
-    }
-
-    /// Waits until every watcher has been sent the current status, for at most `limit`; false
-    /// if some had not by then (a client not reading, or gone without closing).
-    pub async fn delivered_within(&self, limit: Duration) -> bool {
-        let all_sent = async {
-            loop {
-                let delivered = self.shared.delivered.listen();
-                let all = {
-                    let state = self.shared.lock();
-                    state.current == state.watchers
-                };
-                if all {
-                    return true;
-                }
-                delivered.await;
-            }
-        };
-        future::or(all_sent, async {
-            smol::Timer::after(limit).await;
-            false
-        })
-        .await
     }
 }
 
@@ -124,23 +95,18 @@ impl switchboard_proto::health::Health for Health {
     }
 
     fn watch(&mut self, ctx: RpcContext<'_>, req: HealthCheckRequest, sink: ServerStreamingSink<HealthCheckResponse>) {
-        if !known(&req.service) {
-            let failed = sink.fail(unknown(&req.service));
-            ctx.spawn(async move {
-                let _ = failed.await;
-            });
-            return;
-        }
-        ctx.spawn(watch(Watcher::join(self.shared.clone()), sink));
+        ctx.spawn(watch(self.shared.clone(), known(&req.service), sink));
     }
 }
 
 /// One `Watch` stream: the current status at once, then each change and every [`RESEND`]; it
 /// ends when [`Health::end_watches`] is called or the client goes away. One message is in
 /// flight at a time and each carries the status of its sending, so a slow client is never
-/// queued a backlog: it gets the latest status when it reads again.
-async fn watch(mut watcher: Watcher, mut sink: ServerStreamingSink<HealthCheckResponse>) {
-    let shared = watcher.shared.clone();
+/// queued a backlog: it gets the latest status when it reads again. A service this server does
+/// not have is reported SERVICE_UNKNOWN on an open stream, as the health protocol's `Watch`
+/// specifies (`Check` answers NOT_FOUND).
+async fn watch(shared: Arc<Shared>, known: bool, mut sink: ServerStreamingSink<HealthCheckResponse>) {
+    let mut sent = None;
     let mut resend = true;
     loop {
         // Listen before reading the state, so a change in between is not missed.
@@ -149,11 +115,12 @@ async fn watch(mut watcher: Watcher, mut sink: ServerStreamingSink<HealthCheckRe
             let state = shared.lock();
             (state.status, state.version, state.ended)
         };
-        if resend || watcher.sent != Some(version) {
+        if resend || sent != Some(version) {
+            let status = if known { status } else { ServingStatus::SERVICE_UNKNOWN };
             if sink.send((response(status), WriteFlags::default())).await.is_err() {
                 return; // The client cancelled or went away.
             }
-            watcher.has_sent(version);
+            sent = Some(version);
         }
         if ended {
             break;
@@ -171,39 +138,4 @@ async fn watch(mut watcher: Watcher, mut sink: ServerStreamingSink<HealthCheckRe
         .await;
     }
     let _ = sink.close().await;
-}
-
-/// A watcher's place in the count [`Health::delivered_within`] waits on.
-struct Watcher {
-    shared: Arc<Shared>,
-    sent: Option<u64>,
-}
-
-impl Watcher {
-    fn join(shared: Arc<Shared>) -> Self {
-        shared.lock().watchers += 1;
-        Watcher { shared, sent: None }
-    }
-
-    fn has_sent(&mut self, version: u64) {
-        let mut state = self.shared.lock();
-        if state.version == version && self.sent != Some(version) {
-            state.current += 1;
-            drop(state);
-            self.shared.delivered.notify(usize::MAX);
-        }
-        self.sent = Some(version);
-    }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        let mut state = self.shared.lock();
-        state.watchers -= 1;
-        if self.sent == Some(state.version) {
-            state.current -= 1;
-        }
-        drop(state);
-        self.shared.delivered.notify(usize::MAX);
-    }
 }

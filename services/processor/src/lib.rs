@@ -12,4 +12,4 @@ mod server;
 pub use args::ProcessorArgs;
 pub use handler::ProcessorHandler;
 pub use health::{Health, HEALTH_SERVICE_NAME};
-pub use server::{ProcessorServer, ServerConfig, DRAIN_LIMIT};
+pub use server::{ProcessorServer, ServerConfig};

@@ -13,10 +13,6 @@ use switchboard_telemetry::Metrics;
 
 use crate::ProcessorHandler;
 
-/// The longest a stopping processor waits for its callers to learn it is NOT_SERVING: one
-/// reading its stream is told within milliseconds; one that is not reading is not waited for.
-pub const DRAIN_LIMIT: Duration = Duration::from_secs(1);
-
 /// Where and how the processor serves.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -105,14 +101,12 @@ impl ProcessorServer {
         &self.health
     }
 
-    /// Drains, then stops: reports NOT_SERVING and waits (at most [`DRAIN_LIMIT`]) until every
-    /// caller watching its health has been told, so they stop sending it calls before it
-    /// refuses new ones; then stops taking calls and waits for those in flight.
+    /// Drains, then stops: reports NOT_SERVING and ends the health watches (each watcher is
+    /// sent the status first, so callers' channels take this processor out of their rotation),
+    /// then stops taking calls (grpc-core's GOAWAY moves callers to other processors) and waits
+    /// for those in flight.
     pub async fn shutdown(mut self) {
         self.health.set(ServingStatus::NOT_SERVING);
-        if !self.health.delivered_within(DRAIN_LIMIT).await {
-            info!("processor draining: not every health watcher was told within {DRAIN_LIMIT:?}");
-        }
         // The watch streams would keep the server's shutdown waiting.
         self.health.end_watches();
         let _ = self.server.shutdown().await;

@@ -81,15 +81,25 @@ fn watch_sends_the_status_at_once_then_each_change_and_ends_at_shutdown() {
 }
 
 #[test]
-fn watching_an_unknown_service_is_not_found() {
+fn watching_an_unknown_service_reports_service_unknown_and_checking_it_is_not_found() {
     let server = start();
     let client = health_client(&server);
     block_on_within(LIMIT, async {
+        // Watch: SERVICE_UNKNOWN on a stream that stays open (the health protocol's rule), and
+        // ends when the server stops.
         let mut stream = watch(&client, "no.such.Service");
-        match stream.next().await {
-            Some(Err(grpcio::Error::RpcFailure(status))) => assert_eq!(status.code(), RpcStatusCode::NOT_FOUND),
-            other => panic!("expected NOT_FOUND, got {other:?}"),
-        }
-        server.shutdown().await;
+        assert_eq!(next_other_than(&mut stream, None).await, Some(ServingStatus::SERVICE_UNKNOWN));
+        let rest = next_other_than(&mut stream, Some(ServingStatus::SERVICE_UNKNOWN));
+        let (after, ()) = futures_lite::future::zip(rest, server.shutdown()).await;
+        assert_eq!(after, None, "the stream ended at shutdown");
     });
+    let server = start();
+    let client = health_client(&server);
+    let mut req = HealthCheckRequest::new();
+    req.service = "no.such.Service".to_string();
+    match client.check(&req) {
+        Err(grpcio::Error::RpcFailure(status)) => assert_eq!(status.code(), RpcStatusCode::NOT_FOUND),
+        other => panic!("expected NOT_FOUND, got {other:?}"),
+    }
+    block_on_within(LIMIT, server.shutdown());
 }
