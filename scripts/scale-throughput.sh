@@ -41,7 +41,9 @@ fi
 [[ -n "${BROKER_PID:-}" ]] && ! kill -0 "$BROKER_PID" 2>/dev/null && BROKER_PID=""
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     say "building the services, loadgen and kafka-groups (release)"
-    cargo build -q --release -p switchboard-gateway -p switchboard-relay -p switchboard-processor -p switchboard-bench --bins
+    # The scale test's selection: one release build (and one grpcio-sys) serves both scripts.
+    cargo build -q --release -p switchboard-gateway -p switchboard-relay -p switchboard-processor \
+        -p switchboard-worker -p switchboard-bench --bins
 fi
 for b in gateway relay processor loadgen kafka-groups; do [[ -x "$BIN/$b" ]] || die "no $BIN/$b"; done
 
