@@ -50,7 +50,10 @@ pub struct KafkaConfig {
     /// `linger.ms`: how long the producer waits to batch records. Default 1 ms: on loopback a
     /// request/reply round trip is dominated by this, and batching gains little. (0 with a
     /// 1–2 ms fetch wait: lower latency in short runs, but the chain stalled under sustained
-    /// load on tansu; BENCHMARKS.md.)
+    /// load on tansu; BENCHMARKS.md.) The price is per instance: while records flow, the
+    /// producer's broker thread wakes once per linger, so at 1000 records/s over two processors
+    /// their producer threads used 3× the CPU of one; 5 ms (librdkafka's default) cut that to a
+    /// third, and is what the Kubernetes ConfigMap sets for N replicas.
     pub linger: Duration,
     /// `message.timeout.ms`: a publish fails with a timeout when the broker has not
     /// acknowledged it by then (retries included). Default 30 s.
