@@ -2,7 +2,7 @@
 
 use grpcio::{RpcStatus, RpcStatusCode};
 
-use crate::generated::processor::{process_result, ItemStatus, ProcessResult};
+use crate::generated::processor::{process_result, ItemStatus, ProcessResult, Published};
 use crate::{Envelope, ProcessResponse};
 
 /// The most envelopes one `ProcessBatch` call may carry; the processor refuses more with
@@ -10,12 +10,14 @@ use crate::{Envelope, ProcessResponse};
 pub const MAX_BATCH: usize = 256;
 
 impl ProcessResult {
-    /// The result of one envelope: the published envelope, or the status `Process` would
-    /// have failed with.
-    pub fn from_outcome(outcome: Result<Envelope, RpcStatus>) -> Self {
+    /// The result of one envelope: the published envelope (or only that it was published,
+    /// when `None`: the caller asked not to get it back), or the status `Process` would have
+    /// failed with.
+    pub fn from_outcome(outcome: Result<Option<Envelope>, RpcStatus>) -> Self {
         let mut result = ProcessResult::new();
         result.outcome = Some(match outcome {
-            Ok(envelope) => process_result::Outcome::Envelope(envelope),
+            Ok(Some(envelope)) => process_result::Outcome::Envelope(envelope),
+            Ok(None) => process_result::Outcome::Published(Published::new()),
             Err(status) => {
                 let mut item = ItemStatus::new();
                 item.code = status.code().into();
@@ -35,6 +37,7 @@ impl ProcessResult {
                 resp.envelope = Some(envelope).into();
                 Ok(resp)
             }
+            Some(process_result::Outcome::Published(_)) => Ok(ProcessResponse::new()),
             Some(process_result::Outcome::Status(s)) if s.code != 0 => {
                 Err(grpcio::Error::RpcFailure(RpcStatus::with_message(RpcStatusCode::from(s.code), s.message)))
             }
@@ -60,8 +63,10 @@ mod tests {
     #[test]
     fn an_envelope_and_a_status_survive_the_round_trip() {
         let e = Envelope { id: "a".into(), ..Envelope::default() };
-        let ok = ProcessResult::from_outcome(Ok(e.clone())).into_response().unwrap();
+        let ok = ProcessResult::from_outcome(Ok(Some(e.clone()))).into_response().unwrap();
         assert_eq!(ok.envelope.into_option(), Some(e));
+        let published = ProcessResult::from_outcome(Ok(None)).into_response().unwrap();
+        assert_eq!(published.envelope.into_option(), None, "OK without the envelope");
         let failed = ProcessResult::from_outcome(Err(RpcStatus::with_message(
             RpcStatusCode::FAILED_PRECONDITION,
             "too large".into(),

@@ -45,12 +45,15 @@ impl ProcessorHandler {
 
     /// The work of one call, apart from gRPC plumbing; errors are gRPC statuses.
     pub async fn handle(&self, req: ProcessRequest) -> Result<ProcessResponse, RpcStatus> {
+        let echo = !req.omit_envelope;
         let Some(envelope) = req.envelope.into_option() else {
             return Err(status(RpcStatusCode::INVALID_ARGUMENT, "missing envelope"));
         };
         let envelope = self.process_envelope(envelope).await?;
         let mut resp = ProcessResponse::new();
-        resp.envelope = Some(envelope).into();
+        if echo {
+            resp.envelope = Some(envelope).into();
+        }
         Ok(resp)
     }
 
@@ -64,13 +67,14 @@ impl ProcessorHandler {
             let why = format!("{} envelopes in one batch, at most {MAX_BATCH}", req.envelopes.len());
             return Err(status(RpcStatusCode::INVALID_ARGUMENT, &why));
         }
+        let echo = !req.omit_envelopes;
         let results = join_all(req.envelopes.into_iter().map(|e| self.process_envelope(e))).await;
         let mut resp = ProcessBatchResponse::new();
         resp.results = results
             .into_iter()
             .map(|r| {
                 self.metrics.grpc_call(PROCESS_BATCH, r.as_ref().map_or_else(|st| st.code().into(), |_| 0));
-                ProcessResult::from_outcome(r)
+                ProcessResult::from_outcome(r.map(|e| echo.then_some(e)))
             })
             .collect();
         Ok(resp)

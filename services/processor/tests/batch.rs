@@ -126,6 +126,43 @@ fn each_envelope_of_a_mixed_batch_gets_its_own_status_in_order_and_its_own_reply
 }
 
 #[test]
+fn a_caller_that_omits_the_envelope_gets_only_the_outcome_and_the_reply_is_published_all_the_same() {
+    run(async {
+        let broker = MemoryBroker::new();
+        let server = start(Arc::new(broker.clone()), Metrics::new("processor"));
+        let replies = broker.subscribe("replies", "t").await.unwrap();
+        let client = processor_client(&server.local_addr().to_string());
+
+        let mut b = batch(vec![envelope("a", "replies"), envelope("", "replies"), envelope("b", "replies")]);
+        b.omit_envelopes = true;
+        let resp = client.process_batch_async(&b).unwrap().await.unwrap();
+        let results: Vec<_> = resp.results.into_iter().map(|r| r.into_response()).collect();
+        use RpcStatusCode as C;
+        assert_eq!(results.iter().map(code).collect::<Vec<_>>(), [C::OK, C::INVALID_ARGUMENT, C::OK]);
+        assert!(results.iter().flatten().all(|r| r.envelope.is_none()), "no envelope sent back");
+
+        let mut one = switchboard_proto::ProcessRequest::new();
+        one.envelope = Some(envelope("c", "replies")).into();
+        one.omit_envelope = true;
+        let resp = client.process_async(&one).unwrap().await.expect("processed");
+        assert!(resp.envelope.is_none(), "no envelope sent back");
+
+        // Each reply was published as it would have been with the envelope echoed.
+        let mut published = Vec::new();
+        for _ in 0..3 {
+            let d = replies.recv().await.unwrap();
+            let e = Envelope::decode(&d.message().payload).unwrap();
+            assert_eq!(e.body, "x and gRPC client and gRPC server and Kafka publisher");
+            published.push(e.id);
+            d.ack();
+        }
+        published.sort();
+        assert_eq!(published, ["a", "b", "c"]);
+        server.shutdown().await;
+    });
+}
+
+#[test]
 fn a_transient_publish_failure_is_unavailable_for_the_envelopes_it_hit_only() {
     run(async {
         let broker = MemoryBroker::new();
