@@ -77,7 +77,9 @@ impl Calls {
     }
 }
 
-async fn unary(client: &ProcessorClient, request: ProcessRequest, remaining: Duration) -> Answer {
+async fn unary(client: &ProcessorClient, mut request: ProcessRequest, remaining: Duration) -> Answer {
+    // The relay only needs the outcome, not the published envelope back.
+    request.omit_envelope = true;
     let mut opt = CallOption::default().timeout(remaining);
     if let Some(headers) = request.envelope.as_ref().and_then(switchboard_proto::client::call_metadata) {
         opt = opt.headers(headers);
@@ -115,8 +117,7 @@ async fn call_batch(client: ProcessorClient, items: Vec<Item>) {
     // The call lasts as long as the latest deadline among its envelopes.
     let latest = items.iter().map(|i| i.deadline).max().expect("several items");
     let mut batch = ProcessBatchRequest::new();
-    // The relay only needs each envelope's outcome, not the envelope back.
-    batch.omit_envelopes = true;
+    batch.omit_envelopes = true; // as in `unary`
     batch.envelopes = Vec::with_capacity(items.len());
     let mut waiters: Vec<Option<Waiter>> = Vec::with_capacity(items.len());
     for Item { mut request, deadline, reply } in items {

@@ -118,8 +118,6 @@ impl RequestHandler {
     async fn call_processor(&self, envelope: Envelope) -> Outcome {
         let mut request = ProcessRequest::new();
         request.envelope = Some(envelope).into();
-        // Only the outcome matters here: the processor need not send the envelope back.
-        request.omit_envelope = true;
         // Unbounded in count: the deadline and the retry budget end the retries.
         let mut delays = RetryPolicy::new()
             .max_retries(u32::MAX)

@@ -26,9 +26,15 @@ fn processor_and_client(publisher: Arc<dyn Publisher>) -> (ProcessorServer, Proc
     (server, client)
 }
 
+/// A request for `id`; one whose id starts with `bad-` already carries the processor's hop, so
+/// the processor refuses it (INVALID_ARGUMENT) and publishes nothing.
 fn request(id: &str) -> ProcessRequest {
+    let mut envelope = Envelope::start(id, "hi", "switchboard.replies", Duration::from_secs(30));
+    if id.starts_with("bad-") {
+        envelope.record(switchboard_proto::convert::Stage::GrpcServer, "processor");
+    }
     let mut r = ProcessRequest::new();
-    r.envelope = Some(Envelope::start(id, "hi", "switchboard.replies", Duration::from_secs(30))).into();
+    r.envelope = Some(envelope).into();
     r
 }
 
@@ -70,18 +76,23 @@ fn queued_envelopes_go_in_batches_of_at_most_the_maximum_each_answered_for_itsel
     run(async {
         let broker = MemoryBroker::new();
         let (server, client) = processor_and_client(Arc::new(broker.clone()));
-        let ids: Vec<String> = (0..9).map(|i| format!("id-{i}")).collect();
+        // One refused envelope in each batch: its result must reach its own waiter.
+        let ids: Vec<String> =
+            (0..9).map(|i| if i == 2 || i == 5 { format!("bad-{i}") } else { format!("id-{i}") }).collect();
         let items: Vec<(&str, Duration)> = ids.iter().map(|i| (i.as_str(), LONG)).collect();
         // 9 with at most 4 a call: 4 + 4 in two batches, the last one alone as `Process`.
         let answers = collect_queued(client, 4, &items).await;
         for (a, want) in answers.iter().zip(&ids) {
-            assert_eq!(id(a), want);
-            let published = a.result.as_ref().unwrap().envelope.as_ref().unwrap();
-            assert_eq!(&published.id, want, "each waiter gets its own envelope's result");
+            assert_eq!(id(a), want, "each waiter gets its own request back");
+            let expected = if want.starts_with("bad-") { RpcStatusCode::INVALID_ARGUMENT } else { RpcStatusCode::OK };
+            assert_eq!(code(a), expected, "{want}: each waiter gets its own envelope's result");
+            if let Ok(resp) = &a.result {
+                assert!(resp.envelope.is_none(), "the relay asked for the outcome only");
+            }
         }
         let methods: Vec<&str> = answers.iter().map(|a| a.method).collect();
         assert_eq!(methods, [[PROCESS_BATCH; 8].as_slice(), &[PROCESS]].concat());
-        assert_eq!(broker.end_offsets("switchboard.replies").unwrap().iter().sum::<i64>(), 9);
+        assert_eq!(broker.end_offsets("switchboard.replies").unwrap().iter().sum::<i64>(), 7, "the 7 accepted");
         server.shutdown().await;
     });
 }
