@@ -18,7 +18,7 @@ if [[ ! -x "$VENV/bin/kubernetes-validate" ]]; then
     "$VENV/bin/pip" install -q --disable-pip-version-check "${K8S_CHECK_VALIDATE:-kubernetes-validate}"
 fi
 # A kustomization is kustomize's own file, not an API object: the rest is what each lists
-# (the split layout, the all-in-one and the base both share).
+# (the split layout, the all-in-one, and the base the two share).
 files=()
 for dir in deploy/kubernetes deploy/kubernetes/base deploy/kubernetes/all-in-one; do
     mapfile -t listed < <(sed -n "s|^  - \(.*\.yaml\)$|$dir/\1|p" "$dir/kustomization.yaml")

@@ -34,8 +34,6 @@ struct Shared {
 #[derive(Debug, Default)]
 struct State {
     status: ServingStatus,
-    /// Bumped by every change, so a watcher knows whether what it sent is still current.
-    version: u64,
     ended: bool,
 }
 
@@ -53,7 +51,6 @@ impl Health {
         let mut state = self.shared.lock();
         if state.status != status {
             state.status = status;
-            state.version += 1;
             self.shared.changed.notify(usize::MAX);
         }
     }
@@ -111,16 +108,16 @@ async fn watch(shared: Arc<Shared>, known: bool, mut sink: ServerStreamingSink<H
     loop {
         // Listen before reading the state, so a change in between is not missed.
         let changed = shared.changed.listen();
-        let (status, version, ended) = {
+        let (status, ended) = {
             let state = shared.lock();
-            (state.status, state.version, state.ended)
+            (if known { state.status } else { ServingStatus::SERVICE_UNKNOWN }, state.ended)
         };
-        if resend || sent != Some(version) {
-            let status = if known { status } else { ServingStatus::SERVICE_UNKNOWN };
+        // What this watcher was last sent is all it needs to differ from.
+        if resend || sent != Some(status) {
             if sink.send((response(status), WriteFlags::default())).await.is_err() {
                 return; // The client cancelled or went away.
             }
-            sent = Some(version);
+            sent = Some(status);
         }
         if ended {
             break;
