@@ -23,12 +23,26 @@ impl TestCerts {
     }
 }
 
+/// `scripts/certs.sh` of the checkout under test. Found from the package cargo is testing (its
+/// `CARGO_MANIFEST_DIR` at run time) upwards, not from where testkit was compiled: clones at
+/// other paths sharing one target dir (CI's) reuse testkit's build, and with it that path.
+fn certs_script() -> std::path::PathBuf {
+    let here = std::env::var_os("CARGO_MANIFEST_DIR").map(std::path::PathBuf::from);
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
+    here.iter()
+        .chain(std::iter::once(&built))
+        .flat_map(|dir| dir.ancestors())
+        .map(|dir| dir.join("scripts/certs.sh"))
+        .find(|script| script.is_file())
+        .unwrap_or_else(|| built.join("../scripts/certs.sh"))
+}
+
 /// The certificates of this test process, made once. Panics (the test fails) when openssl or
 /// the script is missing: a TLS test without certificates proves nothing.
 pub fn test_certs() -> &'static TestCerts {
     static CERTS: OnceLock<TestCerts> = OnceLock::new();
     CERTS.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/certs.sh");
+        let script = certs_script();
         let dir = std::env::temp_dir().join(format!("switchboard-certs-{}-{}", std::process::id(), fastrand::u64(..)));
         let out = std::process::Command::new("bash")
             .arg(&script)
