@@ -235,6 +235,12 @@ async fn transaction(state: &State, text: String, traceparent: Option<&str>, dea
 
 /// `fut`'s output, or `None` once `deadline` passed first (dropping `fut`).
 pub(crate) async fn within<T>(deadline: Instant, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    let mut fut = std::pin::pin!(fut);
+    // A future ready at once (a publish to the embedded broker, an enqueue with room) needs no
+    // timer: arming one wakes the reactor's thread, on every request.
+    if let Some(out) = futures_lite::future::poll_once(fut.as_mut()).await {
+        return Some(out);
+    }
     async { Some(fut.await) }
         .or(async {
             async_io::Timer::at(deadline).await;
@@ -351,4 +357,21 @@ pub(crate) fn json(status: StatusCode, body: &impl Serialize) -> Response {
     res.set_content_type(tide::http::mime::JSON);
     res.set_body(serde_json::to_string(body).expect("serializable"));
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn within_answers_a_ready_future_even_at_its_deadline_and_gives_up_on_one_that_never_ends() {
+        assert_eq!(smol::block_on(within(Instant::now(), async { 7 })), Some(7));
+        let never = futures_lite::future::pending::<()>();
+        assert_eq!(smol::block_on(within(Instant::now() + Duration::from_millis(20), never)), None);
+        // Pending at first, ready later: still its output, not the deadline's.
+        let later = async_io::Timer::after(Duration::from_millis(5));
+        assert!(smol::block_on(within(Instant::now() + Duration::from_secs(60), later)).is_some());
+    }
 }

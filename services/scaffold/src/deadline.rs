@@ -77,19 +77,26 @@ fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "client too slow: request timeout")
 }
 
-/// `Ready(Err)` once `deadline` has passed; else arms `timer` so the task wakes at it.
+/// `Ready(Err)` once `deadline` has passed; else arms `timer` so the task wakes by then.
+///
+/// A timer armed for an earlier deadline is kept, and re-armed when it fires early: the
+/// deadline moves at every request of a keep-alive connection, and arming a timer wakes the
+/// reactor's thread, so a busy connection re-arms about once per timeout, not per request.
 fn check(deadline: Option<Instant>, timer: &mut Option<(Instant, Timer)>, cx: &mut Context<'_>) -> Poll<io::Error> {
     let Some(at) = deadline else { return Poll::Pending };
-    if Instant::now() >= at {
-        return Poll::Ready(timed_out());
-    }
-    let timer = match timer {
-        Some((armed, t)) if *armed == at => t,
-        slot => &mut slot.insert((at, Timer::at(at))).1,
-    };
-    match Pin::new(timer).poll(cx) {
-        Poll::Ready(_) => Poll::Ready(timed_out()),
-        Poll::Pending => Poll::Pending,
+    loop {
+        if Instant::now() >= at {
+            return Poll::Ready(timed_out());
+        }
+        let armed = match &mut *timer {
+            Some((armed, t)) if *armed <= at => t,
+            slot => &mut slot.insert((at, Timer::at(at))).1,
+        };
+        if Pin::new(armed).poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        // Fired: at `at` (timed out above), or at an earlier deadline (armed anew above).
+        *timer = None;
     }
 }
 
@@ -189,6 +196,25 @@ mod tests {
             };
             assert_eq!(err.kind(), io::ErrorKind::TimedOut);
             assert!(read > 0, "data flowed until the deadline");
+        });
+    }
+
+    #[test]
+    fn a_deadline_moved_later_holds_past_the_earlier_one_and_still_ends_at_the_new_one() {
+        smol::block_on(async {
+            let io = Deadline::new(Silent);
+            let mut reader = io.clone();
+            io.read_within(Duration::from_millis(20));
+            let mut buf = [0; 8];
+            let mut read = reader.read(&mut buf);
+            // Arms the timer for the first deadline.
+            assert!(futures_lite::future::poll_once(&mut read).await.is_none());
+            io.read_within(Duration::from_secs(60));
+            async_io::Timer::after(Duration::from_millis(100)).await;
+            // The first deadline's timer has fired: the read is pending still, not timed out.
+            assert!(futures_lite::future::poll_once(&mut read).await.is_none());
+            io.read_within(Duration::from_millis(20));
+            assert_eq!(read.await.unwrap_err().kind(), io::ErrorKind::TimedOut);
         });
     }
 
