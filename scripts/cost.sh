@@ -9,6 +9,9 @@
 # COST_PROFILE=1 also samples the server with `perf record` over the measured run and prints its
 # CPU by layer of the chain (scripts/layers.awk; needs perf and gawk, and root or
 # perf_event_paranoid ≤ 1), COST_PROFILE_TOP symbols per layer (default 4).
+# COST_THREADS=1 also prints CPU µs and context switches per transaction by thread name (digits
+# dropped, so grpcio's completion-queue threads add up as one "grpc-poll-"), to tell whose threads
+# the hand-offs are.
 # COST_HOPS=1 also prints where a transaction's time goes: the mean of each hop of the chain
 # over the measured run, from the gateway's hop_duration histograms (the timeline every hop
 # records, read from the all-in-one's /metrics), beside the client's latency. At 1 in flight it shows which hand-offs a lone request waits on.
@@ -18,8 +21,9 @@
 # per transaction (every thread of the server, voluntary and involuntary).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="${1:-$ROOT/target/release}"
+BIN="$(realpath -s "${1:-$(dirname "${BASH_SOURCE[0]}")/../target/release}")"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 CONC="${2:-32}"
 SECS="${3:-6}"
 ADDR="${COST_ADDR:-127.0.0.1:18080}"
@@ -32,7 +36,7 @@ fi
 env -u KAFKA_BROKERS GATEWAY_ADDR="$ADDR" PROCESSOR_ADDR=127.0.0.1:0 RUST_LOG="${COST_LOG:-warn}" \
     "$BIN/switchboard" run >"$LOG" 2>&1 &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$LOG" "$LOG.perf" "$LOG.hops0"' EXIT
+trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$LOG" "$LOG.perf" "$LOG.hops0" "$LOG.threads"*' EXIT
 for ((i = 0; i < 100; i++)); do
     curl -sf "http://$ADDR/healthz" >/dev/null && break
     kill -0 "$pid" 2>/dev/null || { cat "$LOG"; echo "cost: switchboard exited" >&2; exit 1; }
@@ -52,9 +56,17 @@ fi
 hops() { curl -sf "http://$ADDR/metrics" | awk -F'[{}" ]+' '/hop_duration_seconds_(sum|count)\{/ {
     if ($1 ~ /_sum$/) sum[$3] = $NF; else n[$3] = $NF } END { for (h in n) print h, sum[h], n[h] }' | sort; }
 [[ "${COST_HOPS:-0}" == 1 ]] && hops >"$LOG.hops0"
+# tid → "name ticks switches", one line per thread of the server.
+threads() { for t in /proc/"$pid"/task/*; do
+    printf '%s %s %s %s\n' "${t##*/}" "$(tr -d '0-9 ' <"$t/comm")" \
+        "$(sed 's/^.*) //' "$t/stat" | awk '{print $12 + $13}')" \
+        "$(awk '/ctxt_switches/ {s += $2} END {print s}' "$t/status")"
+done 2>/dev/null | sort; }
+[[ "${COST_THREADS:-0}" == 1 ]] && threads >"$LOG.threads0"
 c0=$(ticks); s0=$(switches)
 out="$("$BIN/loadgen" --target "http://$ADDR/messages" --concurrency "$CONC" --warmup 0s --duration "${SECS}s" --progress 0 2>&1)"
 c1=$(ticks); s1=$(switches)
+[[ "${COST_THREADS:-0}" == 1 ]] && threads >"$LOG.threads1"
 if [[ "${COST_HOPS:-0}" == 1 ]]; then
     # The chain's six steps in order; relay_grpc_call (the relay's whole call, processor
     # included) overlaps them and is printed apart.
@@ -65,15 +77,21 @@ if [[ "${COST_HOPS:-0}" == 1 ]]; then
               if ("relay_grpc_call" in mean) printf "hop %-16s %7.1f µs (overlaps the above)\n", "relay_grpc_call", mean["relay_grpc_call"] }'
     grep -E '^(phase|POST)' <<<"$out"
 fi
-if [[ "${COST_PROFILE:-0}" == 1 ]]; then
-    wait "$perf_pid"
-    perf report -i "$LOG.perf" --no-children --sort dso,sym --stdio 2>/dev/null |
-        awk '/^ +[0-9.]+%/ { pct = $1; sub(/%/, "", pct); dso = $2; $1 = ""; $2 = ""; $3 = ""; sub(/^ +/, ""); print pct "\t" dso "\t" $0 }' |
-        gawk -F'\t' -v top="${COST_PROFILE_TOP:-4}" -f "$ROOT/scripts/layers.awk"
-fi
 ok="$(grep -oE '[0-9]+ ok' <<<"$out" | grep -oE '[0-9]+')"
 rps="$(awk '/^POST/ {print $3}' <<<"$out")"
 [[ -n "$ok" && "$ok" -gt 0 ]] || { echo "$out"; echo "cost: no successful requests" >&2; exit 1; }
 hz="$(getconf CLK_TCK)"
+if [[ "${COST_PROFILE:-0}" == 1 ]]; then
+    wait "$perf_pid"
+    layers "$LOG.perf" "${COST_PROFILE_TOP:-4}" "$(awk -v c=$((c1 - c0)) -v n="$ok" -v hz="$hz" 'BEGIN {printf "%.1f", c * 1e6 / hz / n}')"
+fi
+if [[ "${COST_THREADS:-0}" == 1 ]]; then
+    # A thread started during the run counts from zero; one that ended is missing (its time is
+    # still in the process's total above).
+    join -a 2 -e 0 -o 2.2,1.3,2.3,1.4,2.4 "$LOG.threads0" "$LOG.threads1" |
+        gawk -v n="$ok" -v hz="$hz" '{ cpu[$1] += $3 - $2; sw[$1] += $5 - $4 }
+            END { PROCINFO["sorted_in"] = "@val_num_desc"
+                  for (t in cpu) printf "thread %-18s %7.1f µs CPU/tx %6.2f switches/tx\n", t, cpu[t] * 1e6 / hz / n, sw[t] / n }'
+fi
 awk -v c=$((c1 - c0)) -v s=$((s1 - s0)) -v n="$ok" -v hz="$hz" -v r="$rps" -v k="$CONC" \
     'BEGIN {printf "cost: %d in flight, %s req/s, %.0f µs CPU per transaction, %.2f context switches per transaction\n", k, r, c * 1e6 / hz / n, s / n}'

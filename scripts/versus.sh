@@ -7,6 +7,9 @@
 #
 #   scripts/versus.sh                 3 rounds, switchboard at RUST_LOG=warn
 #   VERSUS_ROUNDS=5 VERSUS_LOG=info scripts/versus.sh
+#   VERSUS_PROFILE=1 scripts/versus.sh    then one more 32-connection run per side under
+#                                         `perf record`: both sides' CPU by layer in µs per
+#                                         transaction (scripts/layers.awk), where the gap is
 #
 # Needs wrk and protoc (the peer's build): scripts/prereqs.sh installs them. The peer is built
 # with --target-dir under target/, since ../shared may be read-only. Not part of `make test`.
@@ -84,6 +87,23 @@ for ((r = 1; r <= ROUNDS; r++)); do
         printf 'versus: round %d %-11s %10.0f req/s  %6.1f µs CPU/tx  p50 %.3f ms\n' "$r" "$side" "$rps" "$cpu" "$p50"
     done
 done
+
+# profile PID ADDR NAME: a 32-connection run sampled by perf (outside the rounds above, since
+# sampling costs CPU of its own), then NAME's CPU by layer in µs per transaction.
+profile() {
+    local pid=$1 addr=$2 name=$3 perf_pid cpu
+    perf record -q -F 999 -p "$pid" -o "$logs/$name.perf" -- sleep 8 >/dev/null 2>&1 &
+    perf_pid=$!
+    read -r _ cpu _ < <(load "$pid" "$addr" 2 32 10)
+    wait "$perf_pid"
+    echo
+    echo "versus: $name by layer ($cpu µs CPU/tx in this sampled run)"
+    layers "$logs/$name.perf" "${VERSUS_PROFILE_TOP:-3}" "$cpu"
+}
+if [[ "${VERSUS_PROFILE:-0}" == 1 ]]; then
+    profile "$sb_pid" "$SB_ADDR" switchboard
+    profile "$peer_pid" "$PEER_ADDR" peer
+fi
 
 # medians per side, then ratios
 awk -v lvl="$SB_LOG" '
