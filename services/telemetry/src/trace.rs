@@ -327,6 +327,16 @@ mod tests {
     }
 
     #[test]
+    fn every_byte_displays_as_two_lowercase_hex_digits() {
+        for b in 0..=255u8 {
+            let ctx = TraceContext { trace_id: TraceId([b; 16]), span_id: SpanId([b; 8]), flags: b };
+            let d = format!("{b:02x}");
+            assert_eq!(ctx.to_string(), format!("00-{}-{}-{d}", d.repeat(16), d.repeat(8)));
+            assert_eq!(ctx.trace_id().to_string(), d.repeat(16));
+        }
+    }
+
+    #[test]
     fn child_keeps_trace_and_flags_with_a_new_span() {
         let parent = TraceContext::parse(UNSAMPLED_EXAMPLE).unwrap();
         let child = parent.child();
