@@ -56,17 +56,11 @@ fi
 hops() { curl -sf "http://$ADDR/metrics" | awk -F'[{}" ]+' '/hop_duration_seconds_(sum|count)\{/ {
     if ($1 ~ /_sum$/) sum[$3] = $NF; else n[$3] = $NF } END { for (h in n) print h, sum[h], n[h] }' | sort; }
 [[ "${COST_HOPS:-0}" == 1 ]] && hops >"$LOG.hops0"
-# tid → "name ticks switches", one line per thread of the server.
-threads() { for t in /proc/"$pid"/task/*; do
-    printf '%s %s %s %s\n' "${t##*/}" "$(tr -d '0-9 ' <"$t/comm")" \
-        "$(sed 's/^.*) //' "$t/stat" | awk '{print $12 + $13}')" \
-        "$(awk '/ctxt_switches/ {s += $2} END {print s}' "$t/status")"
-done 2>/dev/null | sort; }
-[[ "${COST_THREADS:-0}" == 1 ]] && threads >"$LOG.threads0"
+[[ "${COST_THREADS:-0}" == 1 ]] && threads_of "$pid" >"$LOG.threads0"
 c0=$(ticks); s0=$(switches)
 out="$("$BIN/loadgen" --target "http://$ADDR/messages" --concurrency "$CONC" --warmup 0s --duration "${SECS}s" --progress 0 2>&1)"
 c1=$(ticks); s1=$(switches)
-[[ "${COST_THREADS:-0}" == 1 ]] && threads >"$LOG.threads1"
+[[ "${COST_THREADS:-0}" == 1 ]] && threads_of "$pid" >"$LOG.threads1"
 if [[ "${COST_HOPS:-0}" == 1 ]]; then
     # The chain's six steps in order; relay_grpc_call (the relay's whole call, processor
     # included) overlaps them and is printed apart.
@@ -85,13 +79,6 @@ if [[ "${COST_PROFILE:-0}" == 1 ]]; then
     wait "$perf_pid"
     layers "$LOG.perf" "${COST_PROFILE_TOP:-4}" "$(awk -v c=$((c1 - c0)) -v n="$ok" -v hz="$hz" 'BEGIN {printf "%.1f", c * 1e6 / hz / n}')"
 fi
-if [[ "${COST_THREADS:-0}" == 1 ]]; then
-    # A thread started during the run counts from zero; one that ended is missing (its time is
-    # still in the process's total above).
-    join -a 2 -e 0 -o 2.2,1.3,2.3,1.4,2.4 "$LOG.threads0" "$LOG.threads1" |
-        gawk -v n="$ok" -v hz="$hz" '{ cpu[$1] += $3 - $2; sw[$1] += $5 - $4 }
-            END { PROCINFO["sorted_in"] = "@val_num_desc"
-                  for (t in cpu) printf "thread %-18s %7.1f µs CPU/tx %6.2f switches/tx\n", t, cpu[t] * 1e6 / hz / n, sw[t] / n }'
-fi
+[[ "${COST_THREADS:-0}" == 1 ]] && thread_costs "$LOG.threads0" "$LOG.threads1" "$ok"
 awk -v c=$((c1 - c0)) -v s=$((s1 - s0)) -v n="$ok" -v hz="$hz" -v r="$rps" -v k="$CONC" \
     'BEGIN {printf "cost: %d in flight, %s req/s, %.0f µs CPU per transaction, %.2f context switches per transaction\n", k, r, c * 1e6 / hz / n, s / n}'

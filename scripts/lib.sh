@@ -24,3 +24,25 @@ layers() {
         awk '/^ +[0-9.]+%/ { pct = $1; sub(/%/, "", pct); dso = $2; $1 = ""; $2 = ""; $3 = ""; sub(/^ +/, ""); print pct "\t" dso "\t" $0 }' |
         gawk -F'\t' -v top="$2" -v per_tx="${3:-}" -f "$ROOT/scripts/layers.awk"
 }
+
+# threads_of PID: "tid name ticks switches" for each thread of PID (digits dropped from names,
+# so grpcio's completion-queue threads add up as one "grpc-poll-"), sorted by tid.
+threads_of() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        printf '%s %s %s %s\n' "${t##*/}" "$(tr -d '0-9 ' <"$t/comm")" \
+            "$(sed 's/^.*) //' "$t/stat" | awk '{print $12 + $13}')" \
+            "$(awk '/ctxt_switches/ {s += $2} END {print s}' "$t/status")"
+    done 2>/dev/null | sort
+}
+
+# thread_costs BEFORE AFTER N: from two threads_of snapshots and N transactions, CPU µs and
+# context switches per transaction by thread name. A thread started in between counts from
+# zero; one that ended is missing.
+thread_costs() {
+    join -a 2 -e 0 -o 2.2,1.3,2.3,1.4,2.4 "$1" "$2" |
+        gawk -v n="$3" -v hz="$(getconf CLK_TCK)" '{ cpu[$1] += $3 - $2; sw[$1] += $5 - $4 }
+            END { PROCINFO["sorted_in"] = "@val_num_desc"
+                  for (t in cpu) if (cpu[t] + sw[t] > 0)
+                      printf "thread %-18s %7.1f µs CPU/tx %6.2f switches/tx\n", t, cpu[t] * 1e6 / hz / n, sw[t] / n }'
+}

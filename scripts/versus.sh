@@ -8,8 +8,9 @@
 #   scripts/versus.sh                 3 rounds, switchboard at RUST_LOG=warn
 #   VERSUS_ROUNDS=5 VERSUS_LOG=info scripts/versus.sh
 #   VERSUS_PROFILE=1 scripts/versus.sh    then one more 32-connection run per side under
-#                                         `perf record`: both sides' CPU by layer in µs per
-#                                         transaction (scripts/layers.awk), where the gap is
+#                                         `perf record`: both sides' CPU in µs per transaction
+#                                         by thread and by layer (scripts/layers.awk): where
+#                                         the gap is
 #
 # Needs wrk and protoc (the peer's build): scripts/prereqs.sh installs them. The peer is built
 # with --target-dir under target/, since ../shared may be read-only. Not part of `make test`.
@@ -60,7 +61,7 @@ ready peer "$PEER_ADDR" "$peer_pid"
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# load PID ADDR THREADS CONNS SECS: runs wrk, prints "req/s cpu_us_per_tx p50_ms".
+# load PID ADDR THREADS CONNS SECS: runs wrk, prints "req/s cpu_us_per_tx p50_ms requests".
 load() {
     local pid=$1 addr=$2 t=$3 c=$4 d=$5 c0 c1 out n rps p50
     c0=$(ticks "$pid")
@@ -71,7 +72,7 @@ load() {
     rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
     p50="$(awk '$1 == "50%" {v = $2; if (v ~ /us$/) {sub(/us$/, "", v); v /= 1000} else if (v ~ /ms$/) {sub(/ms$/, "", v)} else if (v ~ /s$/) {sub(/s$/, "", v); v *= 1000}; print v}' <<<"$out")"
     [[ -n "$n" && "$n" -gt 0 ]] || { echo "$out" >&2; die "wrk made no requests to $addr"; }
-    awk -v r="$rps" -v c=$((c1 - c0)) -v n="$n" -v hz="$HZ" -v p="$p50" 'BEGIN {printf "%s %.1f %s\n", r, c * 1e6 / hz / n, p}'
+    awk -v r="$rps" -v c=$((c1 - c0)) -v n="$n" -v hz="$HZ" -v p="$p50" 'BEGIN {printf "%s %.1f %s %d\n", r, c * 1e6 / hz / n, p, n}'
 }
 
 # warm-up, then interleaved rounds
@@ -82,7 +83,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     for side in switchboard peer; do
         if [[ $side == switchboard ]]; then pid=$sb_pid addr=$SB_ADDR; else pid=$peer_pid addr=$PEER_ADDR; fi
         read -r rps cpu _ < <(load "$pid" "$addr" 2 32 10)
-        read -r _ _ p50 < <(load "$pid" "$addr" 1 1 5)
+        read -r _ _ p50 _ < <(load "$pid" "$addr" 1 1 5)
         echo "$side $rps $cpu $p50" >>"$results"
         printf 'versus: round %d %-11s %10.0f req/s  %6.1f µs CPU/tx  p50 %.3f ms\n' "$r" "$side" "$rps" "$cpu" "$p50"
     done
@@ -91,13 +92,17 @@ done
 # profile PID ADDR NAME: a 32-connection run sampled by perf (outside the rounds above, since
 # sampling costs CPU of its own), then NAME's CPU by layer in µs per transaction.
 profile() {
-    local pid=$1 addr=$2 name=$3 perf_pid cpu
+    local pid=$1 addr=$2 name=$3 perf_pid cpu requests
     perf record -q -F 999 -p "$pid" -o "$logs/$name.perf" -- sleep 8 >/dev/null 2>&1 &
     perf_pid=$!
-    read -r _ cpu _ < <(load "$pid" "$addr" 2 32 10)
+    threads_of "$pid" >"$logs/$name.threads0"
+    load "$pid" "$addr" 2 32 10 >"$logs/$name.load"
+    threads_of "$pid" >"$logs/$name.threads1"
+    read -r _ cpu _ requests <"$logs/$name.load"
     wait "$perf_pid"
     echo
-    echo "versus: $name by layer ($cpu µs CPU/tx in this sampled run)"
+    echo "versus: $name by thread and by layer ($cpu µs CPU/tx in this sampled run)"
+    thread_costs "$logs/$name.threads0" "$logs/$name.threads1" "$requests"
     layers "$logs/$name.perf" "${VERSUS_PROFILE_TOP:-3}" "$cpu"
 }
 if [[ "${VERSUS_PROFILE:-0}" == 1 ]]; then
