@@ -74,11 +74,11 @@ fi
 ok="$(grep -oE '[0-9]+ ok' <<<"$out" | grep -oE '[0-9]+')"
 rps="$(awk '/^POST/ {print $3}' <<<"$out")"
 [[ -n "$ok" && "$ok" -gt 0 ]] || { echo "$out"; echo "cost: no successful requests" >&2; exit 1; }
-hz="$(getconf CLK_TCK)"
+per_tx="$(awk -v c=$((c1 - c0)) -v n="$ok" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", c * 1e6 / hz / n}')"
 if [[ "${COST_PROFILE:-0}" == 1 ]]; then
     wait "$perf_pid"
-    layers "$LOG.perf" "${COST_PROFILE_TOP:-4}" "$(awk -v c=$((c1 - c0)) -v n="$ok" -v hz="$hz" 'BEGIN {printf "%.1f", c * 1e6 / hz / n}')"
+    layers "$LOG.perf" "${COST_PROFILE_TOP:-4}" "$per_tx"
 fi
 [[ "${COST_THREADS:-0}" == 1 ]] && thread_costs "$LOG.threads0" "$LOG.threads1" "$ok"
-awk -v c=$((c1 - c0)) -v s=$((s1 - s0)) -v n="$ok" -v hz="$hz" -v r="$rps" -v k="$CONC" \
-    'BEGIN {printf "cost: %d in flight, %s req/s, %.0f µs CPU per transaction, %.2f context switches per transaction\n", k, r, c * 1e6 / hz / n, s / n}'
+awk -v cpu="$per_tx" -v s=$((s1 - s0)) -v n="$ok" -v r="$rps" -v k="$CONC" \
+    'BEGIN {printf "cost: %d in flight, %s req/s, %.0f µs CPU per transaction, %.2f context switches per transaction\n", k, r, cpu, s / n}'

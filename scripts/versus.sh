@@ -90,7 +90,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 # profile PID ADDR NAME: a 32-connection run sampled by perf (outside the rounds above, since
-# sampling costs CPU of its own), then NAME's CPU by layer in µs per transaction.
+# sampling costs CPU of its own), then NAME's CPU in µs per transaction by thread and by layer.
 profile() {
     local pid=$1 addr=$2 name=$3 perf_pid cpu requests
     perf record -q -F 999 -p "$pid" -o "$logs/$name.perf" -- sleep 8 >/dev/null 2>&1 &
