@@ -79,7 +79,8 @@ page.on('dialog', async (d) => {
 let shots = 0;
 async function shot(name) {
   await page.waitForTimeout(300); // let the last frame paint
-  const file = `${OUT}/${String(++shots).padStart(2, '0')}-${STEP}-${name}.png`;
+  // Named in the order the script runs the steps, so the files list as the run went.
+  const file = `${OUT}/${Object.keys(steps).indexOf(STEP) + 1}-${String(++shots).padStart(2, '0')}-${STEP}-${name}.png`;
   await page.screenshot({ path: file, fullPage: true });
 }
 async function open(hash) {

@@ -16,7 +16,7 @@ const SLOTS = {
   requests: [240, 30], replies: [345, 160], jobs: [240, 290],
 };
 const SPARE_SLOTS = [[20, 20], [670, 20], [20, 290], [670, 300], [20, 400], [240, 400], [450, 400], [670, 400]];
-const SVC_W = 165, BOX_W = 150;
+const SVC_W = 165, BOX_W = 170;
 
 export async function loadOverview() {
   if (state.overview) renderOverview(state.overview);
@@ -57,9 +57,23 @@ function renderOverview(ov) {
   const services = new Map((ov.services || []).map((x) => [x.name, x]));
   const topics = new Map((ov.topics || []).map((x) => [x.name, x]));
   const queues = new Map((ov.queues || []).map((x) => [x.name, x]));
-  const edges = (ov.edges && ov.edges.length ? ov.edges : DEFAULT_EDGES).filter((e) => Array.isArray(e) && e.length === 2);
+  const given = (ov.edges && ov.edges.length ? ov.edges : DEFAULT_EDGES).filter((e) => Array.isArray(e) && e.length === 2);
+  // An edge naming a topic or queue the lists do not have stands for the listed one of the
+  // same role (the last part of the name: requests, jobs) when the names are configured.
+  const mentioned = new Set(given.flat());
+  const listed = [...topics.keys(), ...queues.keys()].filter((x) => !mentioned.has(x) && !x.endsWith('.dlq'));
+  const alias = new Map();
+  for (const n of mentioned) {
+    if (services.has(n) || KNOWN_SERVICES.includes(n) || topics.has(n) || queues.has(n)) continue;
+    const same = listed.find((x) => x.split('.').pop() === n.split('.').pop());
+    if (same) alias.set(n, same);
+  }
+  const edges = given.map(([a, b]) => [alias.get(a) || a, alias.get(b) || b]);
   const names = new Set(edges.flat());
-  for (const n of services.keys()) names.add(n);
+  // Services, topics and queues the edges do not mention still show (spare slots), but for
+  // dead-letter queues: their counts show on the queue they belong to.
+  for (const n of [...services.keys(), ...topics.keys()]) names.add(n);
+  for (const n of queues.keys()) if (!n.endsWith('.dlq')) names.add(n);
   const isService = (n) => services.has(n) || (KNOWN_SERVICES.includes(n) && !topics.has(n) && !queues.has(n));
   const from = (n) => edges.filter((e) => e[1] === n).map((e) => e[0]);
   const to = (n) => edges.filter((e) => e[0] === n).map((e) => e[1]);

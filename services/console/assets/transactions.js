@@ -104,7 +104,9 @@ function clearDetail(id) {
 const hopOf = (sp) => (sp.attributes && sp.attributes['switchboard.hop']) || sp.name || '';
 function renderDetail(d) {
   const spans = d.spans || [];
-  const root = spans.find((sp) => !sp.parent_span_id) || spans[0];
+  // The root: no parent, or a parent outside the trace's spans (a caller's traceparent).
+  const ids = new Set(spans.map((sp) => sp.span_id));
+  const root = spans.find((sp) => !sp.parent_span_id || !ids.has(sp.parent_span_id)) || spans[0];
   $('#tx-title').textContent = `${(root && root.name) || 'Transaction'} · ${d.trace_id.slice(0, 16)}`;
   const st = $('#tx-status');
   st.textContent = d.status;
