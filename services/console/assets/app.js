@@ -5,7 +5,7 @@
 import { $, api, showError, state } from './lib.js';
 import { loadOverview, onOverview, setDeadLetterBadge } from './overview.js';
 import { loadTransactions, renderTransactions, onTxEvent, loadDetail } from './transactions.js';
-import { loadJobs, keepJob, renderJobs } from './jobs.js';
+import { loadJobs, keepJob, scheduleJobsRender } from './jobs.js';
 import { loadDeadLetters } from './dead-letters.js';
 import { loadMetrics, resizeCharts } from './metrics.js';
 
@@ -53,7 +53,7 @@ function connect() {
   const on = (name, fn) => source.addEventListener(name, (e) => { lastEvent = Date.now(); setLive(true); const v = parse(e.data); if (v) fn(v); });
   on('transaction', onTxEvent);
   on('overview', onOverview);
-  on('job', (j) => { keepJob(j); renderJobs(); });
+  on('job', (j) => { keepJob(j); scheduleJobsRender(); });
   on('dead-letters', (counts) => {
     setDeadLetterBadge(counts);
     if (state.route.page === 'dead-letters') loadDeadLetters().catch(showError);

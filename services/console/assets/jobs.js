@@ -1,6 +1,7 @@
 // Jobs: their latest status as the job events report it.
 import {
   $, h, fill, clock, badge, txHref, api, state,
+  keepAtMost, throttled,
 } from './lib.js';
 
 const MAX_JOBS = 500;
@@ -9,17 +10,17 @@ const MAX_JOBS = 500;
 export async function loadJobs() {
   renderJobs();
   const body = await api('/api/jobs');
-  for (const j of (body && body.jobs) || []) keepJob(j);
+  const jobs = ((body && body.jobs) || []).slice().sort((a, b) => (a.updated_unix_ms || 0) - (b.updated_unix_ms || 0));
+  for (const j of jobs) keepJob(j);
   renderJobs();
 }
 export function keepJob(j) {
   if (!j || typeof j.id !== 'string') return;
+  state.jobs.delete(j.id); // set again: the latest news last, forgotten last
   state.jobs.set(j.id, j);
-  if (state.jobs.size > MAX_JOBS) {
-    const oldest = [...state.jobs.values()].sort((a, b) => (a.updated_unix_ms || 0) - (b.updated_unix_ms || 0));
-    for (const o of oldest.slice(0, state.jobs.size - MAX_JOBS)) state.jobs.delete(o.id);
-  }
+  keepAtMost(state.jobs, MAX_JOBS);
 }
+export const scheduleJobsRender = throttled(() => renderJobs(), 200);
 export function renderJobs() {
   if (state.route.page !== 'jobs') return;
   const list = [...state.jobs.values()].sort((a, b) => (b.updated_unix_ms || 0) - (a.updated_unix_ms || 0));

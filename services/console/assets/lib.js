@@ -81,3 +81,15 @@ export function showError(err) {
   el.textContent = err ? 'Could not load: ' + (err.message || String(err)) : '';
 }
 
+/** Forgets the entries of `map` first set longest ago until it holds `max` (a Map keeps insertion order). */
+export function keepAtMost(map, max) {
+  while (map.size > max) map.delete(map.keys().next().value);
+}
+
+/** `fn` at most once per `ms`, the last call's effect never lost (live events come in bursts). */
+export function throttled(fn, ms) {
+  let timer = 0;
+  return () => {
+    if (!timer) timer = setTimeout(() => { timer = 0; fn(); }, ms);
+  };
+}

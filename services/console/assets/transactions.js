@@ -1,7 +1,8 @@
 // Transactions: the live list with its filters, and one transaction as a waterfall with its
 // hop log.
 import {
-  $, h, s, fill, ms, clock, svcClass, svcBadge, badge, txHref, api, showError, state,
+  $, h, fill, ms, clock, svcClass, svcBadge, badge, txHref, api, showError, state,
+  keepAtMost, throttled,
 } from './lib.js';
 
 const MAX_TX = 1000; // transactions kept in the page; the list shows the newest SHOWN_TX
@@ -25,10 +26,7 @@ function keepTx(t) {
   if (!t || typeof t.trace_id !== 'string') return false;
   const prev = state.tx.get(t.trace_id);
   state.tx.set(t.trace_id, t);
-  if (state.tx.size > MAX_TX) {
-    const oldest = [...state.tx.values()].sort((a, b) => (a.start_unix_ms || 0) - (b.start_unix_ms || 0));
-    for (const o of oldest.slice(0, state.tx.size - MAX_TX)) state.tx.delete(o.trace_id);
-  }
+  keepAtMost(state.tx, MAX_TX);
   return !prev || prev.status !== t.status || prev.span_count !== t.span_count;
 }
 export async function loadTransactions() {
@@ -40,16 +38,14 @@ export async function loadTransactions() {
   if (f.q) qs.set('q', f.q);
   const body = await api('/api/transactions?' + qs);
   state.txMatched = new Set();
-  for (const t of (body && body.transactions) || []) {
+  // Oldest first, so the newest are the last set and the last forgotten.
+  for (const t of ((body && body.transactions) || []).slice().reverse()) {
     keepTx(t);
     state.txMatched.add(t.trace_id);
   }
   renderTransactions();
 }
-let txFrame = 0;
-function scheduleTxRender() {
-  if (!txFrame) txFrame = requestAnimationFrame(() => { txFrame = 0; renderTransactions(); state.fresh.clear(); });
-}
+const scheduleTxRender = throttled(() => { renderTransactions(); state.fresh.clear(); }, 200);
 export function renderTransactions() {
   if (state.route.page !== 'transactions') return;
   const f = filters();
