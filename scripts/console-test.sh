@@ -165,5 +165,8 @@ say "publishing an undecodable record to $SWITCHBOARD_REQUESTS_TOPIC"
     x-console-test=poison >/dev/null || fail "publishing the poison record failed"
 browser_step dead-letters
 
-say "passed; screenshots:"
-ls -1 "$OUT"/*.png >&2
+shopt -s nullglob
+shots=("$OUT"/*.png)
+((${#shots[@]} > 0)) || fail "no screenshots in $OUT"
+say "passed; ${#shots[@]} screenshots in $OUT:"
+printf '  %s\n' "${shots[@]##*/}" >&2
