@@ -158,10 +158,13 @@ function brokerNode(name, kind, topic, queue, ov) {
     const dlq = (ov.queues || []).find((q) => q.name === name + '.dlq');
     if (dlq) lines.push(`dead letters ${dlq.messages ?? 0}`);
   }
+  // Why the broker could not be read (unreachable, timed out): cut here, whole in the tooltip.
+  const err = (topic && topic.error) || (queue && queue.error);
+  if (err) lines.push('error: ' + (String(err).length > 24 ? String(err).slice(0, 23) + '…' : String(err)));
   const hgt = 40 + lines.length * 15;
   const attrs = { class: 'node ' + kind, 'data-lagging': lagging ? 'true' : 'false' };
   attrs['data-' + kind] = name;
-  const g = s('g', attrs, s('title', {}, `${kind} ${name}`),
+  const g = s('g', attrs, s('title', {}, `${kind} ${name}${err ? ': ' + err : ''}`),
     s('rect', { class: 'box', width: BOX_W, height: hgt, rx: kind === 'queue' ? 4 : 14 }),
     textLine(10, 15, 'kind', kind), textLine(10, 31, 'title', name),
     lines.map((l, i) => textLine(10, 48 + i * 15, '', l)));
@@ -176,16 +179,18 @@ function renderOverviewTables(ov, services) {
       const st = !i.up ? 'down' : i.ready ? 'up' : 'degraded';
       rows.push(h('tr', { 'data-instance': i.addr || i.admin || '' },
         h('td', {}, svcBadge(name)), h('td', { class: 'mono' }, i.addr || '–'), h('td', { class: 'mono' }, i.admin || '–'),
-        h('td', {}, badge(st)), h('td', { class: 'num' }, fixed(i.rps)), h('td', { class: 'num' }, fixed(i.error_pct) + ' %'),
+        h('td', {}, badge(st), i.error ? h('div', { class: 'muted small' }, i.error) : null), h('td', { class: 'num' }, fixed(i.rps)), h('td', { class: 'num' }, fixed(i.error_pct) + ' %'),
         h('td', { class: 'num' }, ms(i.p50_ms)), h('td', { class: 'num' }, ms(i.p99_ms)),
         h('td', { class: 'breakers' }, (i.breakers || []).map((b) => h('span', { class: 'status', 'data-status': b.state, title: b.state }, b.name)))));
     }
   }
   fill($('#services tbody'), rows);
   fill($('#topics tbody'), (ov.topics || []).flatMap((t) => (t.partitions && t.partitions.length ? t.partitions : [{}]).map((p, k) =>
-    h('tr', {}, h('td', { class: 'mono' }, k ? '' : t.name), h('td', { class: 'mono' }, k ? '' : t.group || '–'),
+    h('tr', {}, h('td', { class: 'mono' }, k ? '' : t.name, !k && t.error ? h('div', { class: 'muted small' }, t.error) : null),
+      h('td', { class: 'mono' }, k ? '' : t.group || '–'),
       h('td', { class: 'num' }, p.partition ?? '–'), h('td', { class: 'num' }, p.end_offset ?? '–'),
       h('td', { class: 'num' }, p.committed ?? '–'), h('td', { class: 'num' }, p.lag ?? '–')))));
-  fill($('#queues tbody'), (ov.queues || []).map((q) => h('tr', {}, h('td', { class: 'mono' }, q.name),
+  fill($('#queues tbody'), (ov.queues || []).map((q) => h('tr', {},
+    h('td', { class: 'mono' }, q.name, q.error ? h('div', { class: 'muted small' }, q.error) : null),
     h('td', { class: 'num' }, q.messages ?? '–'), h('td', { class: 'num' }, q.unacked ?? '–'), h('td', { class: 'num' }, q.consumers ?? '–'))));
 }
