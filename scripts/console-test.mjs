@@ -110,6 +110,26 @@ async function openWaterfall(trace, spans) {
 }
 
 const steps = {
+  async 'sign-in'() {
+    const api = await fetch(`${CONSOLE}/api/overview`);
+    check(api.status === 401, `GET /api/overview without a token answered ${api.status}`);
+    await page.goto(`${CONSOLE}/`);
+    await until('the sign-in page instead of the console', async () => new URL(page.url()).pathname === '/login', 10_000);
+    check(await page.isHidden('#login-failed'), 'the sign-in page says a token was refused before one was sent');
+    await page.fill('#token', 'not-the-token');
+    await page.click('button[type="submit"]');
+    await until('the wrong token refused', async () => !(await page.isHidden('#login-failed')), 10_000);
+    await shot('refused');
+    await page.fill('#token', env('CONSOLE_TEST_TOKEN'));
+    await page.click('button[type="submit"]');
+    await until('the console after signing in', async () => new URL(page.url()).pathname === '/', 10_000);
+    await until('the live indicator after signing in', async () => (await attr('#live', 'data-state')) === 'live', 30_000);
+    const cookie = (await page.context().cookies()).find((c) => c.name === 'sb_console');
+    check(cookie && cookie.httpOnly, 'no HttpOnly sb_console cookie after signing in');
+    check(!(await page.evaluate(() => document.cookie)).includes('sb_console'), 'the session cookie is readable by scripts');
+    await shot('signed-in');
+  },
+
   async 'all-in-one'() {
     await open('#/overview');
     // One process: how it splits into services is the console's choice; the gateway is there.

@@ -5,6 +5,8 @@
 # target/console-test/. Fails (never skips) when chromium, Node.js, a broker or a service is
 # missing.
 #
+#   0. the console alone with a tokens file: pages and API refused without the token, the
+#      sign-in form refuses a wrong one and lets the right one in;
 #   1. the all-in-one (`switchboard run`, embedded brokers, its console): a message appears in
 #      the list without a reload, its waterfall has the 7 hops on gateway, relay and processor
 #      and the upper-cased seed string; a job shows done; `<script>alert(1)</script>` shows as
@@ -88,6 +90,20 @@ cleanup() {
 }
 trap 'cleanup; stop_all_quietly' EXIT
 stop_all_quietly() { declare -F stop_all >/dev/null && stop_all; true; }
+
+# ---- 0. sign-in: the console alone, requiring a token ----
+LOGIN_CONSOLE="${CONSOLE_TEST_LOGIN_CONSOLE:-127.0.0.1:18495}"
+token="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf %s "$token" | sha256sum | cut -d' ' -f1 >"$OUT/tokens.sha256"
+say "0/2: console with a tokens file ($LOGIN_CONSOLE)"
+(
+    unset KAFKA_BROKERS AMQP_URL AMQP_URL_FILE
+    exec env CONSOLE_ADDR="$LOGIN_CONSOLE" SWITCHBOARD_AUTH_TOKENS_FILE="$OUT/tokens.sha256" "$BIN/console"
+) >"$(log_of console-login)" 2>&1 &
+PIDS+=("$!")
+wait_http "http://$LOGIN_CONSOLE/healthz" 60 "$!" console-login
+CONSOLE_URL="http://$LOGIN_CONSOLE" GATEWAY_URL="http://$LOGIN_CONSOLE" CONSOLE_TEST_TOKEN="$token" browser_step sign-in
+cleanup
 
 # ---- 1. the all-in-one on the embedded brokers ----
 AIO_GATEWAY="${CONSOLE_TEST_AIO_GATEWAY:-127.0.0.1:18480}"
