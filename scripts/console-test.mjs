@@ -245,6 +245,7 @@ const steps = {
       failed.push(r.trace);
     }
     check((await attr('#topology [data-service="relay"]', 'data-state')) !== 'up', 'the relay shows up with its breaker open');
+    await until('the stopped processor shown down', async () => (await attr('#topology [data-service="processor"]', 'data-state')) === 'down', 30_000);
     await shot('breaker-open');
 
     await page.click('a[data-page="transactions"]');
