@@ -2,6 +2,7 @@
 //! `proto/switchboard/v1/*.proto` by `build.rs` (so they can never go stale), plus the
 //! hand-written conversions in [`convert`].
 
+#![forbid(unsafe_code)]
 #![allow(clippy::all)]
 
 #[allow(warnings, clippy::all, missing_docs)]

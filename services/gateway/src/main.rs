@@ -1,6 +1,8 @@
 //! `gateway`: the REST edge deployed alone, on Kafka (`KAFKA_BROKERS`); with `AMQP_URL` set it
 //! also serves the jobs API on RabbitMQ.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use switchboard_gateway::{Gateway, GatewayArgs, JobsArgs};
 use switchboard_service::ShutdownArgs;

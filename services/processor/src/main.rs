@@ -1,5 +1,7 @@
 //! `processor`: the gRPC processor deployed alone; publishes replies to Kafka.
 
+#![forbid(unsafe_code)]
+
 use anyhow::Context;
 use clap::Parser;
 use switchboard_processor::{ProcessorArgs, ProcessorServer};

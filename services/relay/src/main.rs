@@ -1,5 +1,7 @@
 //! `relay`: consumes requests from Kafka and calls the processor over gRPC.
 
+#![forbid(unsafe_code)]
+
 use anyhow::Context;
 use switchboard_relay::{Relay, RelayArgs};
 use switchboard_service::Service;

@@ -1,6 +1,8 @@
 //! `switchboard`: every service in one process. With no broker configured the broker is the
 //! embedded one; the services still talk as deployed (broker hops, real gRPC).
 
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 
 use anyhow::{bail, Context};

@@ -63,11 +63,16 @@ fn arbitrary_job_events_never_stop_the_gateway_reporting_jobs() {
     let mut runner = TestRunner::new(Config { cases: 64, ..Config::default() });
     runner
         .run(&proptest::collection::vec(events(), 1..16), |payloads| {
-            smol::block_on(async {
+            let status = smol::block_on(async {
                 for p in payloads {
                     queue.broadcast(EVENTS, Message::new(p)).await.unwrap();
                 }
+                // After every case the gateway still answers a job query with its JSON error
+                // body: whatever the feed carried, it neither crashed nor wedged the gateway.
+                let reply = HttpClient::new(chain.gateway_addr()).get("/jobs/no-such-job").await;
+                reply.map(|r| (r.status, r.json()["error"]["code"].as_str().map(str::to_owned)))
             });
+            prop_assert_eq!(status.ok(), Some((404, Some("not_found".to_owned()))));
             Ok(())
         })
         .unwrap();

@@ -1,5 +1,7 @@
 //! `worker`: consumes jobs from RabbitMQ (`AMQP_URL`) and runs them through the processor.
 
+#![forbid(unsafe_code)]
+
 use anyhow::Context;
 use switchboard_resilience::CircuitBreaker;
 use switchboard_service::Service;
