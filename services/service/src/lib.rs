@@ -35,12 +35,13 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod admin;
-mod breaker;
+#[doc(hidden)]
+pub mod breaker;
 mod service;
 mod shutdown;
 
 pub use admin::{health_response, metrics_response, AdminServer};
-pub use breaker::breaker_config;
+pub use breaker::WindowKind;
 pub use mimalloc::MiMalloc;
 pub use service::{main, main_shared, Program, Service, ServiceArgs};
 pub use shutdown::{GraceExpired, Shutdown, ShutdownArgs, ShutdownError, ShutdownReason, DEFAULT_GRACE, GRACE_ENV};
