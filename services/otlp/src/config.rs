@@ -35,6 +35,10 @@ pub struct ExportConfig {
     pub max_batch: usize,
     /// Longest wait before a batch that is not full is sent.
     pub delay: Duration,
+    /// `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`: no export, whatever else says.
+    pub disabled: bool,
+    /// Whether `OTEL_TRACES_SAMPLER` was set (else the policy's sampler is the default).
+    pub sampler_set: bool,
 }
 
 impl fmt::Debug for ExportConfig {
@@ -51,6 +55,7 @@ impl fmt::Debug for ExportConfig {
             .field("max_queue", &self.max_queue)
             .field("max_batch", &self.max_batch)
             .field("delay", &self.delay)
+            .field("disabled", &self.disabled)
             .finish()
     }
 }
@@ -68,6 +73,8 @@ impl Default for ExportConfig {
             max_queue: 2048,
             max_batch: 512,
             delay: Duration::from_millis(200),
+            disabled: false,
+            sampler_set: false,
         }
     }
 }
@@ -100,7 +107,7 @@ impl ExportConfig {
         let get = |k: &str| var(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let either = |specific: &str, general: &str| get(specific).or_else(|| get(general));
         let mut config = ExportConfig::default();
-        let disabled = get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        config.disabled = get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
             || get("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
         if let Some(exporter) = get("OTEL_TRACES_EXPORTER").filter(|v| !v.eq_ignore_ascii_case("none")) {
             if !exporter.split(',').any(|e| e.trim() == "otlp") {
@@ -113,7 +120,7 @@ impl ExportConfig {
             }
         }
         config.endpoint = match (get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), get("OTEL_EXPORTER_OTLP_ENDPOINT")) {
-            _ if disabled => None,
+            _ if config.disabled => None,
             (Some(url), _) => Some(checked_url(url, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")?),
             (None, Some(base)) => {
                 let base = checked_url(base, "OTEL_EXPORTER_OTLP_ENDPOINT")?;
@@ -138,6 +145,7 @@ impl ExportConfig {
             let sampler = Sampler::from_name(&name, get("OTEL_TRACES_SAMPLER_ARG").as_deref())
                 .map_err(|e| ConfigError(e.to_string()))?;
             config.policy.sampler = sampler;
+            config.sampler_set = true;
         }
         if let Some(ms) = get("SWITCHBOARD_TRACES_SLOW_MS") {
             config.policy.slow = Duration::from_millis(number(&ms, "SWITCHBOARD_TRACES_SLOW_MS")?);
@@ -152,6 +160,19 @@ impl ExportConfig {
             config.delay = Duration::from_millis(number(&ms, "OTEL_BSP_SCHEDULE_DELAY")?.max(1));
         }
         Ok(config)
+    }
+
+    /// For a process that has a trace viewer of its own (the all-in-one and its console):
+    /// export to `base` (its `/v1/traces`) when no endpoint is configured and export is not
+    /// disabled, and then keep every trace unless `OTEL_TRACES_SAMPLER` says otherwise.
+    pub fn or_local_viewer(mut self, base: &str) -> Self {
+        if self.endpoint.is_none() && !self.disabled {
+            self.endpoint = Some(format!("{}/{TRACES_PATH}", base.trim_end_matches('/')));
+            if !self.sampler_set {
+                self.policy.sampler = Sampler::ParentBasedAlwaysOn;
+            }
+        }
+        self
     }
 
     /// Whether spans are recorded and exported at all.
@@ -236,6 +257,21 @@ mod tests {
         .unwrap();
         assert_eq!(c.endpoint.as_deref(), Some("https://tempo:4318/otlp/v1/traces"));
         assert!(read(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")]).is_err());
+    }
+
+    #[test]
+    fn a_local_viewer_is_the_fallback_endpoint_only() {
+        let c = read(&[]).unwrap().or_local_viewer("http://127.0.0.1:8090/");
+        assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:8090/v1/traces"));
+        assert_eq!(c.policy.sampler, Sampler::ParentBasedAlwaysOn);
+        let set =
+            read(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"), ("OTEL_TRACES_SAMPLER", "always_off")])
+                .unwrap()
+                .or_local_viewer("http://127.0.0.1:8090");
+        assert_eq!(set.endpoint.as_deref(), Some("http://collector:4318/v1/traces"));
+        assert_eq!(set.policy.sampler, Sampler::AlwaysOff);
+        let off = read(&[("OTEL_SDK_DISABLED", "true")]).unwrap().or_local_viewer("http://127.0.0.1:8090");
+        assert!(!off.is_enabled());
     }
 
     #[test]

@@ -70,6 +70,11 @@ impl Exporter {
         Ok(Exporter { running: Some(Running { queue, config, instance, stop, thread: Mutex::new(Some(thread)) }) })
     }
 
+    /// [`start`](Self::start) with [`ExportConfig::from_env`]: the OpenTelemetry variables.
+    pub fn from_env() -> Result<Exporter, ConfigError> {
+        Self::start(ExportConfig::from_env()?)
+    }
+
     /// An exporter that is off.
     pub fn disabled() -> Exporter {
         Exporter { running: None }
