@@ -217,7 +217,7 @@ impl JobHandler {
         let call_started = if call_span.is_some() { switchboard_otlp::now_unix_nanos() } else { 0 };
 
         let mut opt = CallOption::default().timeout(timeout);
-        if let Some(headers) = switchboard_proto::client::call_metadata(&envelope) {
+        if let Some(headers) = switchboard_grpc::client::call_metadata(&envelope) {
             opt = opt.headers(headers);
         }
         let mut request = ProcessRequest::new();
