@@ -173,8 +173,9 @@ impl Batcher {
                         continue;
                     }
                     batch.push(q);
-                    due.get_or_insert_with(|| Instant::now() + self.delay);
-                    if batch.len() >= self.max_batch {
+                    let due_at = *due.get_or_insert_with(|| Instant::now() + self.delay);
+                    // Full, or due while spans keep arriving: a steady trickle is not held back.
+                    if batch.len() >= self.max_batch || Instant::now() >= due_at {
                         self.send(std::mem::take(&mut batch), &mut backoff);
                         due = None;
                     }
