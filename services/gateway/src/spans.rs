@@ -73,7 +73,7 @@ pub(crate) fn transaction(tracer: &Tracer, entered: &Entered, trail: Trail, to: 
         .attr("http.route", route)
         .attr("http.response.status_code", i64::from(status));
     if let Some((error_type, message)) = &trail.error {
-        server = server.failed(*error_type, message.clone());
+        server = server.failed(error_type, message.clone());
     } else if status >= 500 {
         server = server.failed("http_5xx", format!("answered {status}"));
     }
@@ -88,7 +88,7 @@ pub(crate) fn transaction(tracer: &Tracer, entered: &Entered, trail: Trail, to: 
                 .attr("messaging.operation.type", "publish")
                 .attr("messaging.operation.name", "publish");
         if let Some((error_type @ ("publish_failed" | "breaker_open" | "deadline"), message)) = &trail.error {
-            producer = producer.failed(*error_type, message.clone());
+            producer = producer.failed(error_type, message.clone());
         }
         spans.push(producer);
     }

@@ -106,9 +106,9 @@ impl ExportConfig {
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |k: &str| var(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let either = |specific: &str, general: &str| get(specific).or_else(|| get(general));
-        let mut config = ExportConfig::default();
-        config.disabled = get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        let disabled = get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
             || get("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"));
+        let mut config = ExportConfig { disabled, ..ExportConfig::default() };
         if let Some(exporter) = get("OTEL_TRACES_EXPORTER").filter(|v| !v.eq_ignore_ascii_case("none")) {
             if !exporter.split(',').any(|e| e.trim() == "otlp") {
                 return Err(ConfigError(format!("OTEL_TRACES_EXPORTER {exporter:?}: only otlp or none")));
