@@ -282,3 +282,56 @@ fn an_unsampled_failure_is_still_exported_where_it_failed() {
     assert!(!by_service.contains_key("processor"));
     exporter.shutdown();
 }
+
+#[test]
+fn a_job_is_connected_spans_from_the_gateway_through_the_worker_to_the_processor() {
+    let receiver = Receiver::start();
+    let exporter = Exporter::start(ExportConfig {
+        endpoint: Some(receiver.endpoint()),
+        delay: Duration::from_millis(20),
+        policy: Policy { sampler: Sampler::ParentBasedTraceIdRatio(0.0), ..Policy::default() },
+        ..ExportConfig::default()
+    })
+    .unwrap();
+    let mut config = ChainConfig::default();
+    config.gateway.addr = "127.0.0.1:0".parse().unwrap();
+    config.processor.addr = "127.0.0.1:0".parse().unwrap();
+    config.jobs = Some(switchboard::ChainJobs::embedded());
+    let config = config.traced_by(&exporter);
+    let trace = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let caller = "10f067aa0ba902b7";
+    let chain = smol::block_on(async {
+        let broker = MemoryBroker::new();
+        let chain = Chain::start(config, Arc::new(broker.clone()), Arc::new(broker)).await.unwrap();
+        let mut c = HttpClient::new(chain.gateway_addr());
+        let incoming = format!("00-{trace}-{caller}-01");
+        let body = serde_json::to_vec(&json!({"message": "hello world"})).unwrap();
+        let reply = c
+            .send_with(Method::Post, "/jobs", Some("application/json"), &[("traceparent", incoming.as_str())], body)
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        chain
+    });
+    // Gateway SERVER and PRODUCER, worker CONSUMER and CLIENT, processor SERVER.
+    let spans = receiver.wait_for(trace, 5);
+    let mut order = Vec::new();
+    let mut parent = caller.to_string();
+    while let Some(next) = spans.iter().find(|s| s.parent() == parent) {
+        order.push((next.service.clone(), next.attr("switchboard.hop").unwrap_or_default(), next.span.kind));
+        parent = next.span_id();
+    }
+    let expected = [
+        ("gateway", "REST request", SpanKind::Server),
+        ("gateway", "RABBITMQ Publisher", SpanKind::Producer),
+        ("worker", "RABBITMQ Consumer", SpanKind::Consumer),
+        ("worker", "gRPC Client", SpanKind::Client),
+        ("processor", "gRPC Server", SpanKind::Server),
+    ]
+    .map(|(s, h, k)| (s.to_string(), h.to_string(), k as i32));
+    assert_eq!(order, expected, "{spans:#?}");
+    let publish = spans.iter().find(|s| s.span.kind == SpanKind::Producer as i32).unwrap();
+    assert_eq!(publish.attr("messaging.system").as_deref(), Some("rabbitmq"));
+    smol::block_on(chain.stop());
+    exporter.shutdown();
+}
