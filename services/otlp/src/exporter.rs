@@ -6,7 +6,7 @@
 //! arrives meanwhile rather than letting a dead collector pile spans up in memory.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,6 +22,8 @@ use crate::tracer::{Queued, Tracer};
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest pause between two tries while the collector keeps failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest sleep of the exporter thread between two looks at the queue.
+const MAX_TICK: Duration = Duration::from_millis(50);
 /// Most bytes of a collector's answer read (it is an empty message, or a short error).
 const MAX_ANSWER: u64 = 64 * 1024;
 
@@ -143,55 +145,46 @@ struct Batcher {
 
 impl Batcher {
     fn run(self) {
+        // The thread wakes on a tick and drains the queue, never once per span: a span handed
+        // over costs the chain's thread a push, not a wake-up of this one.
+        let tick = self.delay.min(MAX_TICK);
         let mut batch: Vec<Queued> = Vec::with_capacity(self.max_batch);
         let mut due: Option<Instant> = None;
         let mut backoff = Backoff::default();
         loop {
             let stopping = self.stop.load(Ordering::Acquire);
-            if stopping {
-                // Whatever is queued now, once; then the thread ends.
-                while let Ok(q) = self.rx.try_recv() {
-                    if backoff.active() {
-                        q.service.metrics().spans_dropped("backoff", 1);
-                        continue;
-                    }
-                    batch.push(q);
-                    if batch.len() >= self.max_batch {
-                        self.send(std::mem::take(&mut batch), &mut backoff);
-                    }
-                }
-                if !batch.is_empty() {
-                    self.send(batch, &mut backoff);
-                }
-                return;
+            if !stopping {
+                std::thread::sleep(tick);
             }
-            let wait = due.map_or(self.delay, |d| d.saturating_duration_since(Instant::now()));
-            match self.rx.recv_timeout(wait.min(self.delay)) {
-                Ok(q) => {
-                    if backoff.active() {
-                        q.service.metrics().spans_dropped("backoff", 1);
-                        continue;
+            let mut disconnected = false;
+            loop {
+                match self.rx.try_recv() {
+                    Ok(q) => {
+                        if backoff.active() {
+                            q.service.metrics().spans_dropped("backoff", 1);
+                            continue;
+                        }
+                        batch.push(q);
+                        due.get_or_insert_with(|| Instant::now() + self.delay);
+                        if batch.len() >= self.max_batch {
+                            self.send(std::mem::take(&mut batch), &mut backoff);
+                            due = None;
+                        }
                     }
-                    batch.push(q);
-                    let due_at = *due.get_or_insert_with(|| Instant::now() + self.delay);
-                    // Full, or due while spans keep arriving: a steady trickle is not held back.
-                    if batch.len() >= self.max_batch || Instant::now() >= due_at {
-                        self.send(std::mem::take(&mut batch), &mut backoff);
-                        due = None;
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    if due.is_some_and(|d| Instant::now() >= d) && !batch.is_empty() {
-                        self.send(std::mem::take(&mut batch), &mut backoff);
-                        due = None;
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    if !batch.is_empty() {
-                        self.send(batch, &mut backoff);
-                    }
-                    return;
-                }
+            }
+            let finishing = stopping || disconnected;
+            if !batch.is_empty() && (finishing || due.is_some_and(|d| Instant::now() >= d)) {
+                self.send(std::mem::take(&mut batch), &mut backoff);
+                due = None;
+            }
+            if finishing {
+                return;
             }
         }
     }
