@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: prereqs demo run-all test test-real api-check lint audit bench versus dist brokers brokers-stop fmt kill-test soak scale-test k8s-check
+.PHONY: prereqs demo run-all test test-real api-check lint audit bench versus dist brokers brokers-stop fmt kill-test soak scale-test k8s-check otlp-check
 
 ## What the build needs (cmake, C++ compiler, pkg-config, OpenSSL headers): installed if missing.
 prereqs:
@@ -32,6 +32,11 @@ test-real:
 ## GET /openapi.json (venv in .venv; see scripts/api-check.sh).
 api-check:
 	bash scripts/api-check.sh
+
+## The exported traces checked by a receiver built on the official opentelemetry-proto Python
+## package, against a live all-in-one (venv in .venv; see scripts/otlp-check.sh).
+otlp-check:
+	bash scripts/otlp-check.sh
 
 lint: k8s-check
 	$(CARGO) fmt --all -- --check

@@ -46,6 +46,8 @@ pub struct GatewayConfig {
     pub metrics: Metrics,
     /// Readiness checks reported at `/readyz`; the gateway adds its own.
     pub readiness: Readiness,
+    /// Where the gateway's spans go (off unless an OTLP endpoint is configured).
+    pub tracer: switchboard_otlp::Tracer,
     /// HTTPS instead of plain HTTP (`--gateway-tls-cert`/`--gateway-tls-key`).
     pub tls: Option<switchboard_http_server::ServerTls>,
     /// Bearer tokens callers must present (`--auth-tokens-file`); `None`: no authentication.
@@ -71,6 +73,7 @@ impl Default for GatewayConfig {
             grace: Duration::from_secs(10),
             metrics: Metrics::builder("gateway").routes(ROUTES).build(),
             readiness: Readiness::new(),
+            tracer: switchboard_otlp::Tracer::default(),
             tls: None,
             auth: None,
         }

@@ -17,6 +17,7 @@ mod replies;
 mod routes;
 mod security;
 mod serve;
+mod spans;
 
 pub use args::{GatewayArgs, GatewayBreaker};
 pub use auth::{BearerTokens, TokenFileError};

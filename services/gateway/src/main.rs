@@ -30,6 +30,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = cli.shutdown.install()?;
     let mut config = cli.gateway.config(&cli.topics)?;
     cli.gateway.security.apply(&mut config)?;
+    // OTEL_EXPORTER_OTLP_ENDPOINT and the other OpenTelemetry variables; none: no export.
+    let exporter = switchboard_otlp::Exporter::from_env()?;
+    config.tracer = exporter.tracer("gateway", env!("CARGO_PKG_VERSION"), &config.metrics);
     config.grace = shutdown.grace_period();
     if let Some(id) = &cli.brokers.instance_id {
         config.instance_id = id.clone();
@@ -54,5 +57,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(queues) = queues {
         queues.queue.close().await?;
     }
+    exporter.shutdown();
     Ok(())
 }

@@ -20,6 +20,7 @@ pub(crate) async fn consume(
     subscription: Subscription,
     pending: Arc<Pending>,
     metrics: Metrics,
+    tracer: switchboard_otlp::Tracer,
     running: Arc<AtomicBool>,
 ) {
     while let Some(delivery) = subscription.recv().await {
@@ -34,6 +35,8 @@ pub(crate) async fn consume(
                 if pending.is_waiting(&reply.id) {
                     info!("KAFKA Consumer: {} id={}", reply.body, reply.id);
                 }
+                // The receipt's span ends as the reply is handed to its waiter.
+                crate::spans::reply(&tracer, &reply, delivery.topic(), delivery.partition(), delivery.offset());
                 let id = reply.id.clone();
                 if !pending.complete(reply) {
                     debug!("reply nobody waits for id={id}");

@@ -16,6 +16,7 @@ use tide::{Request, Response, StatusCode};
 
 use crate::errors::error;
 use crate::idempotency::{self, Claim, Replays, Stored};
+use crate::spans::{Publish, Trail};
 use crate::{GatewayConfig, Pending};
 
 const SERVICE: &str = "gateway";
@@ -179,20 +180,43 @@ async fn post_message(replays: Arc<Replays>, mut req: Request<State>) -> tide::R
     }
 }
 
-/// One request through the chain: publish, then wait for its reply, all by `deadline`.
+/// One request through the chain: publish, then wait for its reply, all by `deadline`; its
+/// spans are exported once the response is known.
 async fn transaction(state: &State, text: String, traceparent: Option<&str>, deadline: Instant) -> Response {
+    let tracer = &state.config.tracer;
+    let mut trail = Trail::new(tracer, &text);
+    // Continue the caller's W3C trace (or start one); this hop is a child span of it.
+    let entered = tracer.enter(traceparent);
+    let res = exchange(state, text, entered.ctx, deadline, &mut trail).await;
+    if trail.is_on() {
+        let to = Publish {
+            route: "/messages",
+            system: "kafka",
+            destination: &state.config.requests_topic,
+            stage: Stage::KafkaPublisher,
+        };
+        crate::spans::transaction(tracer, &entered, trail, to, u16::from(res.status()));
+    }
+    res
+}
+
+async fn exchange(state: &State, text: String, trace: TraceContext, deadline: Instant, trail: &mut Trail) -> Response {
     let id = uuid::Uuid::new_v4().to_string();
     let budget = deadline.saturating_duration_since(Instant::now());
     let mut envelope = Envelope::start(&id, text, &state.config.replies_topic, budget);
     envelope.reply_partition = Some(state.reply_partition);
-    // Continue the caller's W3C trace (or start one); this hop is a child span of it.
-    let trace = TraceContext::continue_or_new(traceparent).child();
-    envelope.set_traceparent(trace.to_string());
+    // The publish is a child span of this request's; the relay continues from it.
+    let publish_span = trace.child();
+    envelope.set_traceparent(publish_span.to_string());
     envelope.record(Stage::RestRequest, SERVICE);
     info!("REST request: {} id={id}", envelope.body);
+    if trail.is_on() {
+        trail.id.clone_from(&id);
+    }
 
     // The slot is held until this function returns: through the publish and the wait.
     let Ok(waiter) = state.pending.register(&id, deadline) else {
+        trail.fail("overloaded", "too many requests in flight");
         return unavailable("too many requests in flight", 1);
     };
     envelope.record(Stage::KafkaPublisher, SERVICE);
@@ -202,12 +226,19 @@ async fn transaction(state: &State, text: String, traceparent: Option<&str>, dea
         message = message.with_header("traceparent", tp.as_bytes());
     }
     let topic = &state.config.requests_topic;
+    let publish_started = envelope.hops.last().map_or(0, |h| switchboard_otlp::micros_to_nanos(h.at_unix_micros));
     let published = within(deadline, state.publisher.publish(topic, message)).await;
+    if trail.is_on() {
+        trail.publish = Some((publish_span, publish_started, switchboard_otlp::now_unix_nanos()));
+    }
     state.metrics.published(topic, matches!(published, Some(Ok(()))));
     match published {
         Some(Ok(())) => {}
         Some(Err(e)) => {
             warn!("request not published id={id}: {e}");
+            let rejected = std::error::Error::source(&e.error)
+                .is_some_and(|s| s.downcast_ref::<switchboard_resilience::Rejected>().is_some());
+            trail.fail(if rejected { "breaker_open" } else { "publish_failed" }, &e.error.to_string());
             return publish_failed(&e.error, retry_after_secs(&e.error), "publish_rejected");
         }
         None => {
@@ -217,6 +248,7 @@ async fn transaction(state: &State, text: String, traceparent: Option<&str>, dea
                 permit.failure();
             }
             warn!("request not confirmed by the broker within the budget id={id}");
+            trail.fail("deadline", "the broker did not confirm the request in time");
             return deadline_exceeded("the broker did not confirm the request in time");
         }
     }
@@ -225,12 +257,27 @@ async fn transaction(state: &State, text: String, traceparent: Option<&str>, dea
     // `None` once the gateway's deadline sweeper ends the wait.
     let Some(reply) = waiter.reply().await else {
         warn!("no reply within {budget:?} id={id}");
+        trail.fail("deadline", "the chain did not answer in time");
         return deadline_exceeded("the chain did not answer in time");
     };
     drop(waiter);
+    if let Some(f) = reply.failure.as_ref() {
+        trail.fail(failure_type(f.code.enum_value_or_default(), &f.message), &f.message);
+    }
     let mut res = respond(reply);
     res.insert_header(TRACEPARENT, trace.to_string());
     res
+}
+
+/// The `error.type` of a failure reply: the relay says which, in its code and message.
+fn failure_type(code: failure::Code, message: &str) -> &'static str {
+    match code {
+        failure::Code::UNAVAILABLE if message.contains("circuit open") => "breaker_open",
+        failure::Code::UNAVAILABLE => "unavailable",
+        failure::Code::DEADLINE_EXCEEDED => "deadline",
+        failure::Code::INVALID => "refused",
+        _ => "internal",
+    }
 }
 
 /// `fut`'s output, or `None` once `deadline` passed first (dropping `fut`).

@@ -52,7 +52,13 @@ impl Gateway {
         let pending = Pending::new(config.max_pending);
         let metrics = config.metrics.clone();
         let running = Arc::new(AtomicBool::new(true));
-        let consume = crate::replies::consume(subscription, pending.clone(), metrics.clone(), running.clone());
+        let consume = crate::replies::consume(
+            subscription,
+            pending.clone(),
+            metrics.clone(),
+            config.tracer.clone(),
+            running.clone(),
+        );
         // Every task of the gateway runs on smol's executor, like the relay and the embedded
         // broker: in the all-in-one a request then crosses fewer threads.
         let replies = smol::spawn(consume);

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use futures::future::join_all;
 use grpcio::{RpcContext, RpcStatus, RpcStatusCode, UnarySink};
 use log::{info, warn};
+use switchboard_otlp::Tracer;
 use switchboard_ports::{Message, Publisher};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::methods::{PROCESS, PROCESS_BATCH};
@@ -10,8 +11,10 @@ use switchboard_proto::{
     Envelope, ProcessBatchRequest, ProcessBatchResponse, ProcessRequest, ProcessResponse, ProcessResult, Processor,
     MAX_BATCH,
 };
-use switchboard_telemetry::{Metrics, TraceContext};
+use switchboard_telemetry::Metrics;
 use switchboard_topology::topics::{ReplyTopics, Topics};
+
+use crate::spans::Trail;
 
 const SERVICE: &str = "processor";
 
@@ -23,6 +26,7 @@ pub struct ProcessorHandler {
     publisher: Arc<dyn Publisher>,
     metrics: Metrics,
     reply_topics: Arc<ReplyTopics>,
+    tracer: Tracer,
 }
 
 impl std::fmt::Debug for ProcessorHandler {
@@ -34,7 +38,18 @@ impl std::fmt::Debug for ProcessorHandler {
 impl ProcessorHandler {
     /// A handler publishing replies through `publisher`, to the default replies topic only.
     pub fn new(publisher: Arc<dyn Publisher>, metrics: Metrics) -> Self {
-        ProcessorHandler { publisher, metrics, reply_topics: Arc::new(Topics::default().reply_allow_list()) }
+        ProcessorHandler {
+            publisher,
+            metrics,
+            reply_topics: Arc::new(Topics::default().reply_allow_list()),
+            tracer: Tracer::default(),
+        }
+    }
+
+    /// Records a span per call and per reply publish through `tracer`.
+    pub fn with_tracer(mut self, tracer: Tracer) -> Self {
+        self.tracer = tracer;
+        self
     }
 
     /// Publishes replies only to the topics `allowed` allows.
@@ -49,7 +64,7 @@ impl ProcessorHandler {
         let Some(envelope) = req.envelope.into_option() else {
             return Err(status(RpcStatusCode::INVALID_ARGUMENT, "missing envelope"));
         };
-        let envelope = self.process_envelope(envelope).await?;
+        let envelope = self.process_envelope(envelope, PROCESS).await?;
         let mut resp = ProcessResponse::new();
         if echo {
             resp.envelope = Some(envelope).into();
@@ -68,7 +83,7 @@ impl ProcessorHandler {
             return Err(status(RpcStatusCode::INVALID_ARGUMENT, &why));
         }
         let echo = !req.omit_envelopes;
-        let results = join_all(req.envelopes.into_iter().map(|e| self.process_envelope(e))).await;
+        let results = join_all(req.envelopes.into_iter().map(|e| self.process_envelope(e, PROCESS_BATCH))).await;
         let mut resp = ProcessBatchResponse::new();
         resp.results = results
             .into_iter()
@@ -80,8 +95,18 @@ impl ProcessorHandler {
         Ok(resp)
     }
 
-    /// One envelope, as `Process` handles it: the envelope as published, or why not.
-    async fn process_envelope(&self, mut envelope: Envelope) -> Result<Envelope, RpcStatus> {
+    /// One envelope, as `Process` handles it: the envelope as published, or why not; its spans
+    /// are exported once that is known.
+    async fn process_envelope(&self, envelope: Envelope, method: &'static str) -> Result<Envelope, RpcStatus> {
+        let mut trail = Trail::new(&self.tracer, &envelope);
+        let result = self.process_traced(envelope, &mut trail).await;
+        if trail.is_on() {
+            crate::spans::finish(&self.tracer, trail, method, &result);
+        }
+        result
+    }
+
+    async fn process_traced(&self, mut envelope: Envelope, trail: &mut Trail) -> Result<Envelope, RpcStatus> {
         if envelope.id.is_empty() {
             return Err(status(RpcStatusCode::INVALID_ARGUMENT, "envelope needs an id"));
         }
@@ -107,15 +132,21 @@ impl ProcessorHandler {
         }
         envelope.record(Stage::GrpcServer, SERVICE);
         info!("gRPC Server: {} id={}", envelope.body, envelope.id);
-        let trace = TraceContext::continue_or_new(envelope.traceparent()).child();
-        envelope.set_traceparent(trace.to_string());
+        let entered = self.tracer.enter(envelope.traceparent());
+        trail.served(entered, &envelope);
         if envelope.reply_to.is_empty() {
             // No reply topic (a job from the worker): the gRPC answer is the reply.
+            envelope.set_traceparent(entered.ctx.to_string());
             return Ok(envelope);
         }
+        // The reply's publish is a child span of this call; the gateway's receipt follows it.
+        let publish = entered.ctx.child();
+        envelope.set_traceparent(publish.to_string());
         envelope.record(Stage::KafkaPublisher, SERVICE);
         let message = reply_message(&envelope);
+        trail.publishing(publish, &envelope);
         let published = self.publisher.publish(&envelope.reply_to, message).await;
+        trail.published(published.as_ref().err().map(|e| e.error.to_string()));
         self.metrics.published(&envelope.reply_to, published.is_ok());
         match published {
             Ok(()) => {

@@ -9,6 +9,7 @@ mod args;
 mod handler;
 mod health;
 mod server;
+mod spans;
 
 pub use args::ProcessorArgs;
 pub use handler::ProcessorHandler;

@@ -31,6 +31,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let ports = cli.brokers.require_kafka("processor", &[&cli.topics.replies]).await?;
     let mut config = cli.processor.config();
     config.metrics = service.metrics.clone();
+    let exporter = switchboard_otlp::Exporter::from_env()?;
+    config.tracer = exporter.tracer("processor", env!("CARGO_PKG_VERSION"), &service.metrics);
     config.reply_topics = cli.topics.reply_allow_list();
     config.tls = cli.tls.load().context("processor TLS")?;
     if config.tls.is_some() {
@@ -47,5 +49,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     service.drain_within_grace("processor", serving).await?;
     ports.publisher.close().await?;
+    exporter.shutdown();
     service.finish().await
 }

@@ -26,6 +26,8 @@ pub struct ServerConfig {
     pub reply_topics: ReplyTopics,
     /// TLS (and mutual TLS with a client CA); `None`: plaintext.
     pub tls: Option<switchboard_grpc::tls::ServerTls>,
+    /// Where the processor's spans go (off unless an OTLP endpoint is configured).
+    pub tracer: switchboard_otlp::Tracer,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +38,7 @@ impl Default for ServerConfig {
             metrics: Metrics::new("processor"),
             reply_topics: Topics::default().reply_allow_list(),
             tls: None,
+            tracer: switchboard_otlp::Tracer::default(),
         }
     }
 }
@@ -61,8 +64,9 @@ impl ProcessorServer {
         config: &ServerConfig,
         publisher: Arc<dyn Publisher>,
     ) -> Result<Self, grpcio::Error> {
-        let handler =
-            ProcessorHandler::new(publisher, config.metrics.clone()).with_reply_topics(config.reply_topics.clone());
+        let handler = ProcessorHandler::new(publisher, config.metrics.clone())
+            .with_reply_topics(config.reply_topics.clone())
+            .with_tracer(config.tracer.clone());
         let service = switchboard_proto::create_processor(handler);
         let health = Health::default();
         // The clients ping every second to notice a vanished processor: allow it (the default

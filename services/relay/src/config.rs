@@ -42,6 +42,8 @@ pub struct RelayConfig {
     pub metrics: Metrics,
     /// Readiness checks; the relay adds its own.
     pub readiness: Readiness,
+    /// Where the relay's spans go (off unless an OTLP endpoint is configured).
+    pub tracer: switchboard_otlp::Tracer,
 }
 
 impl Default for RelayConfig {
@@ -61,6 +63,7 @@ impl Default for RelayConfig {
             retry_budget_percent: 20.0,
             metrics: Metrics::new("relay"),
             readiness: Readiness::new(),
+            tracer: switchboard_otlp::Tracer::default(),
         }
     }
 }

@@ -7,10 +7,10 @@ use switchboard_ports::{ErrorKind, Message, Publisher};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope, ProcessRequest, ProcessorClient};
 use switchboard_resilience::{CircuitBreaker, Jitter, RetryBudget, RetryPolicy};
-use switchboard_telemetry::TraceContext;
 use switchboard_topology::topics::ReplyTopics;
 
 use crate::batcher::{Answer, Calls};
+use crate::spans::{Received, Trail};
 use crate::RelayConfig;
 
 const SERVICE: &str = "relay";
@@ -83,20 +83,38 @@ impl RequestHandler {
 
     /// Handles one message's payload.
     pub async fn handle(&self, message: &Message) -> Outcome {
+        self.handle_from(message, None).await
+    }
+
+    /// Handles one message taken from `from` (its topic, partition and offset, for its span).
+    pub async fn handle_from(&self, message: &Message, from: Option<Received<'_>>) -> Outcome {
+        let tracer = &self.config.tracer;
+        let mut trail = Trail::new(tracer);
+        let outcome = self.handle_traced(message, &mut trail).await;
+        if trail.is_on() {
+            crate::spans::finish(tracer, trail, from, &self.config.group);
+        }
+        outcome
+    }
+
+    async fn handle_traced(&self, message: &Message, trail: &mut Trail) -> Outcome {
         let mut envelope = match Envelope::decode(&message.payload) {
             Ok(e) if !e.id.is_empty() && !e.reply_to.is_empty() => e,
-            Ok(_) => return self.dead_letter(message, "envelope without id or reply topic", "invalid").await,
-            Err(e) => return self.dead_letter(message, &format!("undecodable envelope: {e}"), "undecodable").await,
+            Ok(_) => return self.dead_letter(message, "envelope without id or reply topic", "invalid", trail).await,
+            Err(e) => {
+                let why = format!("undecodable envelope: {e}");
+                return self.dead_letter(message, &why, "undecodable", trail).await;
+            }
         };
         if envelope.is_reply() {
             // A reply written onto the requests topic: handling it would publish a reply to a
             // reply, and so on forever.
             let why = "a reply, not a request: it already carries a failure or the processor's hop";
-            return self.dead_letter(message, why, "reply").await;
+            return self.dead_letter(message, why, "reply", trail).await;
         }
         // Checked before anything is published there, failure answers included.
         if let Err(why) = self.reply_topics.check(&envelope.reply_to) {
-            return self.dead_letter(message, &why, "reply_topic").await;
+            return self.dead_letter(message, &why, "reply_topic", trail).await;
         }
         if envelope.deadline_unix_ms == 0 {
             envelope.deadline_unix_ms =
@@ -104,18 +122,28 @@ impl RequestHandler {
         }
         envelope.record(Stage::KafkaConsumer, SERVICE);
         info!("KAFKA Consumer: {} id={}", envelope.body, envelope.id);
-        // The relay's span: a child of the gateway's, carried on to the processor.
-        let trace = TraceContext::continue_or_new(envelope.traceparent()).child();
-        envelope.set_traceparent(trace.to_string());
+        // The relay's span: a child of the gateway's publish; its call, a child of it, is
+        // carried on to the processor.
+        let entered = self.config.tracer.enter(envelope.traceparent());
+        let call = entered.ctx.child();
+        envelope.set_traceparent(call.to_string());
+        if trail.is_on() {
+            trail.entered = Some(entered);
+            trail.id.clone_from(&envelope.id);
+            trail.body.clone_from(&envelope.body);
+        }
         if envelope.expired() {
-            return self.answer(envelope, failure::Code::DEADLINE_EXCEEDED, "deadline passed in the queue", None).await;
+            let why = "deadline passed in the queue";
+            trail.fail("deadline", why);
+            return self.answer(envelope, failure::Code::DEADLINE_EXCEEDED, why, None, trail).await;
         }
         envelope.record(Stage::GrpcClient, SERVICE);
         info!("gRPC Client: {} id={}", envelope.body, envelope.id);
-        self.call_processor(envelope).await
+        trail.calling(call);
+        self.call_processor(envelope, trail).await
     }
 
-    async fn call_processor(&self, envelope: Envelope) -> Outcome {
+    async fn call_processor(&self, envelope: Envelope, trail: &mut Trail) -> Outcome {
         let mut request = ProcessRequest::new();
         request.envelope = Some(envelope).into();
         // Unbounded in count: the deadline and the retry budget end the retries.
@@ -130,9 +158,9 @@ impl RequestHandler {
             let envelope = request.envelope.as_ref().expect("set above");
             let Some(remaining) = envelope.remaining().filter(|r| !r.is_zero()) else {
                 let envelope = request.envelope.take().unwrap_or_default();
-                return self
-                    .answer(envelope, failure::Code::DEADLINE_EXCEEDED, "processor did not answer in time", None)
-                    .await;
+                let why = "processor did not answer in time";
+                trail.call_failed("deadline", why);
+                return self.answer(envelope, failure::Code::DEADLINE_EXCEEDED, why, None, trail).await;
             };
             let permit = match self.breaker.try_acquire() {
                 Ok(permit) => permit,
@@ -140,7 +168,9 @@ impl RequestHandler {
                     // Fail fast: the caller hears 503 + Retry-After now, not at its deadline.
                     let envelope = request.envelope.take().unwrap_or_default();
                     let why = "processor unavailable (circuit open)";
-                    return self.answer(envelope, failure::Code::UNAVAILABLE, why, Some(rejected.retry_after())).await;
+                    trail.call_failed("breaker_open", why);
+                    let retry_after = Some(rejected.retry_after());
+                    return self.answer(envelope, failure::Code::UNAVAILABLE, why, retry_after, trail).await;
                 }
             };
             let started = Instant::now();
@@ -153,6 +183,7 @@ impl RequestHandler {
             let metrics = &self.config.metrics;
             metrics.hop("relay_grpc_call", started.elapsed());
             metrics.grpc_call(method, grpc_code(&result));
+            trail.attempt(method, grpc_code(&result));
             let status = match result {
                 Ok(_) => {
                     permit.success();
@@ -170,13 +201,15 @@ impl RequestHandler {
                     permit.ignore();
                     let payload = envelope.encode();
                     let why = format!("refused by the processor: {}", status.message());
-                    return self.dead_letter(&Message::new(payload), &why, "invalid").await;
+                    trail.call_failed("refused", &why);
+                    return self.dead_letter(&Message::new(payload), &why, "invalid", trail).await;
                 }
                 RpcStatusCode::DEADLINE_EXCEEDED => {
                     permit.failure();
                     let envelope = request.envelope.take().unwrap_or_default();
                     let why = "processor did not answer in time";
-                    return self.answer(envelope, failure::Code::DEADLINE_EXCEEDED, why, None).await;
+                    trail.call_failed("deadline", why);
+                    return self.answer(envelope, failure::Code::DEADLINE_EXCEEDED, why, None, trail).await;
                 }
                 _ => {
                     permit.failure();
@@ -188,12 +221,14 @@ impl RequestHandler {
                         // The budget ran out retrying: the caller hears 504, not a fail-fast 503.
                         let envelope = request.envelope.take().unwrap_or_default();
                         let why = format!("processor unavailable until the deadline: {}", status.message());
-                        return self.answer(envelope, failure::Code::DEADLINE_EXCEEDED, &why, None).await;
+                        trail.call_failed("deadline", &why);
+                        return self.answer(envelope, failure::Code::DEADLINE_EXCEEDED, &why, None, trail).await;
                     }
                     if !self.budget.try_withdraw() {
                         let envelope = request.envelope.take().unwrap_or_default();
                         let why = "processor unavailable (retry budget exhausted)";
-                        return self.answer(envelope, failure::Code::UNAVAILABLE, why, Some(pause)).await;
+                        trail.call_failed("unavailable", why);
+                        return self.answer(envelope, failure::Code::UNAVAILABLE, why, Some(pause), trail).await;
                     }
                     async_io::Timer::after(pause).await;
                 }
@@ -208,6 +243,7 @@ impl RequestHandler {
         code: failure::Code,
         why: &str,
         retry_after: Option<Duration>,
+        trail: &mut Trail,
     ) -> Outcome {
         warn!("answering id={} with {:?}: {}", envelope.id, code, why);
         envelope.fail(code, why, retry_after);
@@ -224,19 +260,25 @@ impl RequestHandler {
                 // Nobody will hear the answer: keep the request, with why, where an operator looks.
                 let why = format!("failure reply ({code:?}: {why}) not published to {topic}: {e}");
                 warn!("id={}: {why}", envelope.id);
-                self.dead_letter(&message, &why, "reply_unpublished").await
+                self.dead_letter(&message, &why, "reply_unpublished", trail).await
             }
         }
     }
 
-    async fn dead_letter(&self, message: &Message, reason: &str, kind: &'static str) -> Outcome {
+    async fn dead_letter(&self, message: &Message, reason: &str, kind: &'static str, trail: &mut Trail) -> Outcome {
         warn!("dead-lettering a request: {reason}");
+        if trail.is_on() && trail.entered.is_none() {
+            // A record the relay cannot read still gets a span, in the trace its header names.
+            let header = message.header_str(switchboard_telemetry::TRACEPARENT);
+            trail.entered = Some(self.config.tracer.enter(header));
+        }
         let mut dead = message.clone().with_header("x-switchboard-error", reason.as_bytes());
         dead.key = message.key.clone();
         let topic = &self.config.dead_letter_topic;
         match self.publish(topic, dead).await {
             Ok(()) => {
                 self.config.metrics.dead_lettered(topic, kind);
+                trail.dead_lettered(reason);
                 Outcome::DeadLettered(reason.to_string())
             }
             Err(Unsent::Closed) => Outcome::Retry,

@@ -10,8 +10,10 @@ mod batcher;
 mod config;
 mod handler;
 mod run;
+mod spans;
 
 pub use args::{RelayArgs, RelayBreaker};
 pub use config::RelayConfig;
 pub use handler::{Outcome, RequestHandler};
 pub use run::{run, Relay, SubscribedRelay};
+pub use spans::Received;

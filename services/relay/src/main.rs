@@ -15,6 +15,8 @@ async fn run(cli: CallerCli<Topics, RelayArgs>) -> anyhow::Result<()> {
     let service = Service::start("relay", &cli.service, switchboard_topology::RELAY_ADMIN_ADDR).await?;
     config.metrics = service.metrics.clone();
     config.readiness = service.readiness.clone();
+    let exporter = switchboard_otlp::Exporter::from_env()?;
+    config.tracer = exporter.tracer("relay", env!("CARGO_PKG_VERSION"), &service.metrics);
     let ports = cli.brokers.require_kafka("relay", &[&cli.names.requests, &cli.names.requests_dlq]).await?;
     let client = cli.processor.connect().context("processor TLS")?;
     let relay = Relay::new(config, ports.requests, ports.publisher.clone(), client).subscribe().await?;
@@ -23,5 +25,6 @@ async fn run(cli: CallerCli<Topics, RelayArgs>) -> anyhow::Result<()> {
     let consumed = service.drain_within_grace("relay", async { Ok(relay.run(service.shutdown.wait()).await?) }).await;
     ports.publisher.close().await?;
     consumed?;
+    exporter.shutdown();
     service.finish().await
 }

@@ -7,7 +7,7 @@ use log::info;
 use switchboard_ports::{Error, Publisher, Subscriber, Subscription};
 use switchboard_proto::ProcessorClient;
 
-use crate::{Outcome, RelayConfig, RequestHandler};
+use crate::{Outcome, Received, RelayConfig, RequestHandler};
 
 /// A relay's parts, ready to run.
 pub struct Relay {
@@ -78,7 +78,12 @@ impl SubscribedRelay {
                 config.metrics.consumed(delivery.topic());
                 let (handler, metrics) = (handler.clone(), config.metrics.clone());
                 smol::spawn(async move {
-                    match handler.handle(delivery.message()).await {
+                    let from = Received {
+                        topic: delivery.topic(),
+                        partition: delivery.partition(),
+                        offset: delivery.offset(),
+                    };
+                    match handler.handle_from(delivery.message(), Some(from)).await {
                         Outcome::Retry => {
                             // The publisher is closed (stopping) or the broker has been down
                             // through every publish retry: hand the request back for

@@ -27,6 +27,22 @@ pub struct ChainConfig {
     pub jobs: Option<ChainJobs>,
 }
 
+impl ChainConfig {
+    /// Records the spans of the gateway, relay and processor through `exporter`, each under its
+    /// own `service.name`, counted in the chain's (the gateway's) registry; and the worker's,
+    /// when jobs are on.
+    pub fn traced_by(mut self, exporter: &switchboard_otlp::Exporter) -> Self {
+        let (metrics, version) = (&self.gateway.metrics, env!("CARGO_PKG_VERSION"));
+        self.gateway.tracer = exporter.tracer_named("gateway", version, metrics);
+        self.relay.tracer = exporter.tracer_named("relay", version, metrics);
+        self.processor.tracer = exporter.tracer_named("processor", version, metrics);
+        if let Some(jobs) = self.jobs.as_mut() {
+            jobs.worker.tracer = exporter.tracer_named("worker", version, metrics);
+        }
+        self
+    }
+}
+
 /// The jobs part of a chain: the gateway's `/jobs` and one worker, over one work queue.
 #[derive(Debug, Clone)]
 pub struct ChainJobs {

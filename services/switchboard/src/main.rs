@@ -76,9 +76,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         jobs: Some(jobs),
     };
     cli.gateway.security.apply(&mut config.gateway)?;
-    match cli.command.unwrap_or(Command::Run) {
+    // The OpenTelemetry variables; none: no export.
+    let exporter = switchboard_otlp::Exporter::from_env()?;
+    let config = config.traced_by(&exporter);
+    let result = serve(cli.command, cli.shutdown, config, ports, kind).await;
+    exporter.shutdown();
+    result
+}
+
+async fn serve(
+    command: Option<Command>,
+    shutdown: ShutdownArgs,
+    mut config: ChainConfig,
+    ports: switchboard_wiring::PubSub,
+    kind: &str,
+) -> anyhow::Result<()> {
+    match command.unwrap_or(Command::Run) {
         Command::Run => {
-            let shutdown = cli.shutdown.install()?;
+            let shutdown = shutdown.install()?;
             config.gateway.grace = shutdown.grace_period();
             let chain = Chain::start_on(config, ports).await?;
             log::info!(

@@ -195,6 +195,13 @@ impl TraceContext {
     pub fn is_sampled(&self) -> bool {
         self.flags & SAMPLED != 0
     }
+
+    /// The same position with the sampled flag set or cleared (the other flag bits kept): a
+    /// trace's first service records its sampling decision here for every later hop.
+    pub fn with_sampled(self, sampled: bool) -> Self {
+        let flags = if sampled { self.flags | SAMPLED } else { self.flags & !SAMPLED };
+        TraceContext { flags, ..self }
+    }
 }
 
 impl Default for TraceContext {
@@ -334,6 +341,15 @@ mod tests {
             assert_eq!(ctx.to_string(), format!("00-{}-{}-{d}", d.repeat(16), d.repeat(8)));
             assert_eq!(ctx.trace_id().to_string(), d.repeat(16));
         }
+    }
+
+    #[test]
+    fn with_sampled_sets_only_the_sampled_bit() {
+        let ctx = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03").unwrap();
+        let off = ctx.with_sampled(false);
+        assert_eq!(off.to_string(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02");
+        assert!(!off.is_sampled());
+        assert_eq!(off.with_sampled(true), ctx);
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct WorkerConfig {
     pub retry_base: Duration,
     /// Longest backoff between attempts.
     pub retry_max: Duration,
+    /// Where the worker's spans go (off unless an OTLP endpoint is configured).
+    pub tracer: switchboard_otlp::Tracer,
 }
 
 impl Default for WorkerConfig {
@@ -46,11 +48,18 @@ impl Default for WorkerConfig {
             attempt_timeout: Duration::from_secs(10),
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(30),
+            tracer: switchboard_otlp::Tracer::default(),
         }
     }
 }
 
 impl WorkerConfig {
+    /// Records the worker's spans through `tracer`.
+    pub fn with_tracer(mut self, tracer: switchboard_otlp::Tracer) -> Self {
+        self.tracer = tracer;
+        self
+    }
+
     /// Sets the queue name.
     pub fn with_queue(mut self, queue: impl Into<String>) -> Self {
         self.queue = queue.into();

@@ -9,6 +9,7 @@ use switchboard_proto::{Envelope, JobEvent, JobStatus, ProcessRequest, Processor
 use switchboard_resilience::CircuitBreaker;
 use switchboard_telemetry::{AckOutcome, Metrics};
 
+use crate::spans::Trail;
 use crate::WorkerConfig;
 
 const SERVICE: &str = "worker";
@@ -100,11 +101,28 @@ impl JobHandler {
 
     /// Handles one job and settles it; never panics on bad input.
     pub async fn handle(&self, job: Job) -> Handled {
+        let tracer = &self.config.tracer;
+        let mut trail = Trail::new(tracer);
+        if !trail.is_on() {
+            return self.handle_traced(job, &mut trail).await;
+        }
+        let (queue, attempt) = (job.queue().to_owned(), job.attempt());
+        let handled = self.handle_traced(job, &mut trail).await;
+        crate::spans::finish(tracer, trail, &queue, attempt, &handled);
+        handled
+    }
+
+    async fn handle_traced(&self, job: Job, trail: &mut Trail) -> Handled {
         let spec = match switchboard_proto::Job::parse_from_bytes(job.payload()) {
             Ok(spec) if !spec.id.is_empty() => spec,
             Ok(_) => return self.dead_letter(job, "job without id".into(), "invalid").await,
             Err(e) => return self.dead_letter(job, format!("undecodable job: {e}"), "decode").await,
         };
+        if trail.is_on() {
+            let incoming = spec.trace.as_ref().map(|t| t.traceparent.as_str()).filter(|t| !t.is_empty());
+            trail.entered = Some(self.config.tracer.enter(incoming));
+            trail.id.clone_from(&spec.id);
+        }
         let (attempt, max) = (job.attempt(), self.config.max_attempts);
         if job.redelivered() {
             // The worker holding it went away mid-job (crashed, killed, lost its connection).
@@ -135,7 +153,7 @@ impl JobHandler {
             warn!("running event not broadcast id={}: {e}", spec.id);
         }
         self.metrics.job("running");
-        match self.call(&spec).await {
+        match self.call(&spec, trail).await {
             Ok(envelope) => {
                 permit.success();
                 let result = envelope.body.to_uppercase();
@@ -174,7 +192,7 @@ impl JobHandler {
 
     /// Calls the processor with the job as an envelope without reply topic (answered over gRPC
     /// only), within the attempt's deadline.
-    async fn call(&self, spec: &switchboard_proto::Job) -> Result<Envelope, CallFailure> {
+    async fn call(&self, spec: &switchboard_proto::Job, trail: &mut Trail) -> Result<Envelope, CallFailure> {
         let timeout = match spec.attempt_timeout_ms {
             0 => self.config.attempt_timeout,
             ms => Duration::from_millis(u64::from(ms)),
@@ -187,8 +205,16 @@ impl JobHandler {
         envelope.deadline_unix_ms = now_millis() + timeout.as_millis() as i64;
         envelope.record(Stage::RabbitmqConsumer, SERVICE);
         info!("RABBITMQ Consumer: {} id={}", envelope.body, envelope.id);
+        let call_span = trail.entered.map(|entered| {
+            trail.body.clone_from(&envelope.body);
+            // The call is a child span of this delivery's; the processor continues from it.
+            let call = entered.ctx.child();
+            envelope.set_traceparent(call.to_string());
+            call
+        });
         envelope.record(Stage::GrpcClient, SERVICE);
         info!("gRPC Client: {} id={}", envelope.body, envelope.id);
+        let call_started = if call_span.is_some() { switchboard_otlp::now_unix_nanos() } else { 0 };
 
         let mut opt = CallOption::default().timeout(timeout);
         if let Some(headers) = switchboard_grpc::client::call_metadata(&envelope) {
@@ -200,6 +226,14 @@ impl JobHandler {
             Ok(receiver) => receiver.await,
             Err(e) => Err(e),
         };
+        if let Some(ctx) = call_span {
+            let (code, error): (i32, Option<String>) = match &result {
+                Ok(_) => (0, None),
+                Err(grpcio::Error::RpcFailure(st)) => (st.code().into(), Some(st.message().to_owned())),
+                Err(e) => (RpcStatusCode::UNAVAILABLE.into(), Some(e.to_string())),
+            };
+            trail.call = Some((ctx, call_started, switchboard_otlp::now_unix_nanos(), code, error));
+        }
         let status = match result {
             Ok(response) => {
                 self.metrics.grpc_call(switchboard_proto::methods::PROCESS, RpcStatusCode::OK.into());

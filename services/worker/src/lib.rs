@@ -13,6 +13,7 @@ mod args;
 mod config;
 mod handler;
 mod run;
+mod spans;
 
 pub use args::{WorkerArgs, WorkerBreaker};
 pub use config::{WorkerConfig, DEFAULT_JOBS_QUEUE, DEFAULT_JOB_EVENTS_EXCHANGE};

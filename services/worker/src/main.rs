@@ -21,13 +21,17 @@ async fn run(cli: CallerCli<JobNames, WorkerArgs>) -> anyhow::Result<()> {
     switchboard_telemetry::ready_unless_open(&service.readiness, "processor", &breaker, "processor breaker open");
     let queues = cli.brokers.require_amqp("worker").await?;
     let client = cli.processor.connect().context("processor TLS")?;
-    let worker = Worker::new(cli.args.config(&cli.names), queues.queue.clone(), queues.fanout, client, breaker)
-        .with_metrics(service.metrics.clone());
+    let exporter = switchboard_otlp::Exporter::from_env()?;
+    let config =
+        cli.args.config(&cli.names).with_tracer(exporter.tracer("worker", env!("CARGO_PKG_VERSION"), &service.metrics));
+    let worker =
+        Worker::new(config, queues.queue.clone(), queues.fanout, client, breaker).with_metrics(service.metrics.clone());
     // The worker bounds its own drain: jobs unsettled after the grace period go back to the queue.
     let consumed = service
         .until_signal("worker", async { Ok(worker.run(service.shutdown.wait(), cli.service.shutdown.grace).await?) })
         .await;
     queues.queue.close().await?;
+    exporter.shutdown();
     consumed?;
     service.finish().await
 }

@@ -15,6 +15,7 @@ use tide::{Request, Response, StatusCode};
 use super::{JobState, JobView, Jobs};
 use crate::idempotency::{self, Claim, First, Stored, REPLAYED};
 use crate::routes::{admit, json, publish_failed, unavailable, within, Admitted, State};
+use crate::spans::{Publish, Trail};
 
 const SERVICE: &str = "gateway";
 
@@ -74,6 +75,7 @@ pub(super) async fn post_job(jobs: Arc<Jobs>, mut req: Request<State>) -> tide::
 
 /// Enqueues the job `id`, tells every gateway it is queued, and answers 202; or the error,
 /// at the latest at `deadline`. `claim`: the Idempotency-Key claim and request fingerprint.
+/// Its spans are exported once the answer is known.
 async fn submit(
     jobs: &Arc<Jobs>,
     state: &State,
@@ -83,12 +85,43 @@ async fn submit(
     traceparent: Option<&str>,
     deadline: Instant,
 ) -> Response {
+    let tracer = &state.config.tracer;
+    let mut trail = Trail::new(tracer, &text);
+    let entered = tracer.enter(traceparent);
+    let res = enqueue(jobs, state, id, text, claim, entered.ctx, deadline, &mut trail).await;
+    if trail.is_on() {
+        let to = Publish {
+            route: "/jobs",
+            system: "rabbitmq",
+            destination: &jobs.config.queue,
+            stage: Stage::RabbitmqPublisher,
+        };
+        crate::spans::transaction(tracer, &entered, trail, to, u16::from(res.status()));
+    }
+    res
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn enqueue(
+    jobs: &Arc<Jobs>,
+    state: &State,
+    id: String,
+    text: String,
+    claim: Option<(First, String)>,
+    trace: TraceContext,
+    deadline: Instant,
+    trail: &mut Trail,
+) -> Response {
     let fingerprint = claim.as_ref().map(|(_, f)| f.clone()).unwrap_or_default();
     // The envelope only records the hops: a job has no reply topic and no request deadline.
     let mut envelope = Envelope::start(&id, text, "", Duration::ZERO);
     envelope.deadline_unix_ms = 0;
-    let trace = TraceContext::continue_or_new(traceparent).child();
-    envelope.set_traceparent(trace.to_string());
+    // The enqueue is a child span of this request's; the worker continues from it.
+    let publish_span = trace.child();
+    envelope.set_traceparent(publish_span.to_string());
+    if trail.is_on() {
+        trail.id.clone_from(&id);
+    }
     envelope.record(Stage::RestRequest, SERVICE);
     info!("REST request: {} id={id}", envelope.body);
     envelope.record(Stage::RabbitmqPublisher, SERVICE);
@@ -102,13 +135,15 @@ async fn submit(
     job.request_fingerprint = fingerprint.clone();
     let message = Message::new(job.write_to_bytes().expect("in-memory message encodes"))
         .with_header(JOB_ID_HEADER, id.as_bytes())
-        .with_header(TRACEPARENT, trace.to_string().as_bytes());
+        .with_header(TRACEPARENT, publish_span.to_string().as_bytes());
+    let publish_started = envelope.hops.last().map_or(0, |h| switchboard_otlp::micros_to_nanos(h.at_unix_micros));
 
     // The enqueue runs on its own task holding the request's slot and its key's claim: if the
     // budget ends first, the answer is 503, but a late confirm still records and announces the
     // job, and until then a retry with the same Idempotency-Key waits for this enqueue instead
     // of enqueuing the job again.
     let Ok(slot) = state.pending.slot() else {
+        trail.fail("overloaded", "too many requests in flight");
         return unavailable("too many requests in flight", 1);
     };
     let (enqueued_tx, enqueued) = async_channel::bounded(1);
@@ -135,15 +170,24 @@ async fn submit(
     })
     .detach();
 
-    match within(deadline, enqueued.recv()).await {
+    let confirmed = within(deadline, enqueued.recv()).await;
+    if trail.is_on() {
+        trail.publish = Some((publish_span, publish_started, switchboard_otlp::now_unix_nanos()));
+    }
+    match confirmed {
         Some(Ok(Ok(()))) => {}
         Some(Ok(Err(e))) => {
             warn!("job not enqueued id={id}: {e}");
+            trail.fail("publish_failed", &e.to_string());
             return enqueue_failed(&e);
         }
-        Some(Err(_)) => return unavailable("job queue unavailable", 1),
+        Some(Err(_)) => {
+            trail.fail("publish_failed", "job queue unavailable");
+            return unavailable("job queue unavailable", 1);
+        }
         None => {
             warn!("job not confirmed by the broker within the budget id={id}");
+            trail.fail("deadline", "the job queue did not confirm in time");
             return unavailable(
                 "the job queue did not confirm in time; the job may still be accepted: retry with the same Idempotency-Key",
                 1,

@@ -65,6 +65,8 @@ struct Inner {
     breaker_calls: Family<BreakerOutcomeLabels, Counter>,
     grpc_calls: Family<GrpcLabels, Counter>,
     jobs: Family<JobLabels, Counter>,
+    spans_exported: Counter,
+    spans_dropped: Family<SpanDropLabels, Counter>,
 }
 
 /// The metrics of one service: a Prometheus registry with the switchboard families.
@@ -181,6 +183,8 @@ impl MetricsBuilder {
             breaker_calls: Family::default(),
             grpc_calls: Family::default(),
             jobs: Family::default(),
+            spans_exported: Counter::default(),
+            spans_dropped: Family::default(),
             service: self.service,
             registry: Registry::default(),
         };
@@ -216,6 +220,12 @@ impl MetricsBuilder {
         r.register("breaker_calls", "Calls through a circuit breaker, by outcome", inner.breaker_calls.clone());
         r.register("grpc_calls", "gRPC calls, by status code", inner.grpc_calls.clone());
         r.register("jobs", "Jobs, by status", inner.jobs.clone());
+        r.register("otlp_spans_exported", "Trace spans accepted by the OTLP collector", inner.spans_exported.clone());
+        r.register(
+            "otlp_spans_dropped",
+            "Trace spans dropped instead of waiting: queue full, collector failing, or backing off",
+            inner.spans_dropped.clone(),
+        );
         for f in self.extra.0 {
             f(r);
         }
@@ -330,6 +340,16 @@ impl Metrics {
         self.inner.jobs.get_or_create(&JobLabels { status }).inc();
     }
 
+    /// Counts `n` trace spans the OTLP collector accepted.
+    pub fn spans_exported(&self, n: u64) {
+        self.inner.spans_exported.inc_by(n);
+    }
+
+    /// Counts `n` trace spans dropped for `reason` (`queue_full`, `export_failed`, `backoff`, …).
+    pub fn spans_dropped(&self, reason: &'static str, n: u64) {
+        self.inner.spans_dropped.get_or_create(&SpanDropLabels { reason }).inc_by(n);
+    }
+
     /// The registry in the OpenMetrics text format, ending with `# EOF`; serve it with
     /// [`CONTENT_TYPE`].
     pub fn encode(&self) -> String {
@@ -383,9 +403,13 @@ mod tests {
         m.breaker_transition("processor", BreakerState::Open, BreakerState::HalfOpen);
         m.grpc_call("/switchboard.v1.Processor/Process", 14);
         m.job("succeeded");
+        m.spans_exported(7);
+        m.spans_dropped("queue_full", 2);
         let text = m.encode();
         for expected in [
             r#"build_info{version="1.2.3",service="relay"} 1"#,
+            "otlp_spans_exported_total 7",
+            r#"otlp_spans_dropped_total{reason="queue_full"} 2"#,
             r#"http_requests_total{route="/messages",method="POST",status="202"} 1"#,
             r#"http_request_duration_seconds_count{route="/messages"} 1"#,
             "http_requests_in_flight 1",
