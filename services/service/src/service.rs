@@ -23,7 +23,7 @@ pub struct ServiceArgs {
 }
 
 /// The global allocator and `fn main` of a switchboard binary: mimalloc instead of glibc
-/// malloc (fewer CPU µs per transaction, BENCHMARKS.md, "Allocator"), then [`main`](crate::main)
+/// malloc (fewer CPU µs per transaction, BENCHMARKS.md, "Changes tried"), then [`main`](crate::main)
 /// with `run`. With `about = "…"` the flags are a struct shared by several binaries
 /// ([`main_shared`](crate::main_shared)): the binary's package name, version and `about` text
 /// head its `--help`.
@@ -115,7 +115,7 @@ pub struct Service {
 
 impl Service {
     /// Installs the signal handlers and starts the admin server on `--admin-addr`, else on
-    /// `default_admin` (one of the addresses of `switchboard-names`). A broken admin listener
+    /// `default_admin` (one of the addresses of `switchboard-topology`). A broken admin listener
     /// triggers the shutdown and fails [`finish`](Service::finish) (exit 1).
     pub async fn start(name: &'static str, args: &ServiceArgs, default_admin: &str) -> anyhow::Result<Self> {
         let admin_addr = match args.admin_addr {
