@@ -46,13 +46,16 @@ lint: k8s-check
 k8s-check:
 	bash scripts/k8s-check.sh
 
+## RustSec advisories, offline: needs cargo-audit and a copy of the advisory database
+## (github.com/rustsec/advisory-db) at ../shared/advisory-db, beside the clone.
 audit:
 	cargo audit --db ../shared/advisory-db --no-fetch --stale --deny warnings
 
 bench:
 	bash scripts/bench.sh
 
-## switchboard against the tokio peer (../shared/peers/tokio-chain), side by side: both sides and the ratios.
+## switchboard against the tokio peer, side by side: both sides and the ratios. Needs the peer's
+## sources beside the clone, at ../shared/peers/tokio-chain (or PEER_SRC=DIR).
 versus:
 	bash scripts/versus.sh
 

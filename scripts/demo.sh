@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The chain on real brokers with every service as its own process: sends "hello world",
 # prints each service's hop log and the reply, stops everything it started (also on failure).
-# Exit status: 0 when the reply is the seed string.
+# Exit status: 0 when the reply is the Go example's final string.
 #
 # TLS=1: every hop encrypted (scripts/tls.sh): Kafka and RabbitMQ through stunnel4 with client
 # certificates, gRPC with mutual TLS, the gateway on HTTPS with a bearer token; the ports are
 # 19093 (Kafka TLS), 19671 (AMQP TLS), 19051 (processor), 19443 (gateway) unless set.
 set -euo pipefail
+# The build's prerequisites and this script's own tools (curl, python3; with TLS=1 stunnel4 and
+# openssl), installed when missing by the script `make demo` uses.
+tools=(curl python3)
+[[ "${TLS:-0}" == 1 ]] && tools+=(stunnel4 openssl)
+bash "$(dirname "${BASH_SOURCE[0]}")/prereqs.sh" "${tools[@]}"
 source "$(dirname "${BASH_SOURCE[0]}")/services.sh"
 
 EXPECTED="HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Throughput of the chain with 2 relays + 2 processors against 1 relay + 1 processor (issue #12:
-# "not lower"). On a shared host req/s swings between runs, so the two configurations run in
-# alternated pairs (A B, B A, A B, ...), each on fresh processes, topics and relay group:
+# Throughput of the chain with 2 relays + 2 processors against 1 relay + 1 processor (more
+# instances should not mean lower throughput). On a shared host req/s swings between runs, so
+# the two configurations run in alternated pairs (A B, B A, A B, ...), each on fresh processes,
+# topics and relay group:
 #   1+1: processor-0; relay-0 calling it; one gateway
 #   2+2: processor-0 and -1; relay-0 and relay-1, each calling both (PROCESSOR_ADDR list)
 # Before measuring, a configuration is settled: warm-up bursts until, in two bursts in a row,

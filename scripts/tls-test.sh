@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# TLS on every hop, with the separate services (part of `make test-real`): the seed string over
+# TLS on every hop, with the separate services (part of `make test-real`): the final string over
 # HTTPS with a bearer token, then each hop refusing what it must refuse with a clear error and
 # no crash loop, then no secret in any log. Fails (never skips) when a broker or tool is missing.
 set -euo pipefail
@@ -23,11 +23,11 @@ start_services
 HTTPS=(curl -sS --max-time 30 --cacert "$CERTS/ca.pem")
 URL="https://$GATEWAY_ADDR"
 
-# 1. The seed string over every encrypted hop.
+# 1. The final string over every encrypted hop.
 reply=$("${HTTPS[@]}" -H "@$CERTS/auth-header" -H 'Content-Type: application/json' \
     -d '{"message": "hello world"}' "$URL/messages")
 message=$(printf '%s' "$reply" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("message",""))' 2>/dev/null || true)
-[[ "$message" == "$EXPECTED" ]] || fail "seed over HTTPS: got $reply"
+[[ "$message" == "$EXPECTED" ]] || fail "final string over HTTPS: got $reply"
 ok "curl --cacert over HTTPS with a bearer token: \"$message\""
 
 # A job over amqps:// (worker ↔ RabbitMQ through stunnel, worker → processor with mTLS).

@@ -24,7 +24,7 @@ SB_LOG="${VERSUS_LOG:-warn}"
 SB_ADDR=127.0.0.1:18181
 PEER_ADDR=127.0.0.1:18182
 LUA="$ROOT/bench/wrk/post-message.lua"
-SEED="HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER"
+EXPECTED="HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER"
 HZ="$(getconf CLK_TCK)"
 
 [[ -f "$PEER_SRC/Cargo.toml" ]] || die "no peer at $PEER_SRC"
@@ -45,16 +45,16 @@ GATEWAY_ADDR="$PEER_ADDR" PROCESSOR_ADDR=127.0.0.1:15182 RUST_LOG=warn \
     "$ROOT/target/peer/release/tokio-chain" >"$logs/peer.log" 2>&1 &
 peer_pid=$!; pids+=("$peer_pid")
 
-# ready NAME ADDR PID: the seed string comes back within 20 s, or the run fails.
+# ready NAME ADDR PID: the expected final string comes back within 20 s, or the run fails.
 ready() {
     local i out
     for ((i = 0; i < 200; i++)); do
         kill -0 "$3" 2>/dev/null || { cat "$logs/$1.log" >&2; die "$1 exited"; }
         out="$(curl -sf -m 2 -H 'Content-Type: application/json' -d '{"message": "hello world"}' "http://$2/messages" || true)"
-        if grep -qF "$SEED" <<<"$out"; then return 0; fi
+        if grep -qF "$EXPECTED" <<<"$out"; then return 0; fi
         sleep 0.1
     done
-    die "$1 did not answer the seed string on $2"
+    die "$1 did not answer the expected final string on $2"
 }
 ready switchboard "$SB_ADDR" "$sb_pid"
 ready peer "$PEER_ADDR" "$peer_pid"

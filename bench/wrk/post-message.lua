@@ -1,4 +1,4 @@
--- wrk: POST /messages with the seed body (scripts/versus.sh).
+-- wrk: POST /messages with "hello world", the Go example's first message (scripts/versus.sh).
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"message": "hello world"}'

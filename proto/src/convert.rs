@@ -7,7 +7,8 @@ use protobuf::{Message, MessageField};
 
 use crate::{Envelope, Failure, Hop, TraceContext};
 
-/// A step of the chain: what it appends to the body and how the seed log names it.
+/// A step of the chain: what it appends to the body and how the Go example's transaction log
+/// names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     RestRequest,
@@ -22,7 +23,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    /// The seed-004 log label, e.g. `KAFKA Publisher`.
+    /// The label the Go example's transaction log gives this step, e.g. `KAFKA Publisher`.
     pub fn label(self) -> &'static str {
         match self {
             Stage::RestRequest => "REST request",

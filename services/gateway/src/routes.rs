@@ -21,7 +21,7 @@ use crate::{GatewayConfig, Pending};
 
 const SERVICE: &str = "gateway";
 
-/// The seed's rule around the end-of-transaction lines (92 `#`), a constant rather than a
+/// The Go example's rule around the end-of-transaction lines (92 `#`), a constant rather than a
 /// `String` built for each line.
 const RULE: &str = "############################################################################################";
 

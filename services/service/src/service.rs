@@ -23,7 +23,7 @@ pub struct ServiceArgs {
 }
 
 /// The global allocator and `fn main` of a switchboard binary: mimalloc instead of glibc
-/// malloc (fewer CPU µs per transaction, BENCHMARKS.md, "Allocator"), then [`main`](crate::main)
+/// malloc (fewer CPU µs per transaction, BENCHMARKS.md, "Changes tried"), then [`main`](crate::main)
 /// with `run`. With `about = "…"` the flags are a struct shared by several binaries
 /// ([`main_shared`](crate::main_shared)): the binary's package name, version and `about` text
 /// head its `--help`.

@@ -124,7 +124,7 @@ async fn serve(
             let reply = client.post_json("/messages", &serde_json::json!({ "message": message })).await?;
             let job = demo_job(&mut client, &message).await;
             chain.stop().await;
-            // The hop log above the reply, as the seed prints it.
+            // The hop log above the reply, as the Go example's transaction log shows it.
             switchboard_telemetry::flush_logs();
             println!("HTTP {}", reply.status);
             println!("{}", reply.body);

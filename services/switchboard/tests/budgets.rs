@@ -1,8 +1,8 @@
-//! The request budget binds every wait on a broker (issue #10, item 3), on the embedded
-//! brokers with test-local wrappers that stall or fail publishes and enqueues: the gateway
-//! answers at the budget (504 / 503 + Retry-After), never after the broker's own timeout;
-//! `max_pending` bounds handlers still publishing; a permanent broker error is a 500, not a
-//! retryable 503; a RabbitMQ connection attempt has a timeout.
+//! The request budget binds every wait on a broker, on the embedded brokers with test-local
+//! wrappers that stall or fail publishes and enqueues: the gateway answers at the budget (504, or
+//! 503 with Retry-After), never after the broker's own timeout; `max_pending` bounds handlers
+//! still publishing; a permanent broker error is a 500, not a retryable 503; a RabbitMQ
+//! connection attempt has a timeout.
 
 mod edges_support;
 

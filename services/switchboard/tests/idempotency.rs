@@ -1,7 +1,7 @@
-//! "Any gateway answers" and `Idempotency-Key` on the embedded brokers (issue #10, items 5
-//! and 6): a queued job is known to every gateway sharing the job-events fanout; a repeated
-//! key returns the same job (any gateway) or the same reply (`/messages`, same gateway) without
-//! doing the work again; a key reused with another body is a 422; a malformed key a 400.
+//! "Any gateway answers" and `Idempotency-Key` on the embedded brokers: a queued job is known to
+//! every gateway sharing the job-events fanout; a repeated key returns the same job (any gateway)
+//! or the same reply (`/messages`, same gateway) without doing the work again; a key reused with
+//! another body is a 422; a malformed key a 400.
 
 mod edges_support;
 
@@ -174,7 +174,7 @@ fn concurrent_submissions_with_one_key_on_one_gateway_enqueue_once() {
     });
 }
 
-/// The issue's case: the enqueue outlives the budget (503), the broker stores the job anyway,
+/// A lost confirm: the enqueue outlives the budget (503), the broker stores the job anyway,
 /// and the client's retry with the same key gets that job instead of a second one.
 #[test]
 fn a_retry_after_a_timed_out_submission_gets_the_job_the_broker_stored() {

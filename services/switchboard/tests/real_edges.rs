@@ -1,7 +1,7 @@
-//! The edge guarantees of issue #10 on real brokers (`make test-real`): items 3 (budgets bind
-//! a stalled broker), 5 (a queued job is known to every gateway) and 6 (`Idempotency-Key`).
-//! Needs `KAFKA_BROKERS` (tansu) and RabbitMQ at `AMQP_URL` (default 127.0.0.1:5672
-//! guest/guest); fails when either is missing.
+//! The edge guarantees on real brokers (`make test-real`): the request budget binds a stalled
+//! broker, a queued job is known to every gateway, and `Idempotency-Key` holds. Needs
+//! `KAFKA_BROKERS` (tansu) and RabbitMQ at `AMQP_URL` (default 127.0.0.1:5672 guest/guest); fails
+//! when either is missing.
 //!
 //! A broker is stalled without touching the shared broker process: RabbitMQ through a TCP
 //! proxy the test freezes; Kafka by pointing the gateway's (real, librdkafka) publisher at a

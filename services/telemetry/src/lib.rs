@@ -1,6 +1,6 @@
-//! Observability shared by every switchboard service: the seed-style log format, Prometheus
-//! metrics, W3C trace context, readiness checks and breaker state in both. No tokio: every
-//! future is `Send`, so smol and async-std (tide) callers use the same API.
+//! Observability shared by every switchboard service: the log format of the Go example's
+//! transaction log, Prometheus metrics, W3C trace context, readiness checks and breaker state in
+//! both. No tokio: every future is `Send`, so smol and async-std (tide) callers use the same API.
 //!
 //! The admin server, the serve loop and graceful shutdown live in `switchboard-service`.
 //!

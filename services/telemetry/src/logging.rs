@@ -14,8 +14,9 @@ static PIPE: OnceLock<Arc<LogBuffer>> = OnceLock::new();
 /// A line buffer kept by a thread after a line longer than this is dropped, not reused.
 const KEEP_LINE_CAPACITY: usize = 16 * 1024;
 
-/// Installs the logger (`RUST_LOG`, default `info`, env_logger's syntax) with the seed-004 line
-/// shape: `2026-11-21T10:58:48.123Z gateway REST request: hello world from rest id=…`.
+/// Installs the logger (`RUST_LOG`, default `info`, env_logger's syntax) with the line shape of
+/// the Go example's transaction log:
+/// `2026-11-21T10:58:48.123Z gateway REST request: hello world from rest id=…`.
 ///
 /// Every line names the service that wrote it (taken from the `switchboard_<service>` crate of
 /// the log target, else `process`), so the merged logs of the all-in-one or of several
