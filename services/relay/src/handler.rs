@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 use grpcio::RpcStatusCode;
 use log::{error, info, warn};
 use switchboard_names::topics::ReplyTopics;
-use switchboard_ports::{ErrorKind, Message, Publisher};
+use switchboard_ports::{stamp_dead_letter, ErrorKind, Message, Origin, Publisher};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope, ProcessRequest, ProcessorClient};
 use switchboard_resilience::{CircuitBreaker, Jitter, RetryBudget, RetryPolicy};
@@ -81,22 +81,33 @@ impl RequestHandler {
         &self.breaker
     }
 
-    /// Handles one message's payload.
+    /// Handles one message whose partition and offset are unknown (its dead letter names only
+    /// the requests topic as its origin).
     pub async fn handle(&self, message: &Message) -> Outcome {
+        self.handle_at(message, None).await
+    }
+
+    /// Handles one message taken from `at` (partition, offset) of the requests topic: a dead
+    /// letter records it as its origin.
+    pub async fn handle_at(&self, message: &Message, at: Option<(i32, i64)>) -> Outcome {
+        let origin = Origin::record(&self.config.requests_topic, at);
+        let origin = &origin;
         let mut envelope = match Envelope::decode(&message.payload) {
             Ok(e) if !e.id.is_empty() && !e.reply_to.is_empty() => e,
-            Ok(_) => return self.dead_letter(message, "envelope without id or reply topic", "invalid").await,
-            Err(e) => return self.dead_letter(message, &format!("undecodable envelope: {e}"), "undecodable").await,
+            Ok(_) => return self.dead_letter(message, origin, "envelope without id or reply topic", "invalid").await,
+            Err(e) => {
+                return self.dead_letter(message, origin, &format!("undecodable envelope: {e}"), "undecodable").await
+            }
         };
         if envelope.is_reply() {
             // A reply written onto the requests topic: handling it would publish a reply to a
             // reply, and so on forever.
             let why = "a reply, not a request: it already carries a failure or the processor's hop";
-            return self.dead_letter(message, why, "reply").await;
+            return self.dead_letter(message, origin, why, "reply").await;
         }
         // Checked before anything is published there, failure answers included.
         if let Err(why) = self.reply_topics.check(&envelope.reply_to) {
-            return self.dead_letter(message, &why, "reply_topic").await;
+            return self.dead_letter(message, origin, &why, "reply_topic").await;
         }
         if envelope.deadline_unix_ms == 0 {
             envelope.deadline_unix_ms =
@@ -108,14 +119,15 @@ impl RequestHandler {
         let trace = TraceContext::continue_or_new(envelope.traceparent()).child();
         envelope.set_traceparent(trace.to_string());
         if envelope.expired() {
-            return self.answer(envelope, failure::Code::DEADLINE_EXCEEDED, "deadline passed in the queue", None).await;
+            let why = "deadline passed in the queue";
+            return self.answer(envelope, origin, failure::Code::DEADLINE_EXCEEDED, why, None).await;
         }
         envelope.record(Stage::GrpcClient, SERVICE);
         info!("gRPC Client: {} id={}", envelope.body, envelope.id);
-        self.call_processor(envelope).await
+        self.call_processor(envelope, message, origin).await
     }
 
-    async fn call_processor(&self, envelope: Envelope) -> Outcome {
+    async fn call_processor(&self, envelope: Envelope, original: &Message, origin: &Origin) -> Outcome {
         let mut request = ProcessRequest::new();
         request.envelope = Some(envelope).into();
         // Unbounded in count: the deadline and the retry budget end the retries.
@@ -131,7 +143,13 @@ impl RequestHandler {
             let Some(remaining) = envelope.remaining().filter(|r| !r.is_zero()) else {
                 let envelope = request.envelope.take().unwrap_or_default();
                 return self
-                    .answer(envelope, failure::Code::DEADLINE_EXCEEDED, "processor did not answer in time", None)
+                    .answer(
+                        envelope,
+                        origin,
+                        failure::Code::DEADLINE_EXCEEDED,
+                        "processor did not answer in time",
+                        None,
+                    )
                     .await;
             };
             let permit = match self.breaker.try_acquire() {
@@ -140,7 +158,8 @@ impl RequestHandler {
                     // Fail fast: the caller hears 503 + Retry-After now, not at its deadline.
                     let envelope = request.envelope.take().unwrap_or_default();
                     let why = "processor unavailable (circuit open)";
-                    return self.answer(envelope, failure::Code::UNAVAILABLE, why, Some(rejected.retry_after())).await;
+                    let after = Some(rejected.retry_after());
+                    return self.answer(envelope, origin, failure::Code::UNAVAILABLE, why, after).await;
                 }
             };
             let started = Instant::now();
@@ -168,15 +187,16 @@ impl RequestHandler {
                     // topic, too large): not the processor's health, so the breaker ignores it,
                     // and retrying cannot help.
                     permit.ignore();
-                    let payload = envelope.encode();
+                    // The envelope as sent (hops recorded), with the record's key and headers.
+                    let refused = Message { payload: envelope.encode(), ..original.clone() };
                     let why = format!("refused by the processor: {}", status.message());
-                    return self.dead_letter(&Message::new(payload), &why, "invalid").await;
+                    return self.dead_letter(&refused, origin, &why, "invalid").await;
                 }
                 RpcStatusCode::DEADLINE_EXCEEDED => {
                     permit.failure();
                     let envelope = request.envelope.take().unwrap_or_default();
                     let why = "processor did not answer in time";
-                    return self.answer(envelope, failure::Code::DEADLINE_EXCEEDED, why, None).await;
+                    return self.answer(envelope, origin, failure::Code::DEADLINE_EXCEEDED, why, None).await;
                 }
                 _ => {
                     permit.failure();
@@ -188,12 +208,12 @@ impl RequestHandler {
                         // The budget ran out retrying: the caller hears 504, not a fail-fast 503.
                         let envelope = request.envelope.take().unwrap_or_default();
                         let why = format!("processor unavailable until the deadline: {}", status.message());
-                        return self.answer(envelope, failure::Code::DEADLINE_EXCEEDED, &why, None).await;
+                        return self.answer(envelope, origin, failure::Code::DEADLINE_EXCEEDED, &why, None).await;
                     }
                     if !self.budget.try_withdraw() {
                         let envelope = request.envelope.take().unwrap_or_default();
                         let why = "processor unavailable (retry budget exhausted)";
-                        return self.answer(envelope, failure::Code::UNAVAILABLE, why, Some(pause)).await;
+                        return self.answer(envelope, origin, failure::Code::UNAVAILABLE, why, Some(pause)).await;
                     }
                     async_io::Timer::after(pause).await;
                 }
@@ -205,6 +225,7 @@ impl RequestHandler {
     async fn answer(
         &self,
         mut envelope: Envelope,
+        origin: &Origin,
         code: failure::Code,
         why: &str,
         retry_after: Option<Duration>,
@@ -224,15 +245,17 @@ impl RequestHandler {
                 // Nobody will hear the answer: keep the request, with why, where an operator looks.
                 let why = format!("failure reply ({code:?}: {why}) not published to {topic}: {e}");
                 warn!("id={}: {why}", envelope.id);
-                self.dead_letter(&message, &why, "reply_unpublished").await
+                self.dead_letter(&message, origin, &why, "reply_unpublished").await
             }
         }
     }
 
-    async fn dead_letter(&self, message: &Message, reason: &str, kind: &'static str) -> Outcome {
-        warn!("dead-lettering a request: {reason}");
-        let mut dead = message.clone().with_header("x-switchboard-error", reason.as_bytes());
-        dead.key = message.key.clone();
+    async fn dead_letter(&self, message: &Message, origin: &Origin, reason: &str, kind: &'static str) -> Outcome {
+        warn!("dead-lettering a request from {}: {reason}", origin.describe());
+        let mut dead = message.clone();
+        // The trace of the request, when it decodes and the record has none in its headers.
+        let traceparent = Envelope::decode(&message.payload).ok().and_then(|e| e.traceparent().map(str::to_owned));
+        stamp_dead_letter(&mut dead, origin, reason, 1, traceparent.as_deref());
         let topic = &self.config.dead_letter_topic;
         match self.publish(topic, dead).await {
             Ok(()) => {

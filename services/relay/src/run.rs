@@ -78,7 +78,8 @@ impl SubscribedRelay {
                 config.metrics.consumed(delivery.topic());
                 let (handler, metrics) = (handler.clone(), config.metrics.clone());
                 smol::spawn(async move {
-                    match handler.handle(delivery.message()).await {
+                    let at = Some((delivery.partition(), delivery.offset()));
+                    match handler.handle_at(delivery.message(), at).await {
                         Outcome::Retry => {
                             // The publisher is closed (stopping) or the broker has been down
                             // through every publish retry: hand the request back for
