@@ -1,6 +1,8 @@
 //! `switchboard`: every service in one process. With no broker configured the broker is the
 //! embedded one; the services still talk as deployed (broker hops, real gRPC).
 
+mod dlq;
+
 use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
@@ -48,11 +50,17 @@ enum Command {
         #[arg(default_value = "hello world")]
         message: String,
     },
+    /// Dead letters: list, show, redrive, purge (on Kafka and RabbitMQ).
+    Dlq(Box<dlq::DlqCli>),
 }
 
 switchboard_scaffold::service_main!("switchboard", run);
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(mut cli: Cli) -> anyhow::Result<()> {
+    if matches!(cli.command, Some(Command::Dlq(_))) {
+        let Some(Command::Dlq(dlq)) = cli.command.take() else { unreachable!("matched above") };
+        return dlq.run().await;
+    }
     let ports = cli.brokers.connect(&cli.topics.all()).await?;
     let kind = ports.kind;
     // Jobs on RabbitMQ when AMQP_URL is set, else on the embedded work queue.
@@ -120,6 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("\n\"{text}\"");
             Ok(())
         }
+        Command::Dlq(_) => unreachable!("handled above"),
     }
 }
 
