@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Offline validation of deploy/kubernetes/ (`make k8s-check`, part of `make lint`): every
+# Offline validation of deploy/ (`make k8s-check`, part of `make lint`): every Kubernetes
 # manifest against the Kubernetes OpenAPI schemas bundled in kubernetes-validate (PyPI), in
-# strict mode (unknown fields fail). kubernetes-validate lives in the repo's .venv (gitignored),
+# strict mode (unknown fields fail); then the monitoring files, which no bundled schema covers
+# (the PrometheusRule is a Prometheus Operator CRD; the Grafana dashboard is not Kubernetes at
+# all), by scripts/monitoring-check.py: their structure, and every metric and label they name
+# against the metrics the code exports. kubernetes-validate lives in the repo's .venv (gitignored),
 # installed on first use like schemathesis (scripts/api-check.sh); K8S_VERSION picks the
 # schema version (default 1.32: the preStop `sleep` action is on by default since 1.30).
 set -euo pipefail
@@ -32,4 +35,7 @@ for f in "${files[@]}"; do
         grep -q "$need" "$f" || fail "$f has no $need"
     done
 done
+# The PrometheusRule's kustomization (deploy/kubernetes/monitoring) is left out above: its one
+# object is a CRD the schemas do not know.
+"$VENV/bin/python" "$ROOT/scripts/monitoring-check.py" || fail "monitoring files (deploy/kubernetes/monitoring, deploy/grafana)"
 echo "k8s-check: ${#files[@]} manifests valid"

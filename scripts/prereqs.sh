@@ -2,7 +2,7 @@
 # What the build needs on a fresh Debian/Ubuntu machine, installed when it is missing.
 #
 #   scripts/prereqs.sh            the build: cmake, a C++ compiler, make, pkg-config, OpenSSL headers
-#   scripts/prereqs.sh EXTRA...   also these Debian packages' commands (CI: kcat, wrk…)
+#   scripts/prereqs.sh EXTRA...   also these Debian packages' commands (CI: kcat, wrk, chromium, node…)
 #
 # `make demo` and `make test` call it, and so does .ci/run. As root (or with password-less sudo)
 # it runs apt-get; otherwise it stops at once, naming the one command to run.
@@ -18,6 +18,9 @@ declare -A package=(
     [wrk]=wrk
     [stunnel4]=stunnel4
     [protoc]=protobuf-compiler
+    [chromium]=chromium  # the console's browser test (scripts/console-test.sh)
+    [node]=nodejs        # …runs playwright-core on Node.js
+    [npm]=npm            # …installed from the npm registry
 )
 
 missing=()

@@ -2,6 +2,7 @@
 //! `proto/switchboard/v1/*.proto` by `build.rs` (so they can never go stale), plus the
 //! hand-written conversions in [`convert`].
 
+#![forbid(unsafe_code)]
 #![allow(clippy::all)]
 
 #[allow(warnings, clippy::all, missing_docs)]
@@ -10,10 +11,7 @@ mod generated {
 }
 
 pub mod batch;
-pub mod client;
 pub mod convert;
-pub mod target;
-pub mod tls;
 
 pub use generated::envelope::{failure, Envelope, Failure, Hop, TraceContext};
 

@@ -27,7 +27,7 @@ pub use ops::{source_of_id, DeadLetters, Listing, Report, Run, Settings, Source,
 
 /// The consumer group under which the tool marks Kafka dead letters as handled. No service
 /// uses it.
-pub const TOOL_GROUP: &str = switchboard_names::DEAD_LETTER_GROUP;
+pub const TOOL_GROUP: &str = switchboard_topology::DEAD_LETTER_GROUP;
 
 /// Why an operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use switchboard_dead_letters::{DeadLetters, Filter, Run, Settings, Source, SourceKind, TOOL_GROUP};
 use switchboard_embedded::pubsub::MemoryBroker;
-use switchboard_embedded::queue::FakeWorkQueue;
+use switchboard_embedded::queue::MemoryWorkQueue;
 use switchboard_ports::{
     stamp_dead_letter, Browse, Message, Origin, Publisher, QueueOptions, TopicAdmin, WorkQueue, REDRIVES_HEADER,
 };
@@ -97,7 +97,7 @@ fn max_and_ids_bound_a_redrive_and_a_dry_run_sends_nothing() {
 #[test]
 fn a_dropped_queue_pass_puts_everything_back_in_order() {
     smol::block_on(async {
-        let q = FakeWorkQueue::new();
+        let q = MemoryWorkQueue::new();
         q.declare("jobs", &QueueOptions::default()).await.unwrap();
         for i in 0..3 {
             q.enqueue("jobs", Message::new(vec![i])).await.unwrap();
@@ -115,7 +115,7 @@ fn a_dropped_queue_pass_puts_everything_back_in_order() {
 #[test]
 fn a_redrive_to_a_missing_origin_stops_and_the_dead_letter_stays() {
     smol::block_on(async {
-        let q = FakeWorkQueue::new();
+        let q = MemoryWorkQueue::new();
         q.declare("jobs", &QueueOptions::default()).await.unwrap();
         let mut m = Message::new("job");
         stamp_dead_letter(&mut m, &Origin::queue("gone"), "boom", 3, None);

@@ -2,6 +2,7 @@
 //! `KAFKA Publisher` hops), the reply consumer matches replies to callers by correlation id
 //! (the second `KAFKA Consumer` hop), and the caller gets the upper-cased result.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod args;

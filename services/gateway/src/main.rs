@@ -1,10 +1,12 @@
 //! `gateway`: the REST edge deployed alone, on Kafka (`KAFKA_BROKERS`); with `AMQP_URL` set it
 //! also serves the jobs API on RabbitMQ.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use switchboard_gateway::{Gateway, GatewayArgs, JobsArgs};
-use switchboard_names::topics::Topics;
-use switchboard_scaffold::ShutdownArgs;
+use switchboard_service::ShutdownArgs;
+use switchboard_topology::topics::Topics;
 use switchboard_wiring::BrokerArgs;
 
 #[derive(Debug, Parser)]
@@ -22,7 +24,7 @@ struct Cli {
     shutdown: ShutdownArgs,
 }
 
-switchboard_scaffold::service_main!("gateway", run);
+switchboard_service::service_main!("gateway", run);
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = cli.shutdown.install()?;

@@ -272,8 +272,9 @@ mod tests {
         let got = smol::block_on(short.reply());
         assert!(got.is_none(), "no reply: the wait ends at the deadline");
         let waited = start.elapsed();
+        // Order, not speed: never before its deadline (how late on a loaded machine is for the
+        // benchmarks to say), and only the wait whose deadline passed.
         assert!(waited >= Duration::from_millis(30), "ended early: {waited:?}");
-        assert!(waited < Duration::from_millis(30) + TICK * 4, "ended late: {waited:?}");
         assert!(!p.is_waiting("short"));
         assert!(p.is_waiting("long"), "a later deadline is untouched");
         assert!(p.complete(reply("long")));

@@ -2,6 +2,7 @@
 //! then publishes the reply to the envelope's reply topic (the `KAFKA Publisher` hop) before
 //! answering, so an OK status means the reply is on the broker.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod args;

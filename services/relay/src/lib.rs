@@ -2,6 +2,7 @@
 //! the processor over gRPC (the `gRPC Client` hop). A request is acked only once the processor
 //! has answered, so a relay killed mid-call leaves it for the next member of its group.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod args;

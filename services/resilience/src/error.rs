@@ -153,8 +153,9 @@ impl ConfigError {
         self
     }
 
-    /// Renames a builder setting (`min_calls`) to its variable (`{prefix}_MIN_CALLS`).
-    pub(crate) fn with_prefix(mut self, prefix: &str) -> Self {
+    /// Renames a builder setting (`min_calls`) to its variable (`{prefix}_MIN_CALLS`), for a
+    /// caller that read the settings from flags or variables of that prefix.
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
         if !self.is_var {
             self.name = format!("{prefix}_{}", self.name.to_ascii_uppercase());
             self.is_var = true;

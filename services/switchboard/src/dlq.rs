@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 use switchboard_dead_letters::{
     capped, parse_time, DeadLetters, Entry, Filter, Listing, Report, Run, Settings, Source, SourceKind, TOOL_GROUP,
 };
-use switchboard_names::{JOBS_QUEUE, REQUESTS_DLQ_TOPIC};
 use switchboard_ports::{dead_letter_queue, unix_millis};
+use switchboard_topology::{JOBS_QUEUE, REQUESTS_DLQ_TOPIC};
 use switchboard_wiring::BrokerArgs;
 
 /// Dead letters you can act on: list them, see why, send them back where they came from, or

@@ -2,6 +2,7 @@
 //! broker port, talking as deployed (broker hops and real gRPC); only the broker may be the
 //! embedded one. Used by the `switchboard` binary, the end-to-end tests and the benchmarks.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod chain;

@@ -1,6 +1,8 @@
 //! `switchboard`: every service in one process. With no broker configured the broker is the
 //! embedded one; the services still talk as deployed (broker hops, real gRPC).
 
+#![forbid(unsafe_code)]
+
 mod dlq;
 
 use std::net::SocketAddr;
@@ -9,11 +11,11 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient};
 use switchboard_gateway::{GatewayArgs, GatewayConfig, JobsArgs, ROUTES};
-use switchboard_names::topics::Topics;
 use switchboard_processor::ProcessorArgs;
 use switchboard_relay::RelayArgs;
-use switchboard_scaffold::ShutdownArgs;
+use switchboard_service::ShutdownArgs;
 use switchboard_telemetry::Metrics;
+use switchboard_topology::topics::Topics;
 use switchboard_wiring::BrokerArgs;
 use switchboard_worker::WorkerArgs;
 
@@ -54,7 +56,7 @@ enum Command {
     Dlq(Box<dlq::DlqCli>),
 }
 
-switchboard_scaffold::service_main!("switchboard", run);
+switchboard_service::service_main!("switchboard", run);
 
 async fn run(mut cli: Cli) -> anyhow::Result<()> {
     if matches!(cli.command, Some(Command::Dlq(_))) {

@@ -9,13 +9,13 @@ use dead_letters_support::*;
 use serde_json::json;
 use switchboard_dead_letters::{HttpApi, Settings, TOOL_GROUP};
 use switchboard_embedded::pubsub::MemoryBroker;
-use switchboard_embedded::queue::FakeWorkQueue;
+use switchboard_embedded::queue::MemoryWorkQueue;
 use switchboard_ports::{Message, Publisher};
 use switchboard_wiring::{PubSub, Queues};
 
 fn rig() -> Rig {
     let broker = MemoryBroker::new();
-    let queue = FakeWorkQueue::new();
+    let queue = MemoryWorkQueue::new();
     Rig {
         ports: PubSub::embedded(broker.clone()),
         queues: Queues::embedded(queue.clone()),

@@ -10,7 +10,7 @@ use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient};
 use switchboard_embedded::pubsub::MemoryBroker;
-use switchboard_embedded::queue::FakeWorkQueue;
+use switchboard_embedded::queue::MemoryWorkQueue;
 use switchboard_ports::{Fanout, Message};
 use switchboard_proto::{JobEvent, ProtoMessage};
 use switchboard_wiring::Queues;
@@ -52,7 +52,7 @@ fn events() -> impl Strategy<Value = Vec<u8>> {
 
 #[test]
 fn arbitrary_job_events_never_stop_the_gateway_reporting_jobs() {
-    let queue = FakeWorkQueue::new();
+    let queue = MemoryWorkQueue::new();
     let mut config = ChainConfig::default();
     config.gateway.addr = "127.0.0.1:0".parse().unwrap();
     config.processor.addr = "127.0.0.1:0".parse().unwrap();
@@ -63,11 +63,16 @@ fn arbitrary_job_events_never_stop_the_gateway_reporting_jobs() {
     let mut runner = TestRunner::new(Config { cases: 64, ..Config::default() });
     runner
         .run(&proptest::collection::vec(events(), 1..16), |payloads| {
-            smol::block_on(async {
+            let status = smol::block_on(async {
                 for p in payloads {
                     queue.broadcast(EVENTS, Message::new(p)).await.unwrap();
                 }
+                // After every case the gateway still answers a job query with its JSON error
+                // body: whatever the feed carried, it neither crashed nor wedged the gateway.
+                let reply = HttpClient::new(chain.gateway_addr()).get("/jobs/no-such-job").await;
+                reply.map(|r| (r.status, r.json()["error"]["code"].as_str().map(str::to_owned)))
             });
+            prop_assert_eq!(status.ok(), Some((404, Some("not_found".to_owned()))));
             Ok(())
         })
         .unwrap();

@@ -9,7 +9,7 @@ use serde_json::json;
 use switchboard::{Chain, ChainConfig, HttpClient, HttpReply};
 use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_ports::{ErrorKind, Publisher};
-use switchboard_resilience::{Config, SlidingWindow, State};
+use switchboard_resilience::{CircuitBreaker as Breaker, Config, Metrics, SlidingWindow, State};
 use switchboard_testkit::fault::{Effect, FaultyPublisher, Switch, Trigger};
 
 const SEED: &str = "HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER";
@@ -53,30 +53,44 @@ async fn until_status(client: &mut HttpClient, status: u16, tries: usize) -> Htt
     panic!("no {status} within {tries} requests");
 }
 
+/// One request while `breaker` is open: it must be refused by the breaker itself (its rejected
+/// count rises: the dependency was never called, nothing waited on a timeout) with 503 +
+/// Retry-After. That the
+/// refusal is fast follows from it never waiting on the dependency; the benchmarks measure how
+/// fast, a test on a busy machine only checks that it happened this way.
 #[track_caller]
-fn assert_fast_503(reply: &HttpReply, took: Duration) {
+fn assert_refused_by(breaker: &Breaker, reply: &HttpReply, before: Metrics) {
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert_eq!(reply.json()["error"]["code"], "unavailable");
     let retry_after: u64 = reply.retry_after.as_deref().expect("Retry-After set").parse().unwrap();
     assert!(retry_after >= 1);
-    assert!(took <= Duration::from_millis(50), "fail-fast 503 took {took:?}");
+    assert!(breaker.metrics().rejected > before.rejected, "refused by the open breaker");
 }
 
-/// Polls until the chain answers 200; returns how long it took.
-async fn time_to_recover(client: &mut HttpClient, limit: Duration) -> Duration {
+/// Sends one request while `breaker` is open and checks the breaker refused it.
+async fn post_refused_by(client: &mut HttpClient, breaker: &Breaker) {
+    let before = breaker.metrics();
+    let reply = post(client).await;
+    assert_refused_by(breaker, &reply, before);
+}
+
+/// Polls until the chain answers 200. The limit only keeps a broken build from hanging: it is
+/// far above any recovery a loaded machine shows.
+async fn recovers(client: &mut HttpClient) {
+    let limit = WAIT_OPEN + Duration::from_secs(30);
     let started = Instant::now();
     while started.elapsed() < limit {
         if post(client).await.status == 200 {
-            return started.elapsed();
+            return;
         }
         async_io::Timer::after(Duration::from_millis(20)).await;
     }
     panic!("the chain did not recover within {limit:?}");
 }
 
-/// True once `condition` holds, within 500 ms.
+/// True once `condition` holds; gives up after 10 s (a hang guard, not a speed bound).
 async fn settles(condition: impl Fn() -> bool) -> bool {
-    for _ in 0..50 {
+    for _ in 0..1000 {
         if condition() {
             return true;
         }
@@ -86,7 +100,7 @@ async fn settles(condition: impl Fn() -> bool) -> bool {
 }
 
 #[test]
-fn processor_down_opens_the_relay_breaker_then_503_in_under_50ms_then_recovery() {
+fn processor_down_opens_the_relay_breaker_then_the_breaker_refuses_then_recovery() {
     smol::block_on(async {
         let broker = MemoryBroker::new();
         let mut chain = Chain::start(config(), Arc::new(broker.clone()), Arc::new(broker)).await.unwrap();
@@ -98,14 +112,11 @@ fn processor_down_opens_the_relay_breaker_then_503_in_under_50ms_then_recovery()
         until_status(&mut client, 503, 10).await;
         assert_eq!(chain.relay_breaker().state(), State::Open, "closed → open on failures");
 
-        let started = Instant::now();
-        let reply = post(&mut client).await;
-        assert_fast_503(&reply, started.elapsed());
+        post_refused_by(&mut client, chain.relay_breaker()).await;
 
         chain.start_processor(None).unwrap();
         // Open → half-open after the wait, half-open → closed on a successful probe.
-        let took = time_to_recover(&mut client, WAIT_OPEN + Duration::from_secs(2)).await;
-        assert!(took <= WAIT_OPEN + Duration::from_millis(1500), "recovered after {took:?}");
+        recovers(&mut client).await;
         // The reply reaches the caller before the relay records the probe's gRPC answer.
         assert!(settles(|| chain.relay_breaker().state() == State::Closed).await, "half-open → closed");
         assert_eq!(post(&mut client).await.json()["message"], SEED);
@@ -145,12 +156,11 @@ fn a_processor_failing_most_calls_opens_the_breaker() {
         chain.start_processor(Some(Arc::new(faulty) as Arc<dyn Publisher>)).unwrap();
         until_status(&mut client, 503, 20).await;
         assert_eq!(chain.relay_breaker().state(), State::Open);
-        let started = Instant::now();
-        assert_fast_503(&post(&mut client).await, started.elapsed());
+        post_refused_by(&mut client, chain.relay_breaker()).await;
 
         chain.stop_processor().await;
         chain.start_processor(None).unwrap();
-        time_to_recover(&mut client, WAIT_OPEN + Duration::from_secs(2)).await;
+        recovers(&mut client).await;
         chain.stop().await;
     });
 }
@@ -172,8 +182,7 @@ fn a_slow_processor_opens_the_breaker_on_the_slow_call_rate() {
         // The fourth slow call is recorded once its gRPC answer is in, just after its reply.
         assert!(settles(|| chain.relay_breaker().state() == State::Open).await, "closed → open on the slow-call rate");
         assert!(chain.relay_breaker().metrics().slow >= 4);
-        let started = Instant::now();
-        assert_fast_503(&post(&mut client).await, started.elapsed());
+        post_refused_by(&mut client, chain.relay_breaker()).await;
         chain.stop().await;
     });
 }
@@ -193,12 +202,10 @@ fn broker_publish_failures_open_the_gateway_breaker_and_recover() {
             assert_eq!(post(&mut client).await.status, 503, "publish failures answer 503 at once");
         }
         assert_eq!(chain.gateway_breaker().state(), State::Open);
-        let started = Instant::now();
-        assert_fast_503(&post(&mut client).await, started.elapsed());
+        post_refused_by(&mut client, chain.gateway_breaker()).await;
 
         switch.reconnect();
-        let took = time_to_recover(&mut client, WAIT_OPEN + Duration::from_secs(2)).await;
-        assert!(took <= WAIT_OPEN + Duration::from_millis(500), "recovered after {took:?}");
+        recovers(&mut client).await;
         assert!(settles(|| chain.gateway_breaker().state() == State::Closed).await);
         chain.stop().await;
     });

@@ -37,7 +37,7 @@ impl PubSub {
             requests: Arc::new(StartingAt::new(broker.clone(), StartFrom::Earliest)),
             replies: Arc::new(StartingAt::new(broker.clone(), StartFrom::Latest)),
             kind: "embedded",
-            dead_letters: Some(Arc::new(broker.browser(switchboard_names::DEAD_LETTER_GROUP))),
+            dead_letters: Some(Arc::new(broker.browser(switchboard_topology::DEAD_LETTER_GROUP))),
         }
     }
 }

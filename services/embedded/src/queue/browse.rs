@@ -7,10 +7,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use switchboard_ports::{Browse, BrowsePass, Browsed, Error, ErrorKind, Message, PublishError, WorkQueue};
 
-use super::{unknown_queue, Entry, FakeWorkQueue, Inner, State};
+use super::{unknown_queue, Entry, Inner, MemoryWorkQueue, State};
 
 #[async_trait]
-impl Browse for FakeWorkQueue {
+impl Browse for MemoryWorkQueue {
     async fn browse(&self, source: &str, max: usize) -> Result<Box<dyn BrowsePass>, Error> {
         let mut st = self.inner.lock();
         if st.closed {
@@ -35,7 +35,7 @@ impl Browse for FakeWorkQueue {
 }
 
 struct QueuePass {
-    broker: FakeWorkQueue,
+    broker: MemoryWorkQueue,
     inner: Arc<Inner>,
     queue: String,
     /// `None` once removed.
