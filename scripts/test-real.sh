@@ -29,6 +29,10 @@ echo "test-real: the edges on real brokers (budgets on a stalled broker, queued 
 cargo test -p switchboard --test real_edges -- --include-ignored
 echo "test-real: messaging edges on Kafka (hostile records, permanent publish errors)"
 cargo test -p switchboard --test real_loops -- --include-ignored
+echo "test-real: dead letters on tansu and RabbitMQ (origin headers, redrive, limit, purge, kill -9 mid-redrive)"
+cargo test -p switchboard --test real_dead_letters -- --include-ignored
+echo "test-real: dead letters seen by foreign clients (confluent-kafka, pika) and dlq --json"
+bash scripts/dlq-check.sh
 echo "test-real: demo with separate processes"
 GATEWAY_ADDR="${GATEWAY_ADDR:-127.0.0.1:18080}" PROCESSOR_ADDR="${PROCESSOR_ADDR:-127.0.0.1:15051}" bash scripts/demo.sh
 echo "test-real: TLS on every hop (HTTPS + bearer token, gRPC mTLS, Kafka and RabbitMQ through stunnel), refusals, no secret in the logs"

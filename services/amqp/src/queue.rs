@@ -87,6 +87,11 @@ impl AmqpWorkQueue {
         Self::connect(AmqpConfig::from_env())
     }
 
+    /// The settings it connected with.
+    pub(crate) fn config(&self) -> &AmqpConfig {
+        &self.shared.config
+    }
+
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
         let (reply, answer) = oneshot();
         self.owner.send(make(reply)).await.map_err(|_| gone())?;

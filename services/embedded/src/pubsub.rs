@@ -33,6 +33,7 @@
 //! # });
 //! ```
 
+mod browse;
 mod config;
 mod group;
 mod topic;

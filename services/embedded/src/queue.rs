@@ -4,6 +4,8 @@
 //! broker; the length bound applies to [`enqueue`](WorkQueue::enqueue) only — retried jobs come
 //! back even into a full queue (a dead-letter into a full DLQ fails and the job goes back).
 
+mod browse;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -313,8 +315,9 @@ struct MemorySettle {
 
 #[async_trait]
 impl JobSettle for MemorySettle {
-    // The broker keeps its own copy of the job: the one handed back is not needed.
-    async fn settle(&self, tag: u64, outcome: Outcome, _: Message, _: u32) -> Result<(), Error> {
+    // The copy handed back is what a retry or dead letter carries (headers set by the handler
+    // and the dead-letter stamp); the broker's own copy only backs an ack.
+    async fn settle(&self, tag: u64, outcome: Outcome, message: Message, _: u32) -> Result<(), Error> {
         let (result, undeliverable) = {
             let mut st = self.inner.lock();
             let State { queues, next_id, .. } = &mut *st;
@@ -323,6 +326,9 @@ impl JobSettle for MemorySettle {
                 .take_unacked(tag)
                 .ok_or_else(|| Error::new(ErrorKind::Closed, "job no longer held: its consumer went away"))?;
             let mut undeliverable = q.dispatch(next_id);
+            if !matches!(outcome, Outcome::Ack) {
+                entry.message = message;
+            }
             let result = match outcome {
                 Outcome::Retry(after) | Outcome::Defer(after) => {
                     let delay = q.options.retry_delays.last().map_or(Duration::ZERO, |max| after.min(*max));

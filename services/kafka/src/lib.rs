@@ -42,9 +42,11 @@ mod reader;
 mod rebalance;
 mod security;
 mod subscriber;
+mod topic_log;
 
 pub use admin::{GroupSummary, KafkaAdmin};
 pub use config::{KafkaConfig, OffsetReset};
 pub use publisher::KafkaPublisher;
 pub use security::{is_secret_property, KafkaSecurity, SaslCredentials, SaslMechanism, Secret, SecurityProtocol};
 pub use subscriber::KafkaSubscriber;
+pub use topic_log::KafkaTopicLog;

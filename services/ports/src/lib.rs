@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+mod browse;
+mod dead_letter;
 mod delivery;
 mod error;
 mod message;
@@ -15,6 +17,12 @@ mod pubsub;
 mod queue;
 mod stream;
 
+pub use browse::{Browse, BrowsePass, Browsed, TopicBrowser, TopicLog};
+pub use dead_letter::{
+    redrives, set_header, stamp_dead_letter, unix_millis, Origin, ATTEMPTS_HEADER, DEAD_LETTERED_HEADER,
+    FIRST_FAILED_HEADER, ORIGIN_HEADER, ORIGIN_OFFSET_HEADER, ORIGIN_PARTITION_HEADER, REDRIVES_HEADER,
+    TRACEPARENT_HEADER,
+};
 pub use delivery::{Delivery, Settle};
 pub use error::{Error, ErrorKind, PublishError};
 pub use message::{Headers, Message};

@@ -198,13 +198,27 @@ impl Job {
         self.finish(Outcome::Defer(after)).await
     }
 
-    /// Moves the job to the dead-letter queue with `reason` in [`ERROR_HEADER`]. On error the
-    /// job goes back to the queue unchanged.
+    /// Moves the job to the dead-letter queue with `reason` in [`ERROR_HEADER`] and its origin
+    /// (this queue), attempts and time in the other dead-letter headers
+    /// ([`stamp_dead_letter`](crate::stamp_dead_letter)). On error the job goes back to the
+    /// queue unchanged.
     pub async fn dead_letter(self, reason: impl Into<String>) -> Result<(), Error> {
         self.finish(Outcome::DeadLetter(reason.into())).await
     }
 
+    /// Sets header `name` (replacing any of that name) on what a retry or dead letter carries,
+    /// e.g. the trace context of the work before dead-lettering.
+    pub fn with_header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
+        crate::set_header(&mut self.message, name, value);
+        self
+    }
+
     async fn finish(mut self, outcome: Outcome) -> Result<(), Error> {
+        if let Outcome::DeadLetter(reason) = &outcome {
+            // Stamped here, once for every adapter.
+            let origin = crate::Origin::queue(&self.queue);
+            crate::stamp_dead_letter(&mut self.message, &origin, reason, self.attempt, None);
+        }
         match self.settle.take() {
             Some(s) => s.settle(self.tag, outcome, std::mem::take(&mut self.message), self.attempt).await,
             None => Err(Error::closed()),

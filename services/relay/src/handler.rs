@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 
 use grpcio::RpcStatusCode;
 use log::{error, info, warn};
-use switchboard_ports::{ErrorKind, Message, Publisher};
+use switchboard_ports::{stamp_dead_letter, ErrorKind, Message, Origin, Publisher};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope, ProcessRequest, ProcessorClient};
 use switchboard_resilience::{CircuitBreaker, Jitter, RetryBudget, RetryPolicy};
@@ -81,40 +81,46 @@ impl RequestHandler {
         &self.breaker
     }
 
-    /// Handles one message's payload.
+    /// Handles one message whose partition and offset are unknown (its dead letter names only
+    /// the requests topic as its origin).
     pub async fn handle(&self, message: &Message) -> Outcome {
         self.handle_from(message, None).await
     }
 
-    /// Handles one message taken from `from` (its topic, partition and offset, for its span).
+    /// Handles one message taken from `from` (its topic, partition and offset): its span
+    /// carries them, and a dead letter records them as its origin.
     pub async fn handle_from(&self, message: &Message, from: Option<Received<'_>>) -> Outcome {
         let tracer = &self.config.tracer;
         let mut trail = Trail::new(tracer);
-        let outcome = self.handle_traced(message, &mut trail).await;
+        let at = from.as_ref().map(|r| (r.partition, r.offset));
+        let origin = Origin::record(&self.config.requests_topic, at);
+        let outcome = self.handle_traced(message, &origin, &mut trail).await;
         if trail.is_on() {
             crate::spans::finish(tracer, trail, from, &self.config.group);
         }
         outcome
     }
 
-    async fn handle_traced(&self, message: &Message, trail: &mut Trail) -> Outcome {
+    async fn handle_traced(&self, message: &Message, origin: &Origin, trail: &mut Trail) -> Outcome {
         let mut envelope = match Envelope::decode(&message.payload) {
             Ok(e) if !e.id.is_empty() && !e.reply_to.is_empty() => e,
-            Ok(_) => return self.dead_letter(message, "envelope without id or reply topic", "invalid", trail).await,
+            Ok(_) => {
+                return self.dead_letter(message, origin, "envelope without id or reply topic", "invalid", trail).await
+            }
             Err(e) => {
                 let why = format!("undecodable envelope: {e}");
-                return self.dead_letter(message, &why, "undecodable", trail).await;
+                return self.dead_letter(message, origin, &why, "undecodable", trail).await;
             }
         };
         if envelope.is_reply() {
             // A reply written onto the requests topic: handling it would publish a reply to a
             // reply, and so on forever.
             let why = "a reply, not a request: it already carries a failure or the processor's hop";
-            return self.dead_letter(message, why, "reply", trail).await;
+            return self.dead_letter(message, origin, why, "reply", trail).await;
         }
         // Checked before anything is published there, failure answers included.
         if let Err(why) = self.reply_topics.check(&envelope.reply_to) {
-            return self.dead_letter(message, &why, "reply_topic", trail).await;
+            return self.dead_letter(message, origin, &why, "reply_topic", trail).await;
         }
         if envelope.deadline_unix_ms == 0 {
             envelope.deadline_unix_ms =
@@ -135,15 +141,21 @@ impl RequestHandler {
         if envelope.expired() {
             let why = "deadline passed in the queue";
             trail.fail("deadline", why);
-            return self.answer(envelope, failure::Code::DEADLINE_EXCEEDED, why, None, trail).await;
+            return self.answer(envelope, origin, failure::Code::DEADLINE_EXCEEDED, why, None, trail).await;
         }
         envelope.record(Stage::GrpcClient, SERVICE);
         info!("gRPC Client: {} id={}", envelope.body, envelope.id);
         trail.calling(call);
-        self.call_processor(envelope, trail).await
+        self.call_processor(envelope, message, origin, trail).await
     }
 
-    async fn call_processor(&self, envelope: Envelope, trail: &mut Trail) -> Outcome {
+    async fn call_processor(
+        &self,
+        envelope: Envelope,
+        original: &Message,
+        origin: &Origin,
+        trail: &mut Trail,
+    ) -> Outcome {
         let mut request = ProcessRequest::new();
         request.envelope = Some(envelope).into();
         // Unbounded in count: the deadline and the retry budget end the retries.
@@ -160,7 +172,7 @@ impl RequestHandler {
                 let envelope = request.envelope.take().unwrap_or_default();
                 let why = "processor did not answer in time";
                 trail.call_failed("deadline", why);
-                return self.answer(envelope, failure::Code::DEADLINE_EXCEEDED, why, None, trail).await;
+                return self.answer(envelope, origin, failure::Code::DEADLINE_EXCEEDED, why, None, trail).await;
             };
             let permit = match self.breaker.try_acquire() {
                 Ok(permit) => permit,
@@ -170,7 +182,7 @@ impl RequestHandler {
                     let why = "processor unavailable (circuit open)";
                     trail.call_failed("breaker_open", why);
                     let retry_after = Some(rejected.retry_after());
-                    return self.answer(envelope, failure::Code::UNAVAILABLE, why, retry_after, trail).await;
+                    return self.answer(envelope, origin, failure::Code::UNAVAILABLE, why, retry_after, trail).await;
                 }
             };
             let started = Instant::now();
@@ -199,17 +211,18 @@ impl RequestHandler {
                     // topic, too large): not the processor's health, so the breaker ignores it,
                     // and retrying cannot help.
                     permit.ignore();
-                    let payload = envelope.encode();
+                    // The envelope as sent (hops recorded), with the record's key and headers.
+                    let refused = Message { payload: envelope.encode(), ..original.clone() };
                     let why = format!("refused by the processor: {}", status.message());
                     trail.call_failed("refused", &why);
-                    return self.dead_letter(&Message::new(payload), &why, "invalid", trail).await;
+                    return self.dead_letter(&refused, origin, &why, "invalid", trail).await;
                 }
                 RpcStatusCode::DEADLINE_EXCEEDED => {
                     permit.failure();
                     let envelope = request.envelope.take().unwrap_or_default();
                     let why = "processor did not answer in time";
                     trail.call_failed("deadline", why);
-                    return self.answer(envelope, failure::Code::DEADLINE_EXCEEDED, why, None, trail).await;
+                    return self.answer(envelope, origin, failure::Code::DEADLINE_EXCEEDED, why, None, trail).await;
                 }
                 _ => {
                     permit.failure();
@@ -222,13 +235,13 @@ impl RequestHandler {
                         let envelope = request.envelope.take().unwrap_or_default();
                         let why = format!("processor unavailable until the deadline: {}", status.message());
                         trail.call_failed("deadline", &why);
-                        return self.answer(envelope, failure::Code::DEADLINE_EXCEEDED, &why, None, trail).await;
+                        return self.answer(envelope, origin, failure::Code::DEADLINE_EXCEEDED, &why, None, trail).await;
                     }
                     if !self.budget.try_withdraw() {
                         let envelope = request.envelope.take().unwrap_or_default();
                         let why = "processor unavailable (retry budget exhausted)";
                         trail.call_failed("unavailable", why);
-                        return self.answer(envelope, failure::Code::UNAVAILABLE, why, Some(pause), trail).await;
+                        return self.answer(envelope, origin, failure::Code::UNAVAILABLE, why, Some(pause), trail).await;
                     }
                     async_io::Timer::after(pause).await;
                 }
@@ -240,6 +253,7 @@ impl RequestHandler {
     async fn answer(
         &self,
         mut envelope: Envelope,
+        origin: &Origin,
         code: failure::Code,
         why: &str,
         retry_after: Option<Duration>,
@@ -260,20 +274,29 @@ impl RequestHandler {
                 // Nobody will hear the answer: keep the request, with why, where an operator looks.
                 let why = format!("failure reply ({code:?}: {why}) not published to {topic}: {e}");
                 warn!("id={}: {why}", envelope.id);
-                self.dead_letter(&message, &why, "reply_unpublished", trail).await
+                self.dead_letter(&message, origin, &why, "reply_unpublished", trail).await
             }
         }
     }
 
-    async fn dead_letter(&self, message: &Message, reason: &str, kind: &'static str, trail: &mut Trail) -> Outcome {
-        warn!("dead-lettering a request: {reason}");
+    async fn dead_letter(
+        &self,
+        message: &Message,
+        origin: &Origin,
+        reason: &str,
+        kind: &'static str,
+        trail: &mut Trail,
+    ) -> Outcome {
+        warn!("dead-lettering a request from {}: {reason}", origin.describe());
         if trail.is_on() && trail.entered.is_none() {
             // A record the relay cannot read still gets a span, in the trace its header names.
             let header = message.header_str(switchboard_telemetry::TRACEPARENT);
             trail.entered = Some(self.config.tracer.enter(header));
         }
-        let mut dead = message.clone().with_header("x-switchboard-error", reason.as_bytes());
-        dead.key = message.key.clone();
+        let mut dead = message.clone();
+        // The trace of the request, when it decodes and the record has none in its headers.
+        let traceparent = Envelope::decode(&message.payload).ok().and_then(|e| e.traceparent().map(str::to_owned));
+        stamp_dead_letter(&mut dead, origin, reason, 1, traceparent.as_deref());
         let topic = &self.config.dead_letter_topic;
         match self.publish(topic, dead).await {
             Ok(()) => {

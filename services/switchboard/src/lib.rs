@@ -7,6 +7,8 @@
 
 mod chain;
 mod client;
+mod dead_letters;
 
 pub use chain::{Chain, ChainConfig, ChainJobs};
 pub use client::{HttpClient, HttpReply};
+pub use dead_letters::dead_letters;

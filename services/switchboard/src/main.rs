@@ -3,6 +3,8 @@
 
 #![forbid(unsafe_code)]
 
+mod dlq;
+
 use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
@@ -50,11 +52,17 @@ enum Command {
         #[arg(default_value = "hello world")]
         message: String,
     },
+    /// Dead letters: list, show, redrive, purge (on Kafka and RabbitMQ).
+    Dlq(Box<dlq::DlqCli>),
 }
 
 switchboard_service::service_main!("switchboard", run);
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(mut cli: Cli) -> anyhow::Result<()> {
+    if matches!(cli.command, Some(Command::Dlq(_))) {
+        let Some(Command::Dlq(dlq)) = cli.command.take() else { unreachable!("matched above") };
+        return dlq.run().await;
+    }
     let ports = cli.brokers.connect(&cli.topics.all()).await?;
     let kind = ports.kind;
     // Jobs on RabbitMQ when AMQP_URL is set, else on the embedded work queue.
@@ -137,6 +145,7 @@ async fn serve(
             println!("\n\"{text}\"");
             Ok(())
         }
+        Command::Dlq(_) => unreachable!("handled above"),
     }
 }
 

@@ -23,6 +23,9 @@ pub const RELAY_GROUP: &str = "switchboard-relay";
 pub const JOBS_QUEUE: &str = "switchboard.jobs";
 /// Fanout exchange the workers broadcast job events on.
 pub const JOB_EVENTS_EXCHANGE: &str = "switchboard.job-events";
+/// Consumer group under which the dead-letter tool marks the requests' dead letters it
+/// redrove or purged (its committed offsets); no service joins it.
+pub const DEAD_LETTER_GROUP: &str = "switchboard-dlq";
 
 /// Where the gateway serves REST (and its admin endpoints).
 pub const GATEWAY_ADDR: &str = "127.0.0.1:8080";

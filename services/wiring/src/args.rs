@@ -148,8 +148,10 @@ impl BrokerArgs {
         }
     }
 
+    /// The Kafka settings of these flags for `brokers` (security, overrides, membership);
+    /// logs them without secrets.
     #[cfg(feature = "kafka")]
-    async fn kafka(&self, brokers: &str, topics: &[&str]) -> Result<PubSub, BrokerError> {
+    pub fn kafka_config(&self, brokers: &str) -> Result<KafkaConfig, BrokerError> {
         let security = self.security.kafka().map_err(BrokerError::Security)?;
         let described = security.describe();
         let mut config =
@@ -175,6 +177,12 @@ impl BrokerArgs {
             log::info!("kafka: librdkafka overrides {shown:?}");
         }
         log::info!("kafka security: {described}");
+        Ok(config)
+    }
+
+    #[cfg(feature = "kafka")]
+    async fn kafka(&self, brokers: &str, topics: &[&str]) -> Result<PubSub, BrokerError> {
+        let config = self.kafka_config(brokers)?;
         // The publisher first: its polling thread logs librdkafka's connection errors (a TLS
         // handshake refused, SASL failed), which the admin client alone would only report as a
         // timeout.
@@ -185,7 +193,10 @@ impl BrokerArgs {
         }
         log::info!("kafka at {brokers}: topics {topics:?} ready");
         let subscriber = KafkaSubscriber::new(&config);
+        let browse = switchboard_kafka::KafkaTopicLog::new(&config, publisher.clone())
+            .browser(switchboard_topology::DEAD_LETTER_GROUP);
         Ok(PubSub {
+            dead_letters: Some(Arc::new(browse)),
             publisher,
             requests: Arc::new(StartingAt::new(subscriber.clone(), OffsetReset::Earliest)),
             replies: Arc::new(StartingAt::new(subscriber, OffsetReset::Latest)),

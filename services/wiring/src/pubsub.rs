@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use switchboard_embedded::pubsub::{MemoryBroker, StartFrom};
 #[cfg(feature = "kafka")]
 use switchboard_kafka::{KafkaSubscriber, OffsetReset};
+use switchboard_ports::{Browse, Publisher, Subscriber};
 #[cfg(any(feature = "kafka", feature = "embedded"))]
 use switchboard_ports::{Error, Subscription};
-use switchboard_ports::{Publisher, Subscriber};
 
 /// The publish/subscribe ports a service gets.
 #[derive(Clone)]
@@ -23,6 +23,9 @@ pub struct PubSub {
     pub replies: Arc<dyn Subscriber>,
     /// `kafka` or `embedded`, for logs and readiness.
     pub kind: &'static str,
+    /// Reads dead-letter topics without consuming them, removing under the dead-letter tool's
+    /// group (`switchboard-dead-letters`); `None` for ports assembled by hand.
+    pub dead_letters: Option<Arc<dyn Browse>>,
 }
 
 #[cfg(feature = "embedded")]
@@ -32,8 +35,9 @@ impl PubSub {
         PubSub {
             publisher: Arc::new(broker.clone()),
             requests: Arc::new(StartingAt::new(broker.clone(), StartFrom::Earliest)),
-            replies: Arc::new(StartingAt::new(broker, StartFrom::Latest)),
+            replies: Arc::new(StartingAt::new(broker.clone(), StartFrom::Latest)),
             kind: "embedded",
+            dead_letters: Some(Arc::new(broker.browser(switchboard_topology::DEAD_LETTER_GROUP))),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use switchboard_amqp::{AmqpConfig, AmqpWorkQueue};
 #[cfg(feature = "embedded")]
 use switchboard_embedded::queue::MemoryWorkQueue;
-use switchboard_ports::{Fanout, WorkQueue};
+use switchboard_ports::{Browse, Fanout, WorkQueue};
 
 use crate::BrokerArgs;
 
@@ -19,19 +19,31 @@ pub struct Queues {
     pub fanout: Arc<dyn Fanout>,
     /// `rabbitmq` or `embedded`, for logs and readiness.
     pub kind: &'static str,
+    /// Reads dead-letter queues without consuming them (`switchboard-dead-letters`).
+    pub dead_letters: Arc<dyn Browse>,
 }
 
 impl Queues {
     /// Ports over one embedded work queue.
     #[cfg(feature = "embedded")]
     pub fn embedded(broker: MemoryWorkQueue) -> Self {
-        Queues { queue: Arc::new(broker.clone()), fanout: Arc::new(broker), kind: "embedded" }
+        Queues {
+            queue: Arc::new(broker.clone()),
+            fanout: Arc::new(broker.clone()),
+            kind: "embedded",
+            dead_letters: Arc::new(broker),
+        }
     }
 
     /// Ports over one RabbitMQ connection.
     #[cfg(feature = "amqp")]
     pub fn rabbitmq(broker: AmqpWorkQueue) -> Self {
-        Queues { queue: Arc::new(broker.clone()), fanout: Arc::new(broker), kind: "rabbitmq" }
+        Queues {
+            queue: Arc::new(broker.clone()),
+            fanout: Arc::new(broker.clone()),
+            kind: "rabbitmq",
+            dead_letters: Arc::new(broker),
+        }
     }
 }
 
@@ -62,6 +74,12 @@ impl BrokerArgs {
     /// RabbitMQ when `AMQP_URL` is set; `None` otherwise (e.g. a gateway without jobs).
     #[cfg(feature = "amqp")]
     pub async fn rabbitmq(&self) -> Option<Result<Queues, crate::BrokerError>> {
+        Some(self.amqp_work_queue().await?.map(Queues::rabbitmq))
+    }
+
+    /// The RabbitMQ connection of `AMQP_URL` (or `AMQP_URL_FILE`); `None` when neither is set.
+    #[cfg(feature = "amqp")]
+    pub async fn amqp_work_queue(&self) -> Option<Result<AmqpWorkQueue, crate::BrokerError>> {
         let url = match (&self.amqp_url, &self.security.amqp_url_file) {
             (Some(url), _) => url.clone(),
             (None, Some(file)) => match crate::read_secret_file(file) {
@@ -82,7 +100,7 @@ impl BrokerArgs {
         Some(match connected {
             Ok(q) => {
                 log::info!("rabbitmq connected");
-                Ok(Queues::rabbitmq(q))
+                Ok(q)
             }
             Err(e) => Err(crate::BrokerError::Amqp(e)),
         })

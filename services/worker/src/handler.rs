@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use grpcio::{CallOption, RpcStatus, RpcStatusCode};
 use log::{info, warn};
-use switchboard_ports::{dead_letter_queue, Fanout, Job};
+use switchboard_ports::{dead_letter_queue, redrives, Fanout, Job, TRACEPARENT_HEADER};
 use switchboard_proto::convert::{now_micros, now_millis, Stage};
 use switchboard_proto::{Envelope, JobEvent, JobStatus, ProcessRequest, ProcessorClient, ProtoMessage};
 use switchboard_resilience::CircuitBreaker;
@@ -124,6 +124,9 @@ impl JobHandler {
             trail.id.clone_from(&spec.id);
         }
         let (attempt, max) = (job.attempt(), self.config.max_attempts);
+        // Sent back from the dead-letter queue this many times: its events say so, so every
+        // gateway shows the new run instead of the earlier final status.
+        let redriven = redrives(job.message());
         if job.redelivered() {
             // The worker holding it went away mid-job (crashed, killed, lost its connection).
             // The lost try counts as an attempt, so a job that kills workers ends in the
@@ -148,7 +151,7 @@ impl JobHandler {
                 return self.defer(job, after).await;
             }
         };
-        if let Err(e) = self.emit(&spec, JobStatus::JOB_STATUS_RUNNING, attempt, |_| {}).await {
+        if let Err(e) = self.emit(&spec, JobStatus::JOB_STATUS_RUNNING, (attempt, redriven), |_| {}).await {
             // Only a progress report: the outcome below is what must not be lost.
             warn!("running event not broadcast id={}: {e}", spec.id);
         }
@@ -159,7 +162,7 @@ impl JobHandler {
                 let result = envelope.body.to_uppercase();
                 info!("job done: {result} id={}", spec.id);
                 let sent = self
-                    .emit(&spec, JobStatus::JOB_STATUS_DONE, attempt, |e| {
+                    .emit(&spec, JobStatus::JOB_STATUS_DONE, (attempt, redriven), |e| {
                         e.result = result.clone();
                         e.hops = envelope.hops.clone();
                     })
@@ -255,13 +258,14 @@ impl JobHandler {
         &self,
         spec: &switchboard_proto::Job,
         status: JobStatus,
-        attempt: u32,
+        (attempt, redriven): (u32, u32),
         fill: impl FnOnce(&mut JobEvent),
     ) -> Result<(), switchboard_ports::Error> {
         let mut event = JobEvent::new();
         event.id = spec.id.clone();
         event.status = status.into();
         event.attempt = attempt;
+        event.redrives = redriven;
         event.at_unix_micros = now_micros();
         // Lets every gateway tell a reused Idempotency-Key, even one that missed `queued`.
         event.request_fingerprint = spec.request_fingerprint.clone();
@@ -278,12 +282,19 @@ impl JobHandler {
     /// deferred instead, so no job ends without its outcome being told.
     async fn give_up(&self, job: Job, spec: &switchboard_proto::Job, why: String, kind: &'static str) -> Handled {
         warn!("job failed id={}: {why}", spec.id);
-        let sent = self.emit(spec, JobStatus::JOB_STATUS_FAILED, job.attempt(), |e| e.error = why.clone()).await;
+        let at = (job.attempt(), redrives(job.message()));
+        let sent = self.emit(spec, JobStatus::JOB_STATUS_FAILED, at, |e| e.error = why.clone()).await;
         if let Err(e) = sent {
             warn!("failed event not broadcast id={}: {e}", spec.id);
             return self.defer(job, self.config.retry_base).await;
         }
         self.metrics.job("failed");
+        // The dead letter carries the job's trace, whoever enqueued it.
+        let traceparent = spec.trace.as_ref().map(|t| t.traceparent.clone()).filter(|t| !t.is_empty());
+        let job = match traceparent {
+            Some(tp) if job.message().header(TRACEPARENT_HEADER).is_none() => job.with_header(TRACEPARENT_HEADER, tp),
+            _ => job,
+        };
         self.dead_letter(job, why, kind).await
     }
 

@@ -125,7 +125,15 @@ fn view_of(e: JobEvent) -> Option<JobView> {
     };
     let result = (status == JobState::Done).then_some(e.result);
     let error = (status == JobState::Failed).then_some(e.error);
-    Some(JobView { id: e.id, status, result, error, attempt: e.attempt, fingerprint: e.request_fingerprint })
+    Some(JobView {
+        id: e.id,
+        status,
+        result,
+        error,
+        attempt: e.attempt,
+        redrives: e.redrives,
+        fingerprint: e.request_fingerprint,
+    })
 }
 
 impl std::fmt::Debug for Jobs {

@@ -46,6 +46,10 @@ pub struct JobView {
     pub error: Option<String>,
     /// The attempt the status belongs to (0 while queued).
     pub attempt: u32,
+    /// Times the job was sent back from the dead-letter queue before the run this status
+    /// belongs to: a later run's status replaces an earlier run's, final or not.
+    #[serde(skip)]
+    pub redrives: u32,
     /// Fingerprint of the request that created the job (Idempotency-Key submissions only;
     /// empty otherwise). Not shown to clients.
     #[serde(skip)]
@@ -55,7 +59,7 @@ pub struct JobView {
 impl JobView {
     /// A job update without result or error.
     pub fn new(id: impl Into<String>, status: JobState, attempt: u32) -> Self {
-        JobView { id: id.into(), status, result: None, error: None, attempt, fingerprint: String::new() }
+        JobView { id: id.into(), status, result: None, error: None, attempt, redrives: 0, fingerprint: String::new() }
     }
 
     /// Sets the request fingerprint.
@@ -70,7 +74,8 @@ impl JobView {
 /// Holds at most `max` jobs (the oldest is evicted to make room) for at most `ttl` after it
 /// first heard of each. Statuses only move forward (queued → running → done | failed); the
 /// first final status wins, so a repeated `done` (a job run twice after a lost ack) changes
-/// nothing the client sees.
+/// nothing the client sees — within one run: a job redriven from the dead-letter queue starts
+/// a new run (its `redrives` count is higher), whose statuses replace the earlier run's.
 #[derive(Debug)]
 pub struct JobStore {
     max: usize,
@@ -101,7 +106,12 @@ impl JobStore {
         let mut inner = self.inner.lock();
         inner.expire(now, self.ttl);
         if let Some((_, current)) = inner.jobs.get_mut(&update.id) {
-            let forward = update.status.rank() > current.status.rank()
+            if update.redrives < current.redrives {
+                return false;
+            }
+            let rerun = update.redrives > current.redrives;
+            let forward = rerun
+                || update.status.rank() > current.status.rank()
                 || (update.status == JobState::Running
                     && current.status == JobState::Running
                     && update.attempt > current.attempt);
@@ -109,7 +119,7 @@ impl JobStore {
             if current.fingerprint.is_empty() && !update.fingerprint.is_empty() {
                 current.fingerprint = update.fingerprint.clone();
             }
-            if !forward || current.status.is_final() {
+            if !forward || (current.status.is_final() && !rerun) {
                 return false;
             }
             let fingerprint = std::mem::take(&mut current.fingerprint);
@@ -183,6 +193,18 @@ mod tests {
         assert!(!s.apply(failed), "failed after done");
         assert!(!s.apply(JobView::new("a", JobState::Running, 4)));
         assert_eq!(s.get("a"), Some(done("a", "FIRST", 2)));
+    }
+
+    #[test]
+    fn a_redriven_run_replaces_the_earlier_final_status_and_older_runs_are_ignored() {
+        let s = JobStore::new(10, Duration::from_secs(60));
+        assert!(s.apply(JobView { error: Some("down".into()), ..JobView::new("r", JobState::Failed, 5) }));
+        let rerun = |status, attempt| JobView { redrives: 1, ..JobView::new("r", status, attempt) };
+        assert!(s.apply(rerun(JobState::Running, 1)), "the redriven run starts");
+        assert!(!s.apply(JobView::new("r", JobState::Failed, 5)), "a late event of the first run");
+        assert!(s.apply(JobView { result: Some("OK".into()), ..rerun(JobState::Done, 1) }));
+        assert_eq!(s.get("r").unwrap().result.as_deref(), Some("OK"));
+        assert!(!s.apply(rerun(JobState::Failed, 1)), "within a run the first final status wins");
     }
 
     #[test]

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Dead letters seen by clients nobody here wrote (`make test-real` runs it): the all-in-one on
+# real Kafka (KAFKA_BROKERS) and RabbitMQ (AMQP_URL), fresh topic and queue names; confluent-kafka
+# writes a poison request and pika a poison job, then each reads its dead-letter topic or queue
+# and checks the origin headers (scripts/dlq_check.py); `switchboard dlq list --by-reason --json`
+# must print valid JSON counting both; `dlq purge --yes` then empties them.
+#
+# The Python clients live in the venv .venv (gitignored), installed from PyPI on first use.
+# SKIP_BUILD=1 uses the binary already built; SWITCHBOARD_BIN another one.
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+run_dir dlq-check
+[[ -n "${KAFKA_BROKERS:-}" ]] || die "KAFKA_BROKERS must point at a Kafka broker (make test-real starts tansu)"
+export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+
+VENV="$ROOT/.venv"
+if ! "$VENV/bin/python" -c 'import pika, confluent_kafka' 2>/dev/null; then
+    say "installing pika and confluent-kafka into $VENV"
+    if [[ ! -x "$VENV/bin/pip" ]] && ! python3 -m venv "$VENV"; then
+        [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null || die "python3 -m venv failed (install python3-venv)"
+        rm -rf "$VENV"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+        python3 -m venv "$VENV"
+    fi
+    "$VENV/bin/pip" install -q --disable-pip-version-check pika confluent-kafka
+fi
+
+BIN="${SWITCHBOARD_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/switchboard}"
+if [[ "${SKIP_BUILD:-0}" != 1 && -z "${SWITCHBOARD_BIN:-}" ]]; then
+    cargo build -q -p switchboard --bin switchboard
+fi
+[[ -x "$BIN" ]] || die "no binary at $BIN"
+
+RUN="$(python3 -c 'import uuid; print(uuid.uuid4().hex)')"
+export SWITCHBOARD_REQUESTS_TOPIC="check.dl.requests.$RUN"
+export SWITCHBOARD_REPLIES_TOPIC="check.dl.replies.$RUN"
+export SWITCHBOARD_REQUESTS_DLQ="check.dl.requests.dlq.$RUN"
+export SWITCHBOARD_JOBS_QUEUE="check.dl.jobs.$RUN"
+export SWITCHBOARD_JOB_EVENTS_EXCHANGE="check.dl.job-events.$RUN"
+export SWITCHBOARD_RELAY_GROUP="check-dl-relay-$RUN"
+export SWITCHBOARD_DLQ_GROUP="check-dlq-$RUN"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+GATEWAY="127.0.0.1:$(free_port)"
+
+server_pid=""
+cleanup() {
+    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    "$VENV/bin/python" "$ROOT/scripts/dlq_check.py" cleanup >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+say "starting $BIN run on $GATEWAY (Kafka $KAFKA_BROKERS, RabbitMQ)"
+GATEWAY_ADDR="$GATEWAY" PROCESSOR_ADDR="127.0.0.1:$(free_port)" RUST_LOG="${DLQ_CHECK_LOG:-info}" \
+    "$BIN" run >"$RUN_DIR/switchboard.log" 2>&1 &
+server_pid=$!
+ready() { python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "http://$GATEWAY/readyz" 2>/dev/null; }
+for _ in $(seq 1 600); do
+    if ready; then break; fi
+    kill -0 "$server_pid" 2>/dev/null || die "switchboard exited at start; see $RUN_DIR/switchboard.log"
+    sleep 0.1
+done
+ready || die "switchboard not ready in 60 s; see $RUN_DIR/switchboard.log"
+
+say "poison request (confluent-kafka) and poison job (pika); both read back from their dead-letter queues"
+"$VENV/bin/python" "$ROOT/scripts/dlq_check.py" check || die "origin headers not seen by the foreign clients; see $RUN_DIR/switchboard.log"
+
+say "switchboard dlq list --by-reason --json"
+"$BIN" dlq list --by-reason --json >"$RUN_DIR/by-reason.json" 2>"$RUN_DIR/dlq.log" || die "dlq list failed; see $RUN_DIR/dlq.log"
+python3 - "$RUN_DIR/by-reason.json" <<'PY' || die "dlq list --by-reason --json: not the expected JSON"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+counts = {}
+for row in doc["by_reason"]:
+    counts[row["source"]] = counts.get(row["source"], 0) + row["count"]
+assert counts == {"requests": 1, "jobs": 1}, doc
+print("by reason:", doc["by_reason"])
+PY
+
+say "switchboard dlq purge --yes"
+"$BIN" dlq purge --yes --json >"$RUN_DIR/purge.json" 2>>"$RUN_DIR/dlq.log" || die "dlq purge failed; see $RUN_DIR/dlq.log"
+"$BIN" dlq list --json >"$RUN_DIR/after.json" 2>>"$RUN_DIR/dlq.log" || die "dlq list failed; see $RUN_DIR/dlq.log"
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["items"] == [], d' "$RUN_DIR/after.json" \
+    || die "dead letters left after the purge: $(cat "$RUN_DIR/after.json")"
+kill -0 "$server_pid" 2>/dev/null || die "switchboard died during the check; see $RUN_DIR/switchboard.log"
+say "passed"

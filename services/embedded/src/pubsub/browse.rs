@@ -1,0 +1,80 @@
+//! Offset-level access for tools ([`TopicLog`]): read a range, commit a group's offset without
+//! joining it. [`MemoryBroker::browser`] wraps it as a [`Browse`](switchboard_ports::Browse) port.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use switchboard_ports::{Error, ErrorKind, Message, PublishError, Publisher, TopicBrowser, TopicLog};
+
+use super::group::Group;
+use super::{lock, MemoryBroker};
+
+impl MemoryBroker {
+    /// Browses topics of this broker, removing by committing under `group`.
+    pub fn browser(&self, group: &str) -> TopicBrowser {
+        TopicBrowser::new(Arc::new(self.clone()), group)
+    }
+}
+
+fn unknown(topic: &str) -> Error {
+    Error::new(ErrorKind::Invalid, format!("unknown topic {topic}"))
+}
+
+#[async_trait]
+impl TopicLog for MemoryBroker {
+    /// A topic not created yet has no partitions to read: nothing was published to it.
+    async fn bounds(&self, topic: &str, group: &str) -> Result<Vec<(i64, i64)>, Error> {
+        let Some(t) = self.existing(topic) else { return Ok(Vec::new()) };
+        let committed = lock(&t.groups).get(group).map(|g| g.committed_offsets());
+        let bounds = t
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(p, part)| {
+                let log = lock(&part.log);
+                let from = committed.as_ref().and_then(|c| c.get(p).copied()).unwrap_or(log.base);
+                (from.max(log.base), log.end())
+            })
+            .collect();
+        Ok(bounds)
+    }
+
+    async fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        until: i64,
+        max: usize,
+    ) -> Result<Vec<(i64, Message)>, Error> {
+        let t = self.existing(topic).ok_or_else(|| unknown(topic))?;
+        let part = t
+            .partitions
+            .get(usize::try_from(partition).unwrap_or(usize::MAX))
+            .ok_or_else(|| Error::new(ErrorKind::Invalid, format!("{topic} has no partition {partition}")))?;
+        let log = lock(&part.log);
+        let start = from.max(log.base);
+        let end = until.min(log.end());
+        Ok((start..end)
+            .take(max)
+            .filter_map(|o| log.messages.get((o - log.base) as usize).map(|m| (o, m.clone())))
+            .collect())
+    }
+
+    async fn commit(&self, topic: &str, group: &str, partition: i32, offset: i64) -> Result<(), Error> {
+        let t = self.existing(topic).ok_or_else(|| unknown(topic))?;
+        let mut groups = lock(&t.groups);
+        let g = groups.entry(group.into()).or_insert_with(|| Arc::new(Group::new(t.start_offsets(), t.freed.clone())));
+        let c = g
+            .committed
+            .get(usize::try_from(partition).unwrap_or(usize::MAX))
+            .ok_or_else(|| Error::new(ErrorKind::Invalid, format!("{topic} has no partition {partition}")))?;
+        c.store(offset, Ordering::Release);
+        Ok(())
+    }
+
+    async fn publish(&self, topic: &str, message: Message) -> Result<(), PublishError> {
+        Publisher::publish(self, topic, message).await
+    }
+}
