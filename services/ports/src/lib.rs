@@ -9,6 +9,7 @@
 
 mod delivery;
 mod error;
+mod inspect;
 mod message;
 mod offsets;
 mod pubsub;
@@ -17,6 +18,7 @@ mod stream;
 
 pub use delivery::{Delivery, Settle};
 pub use error::{Error, ErrorKind, PublishError};
+pub use inspect::{InspectQueues, InspectTopics, PartitionOffsets, QueueDepth};
 pub use message::{Headers, Message};
 pub use offsets::OffsetTracker;
 pub use pubsub::{Publisher, Subscriber, TopicAdmin};
