@@ -113,7 +113,8 @@ impl Chain {
         publisher: Arc<dyn Publisher>,
         subscriber: Arc<dyn Subscriber>,
     ) -> anyhow::Result<Chain> {
-        let ports = PubSub { publisher, requests: subscriber.clone(), replies: subscriber, kind: "custom" };
+        let ports =
+            PubSub { publisher, requests: subscriber.clone(), replies: subscriber, kind: "custom", inspect: None };
         Self::start_on(config, ports).await
     }
 

@@ -148,8 +148,19 @@ impl BrokerArgs {
         }
     }
 
+    /// Offsets and consumer-group lag on Kafka when `KAFKA_BROKERS` is set (the console
+    /// deployed alone); `None` otherwise. Creates nothing on the broker.
     #[cfg(feature = "kafka")]
-    async fn kafka(&self, brokers: &str, topics: &[&str]) -> Result<PubSub, BrokerError> {
+    pub fn kafka_inspector(&self) -> Option<Result<Arc<dyn switchboard_ports::InspectTopics>, BrokerError>> {
+        let brokers = self.kafka_brokers.as_deref()?;
+        Some(self.kafka_config(brokers).map(|config| {
+            Arc::new(switchboard_kafka::KafkaInspector::new(&config)) as Arc<dyn switchboard_ports::InspectTopics>
+        }))
+    }
+
+    /// The Kafka client settings of these flags: security, overrides, static membership.
+    #[cfg(feature = "kafka")]
+    fn kafka_config(&self, brokers: &str) -> Result<KafkaConfig, BrokerError> {
         let security = self.security.kafka().map_err(BrokerError::Security)?;
         let described = security.describe();
         let mut config =
@@ -175,6 +186,12 @@ impl BrokerArgs {
             log::info!("kafka: librdkafka overrides {shown:?}");
         }
         log::info!("kafka security: {described}");
+        Ok(config)
+    }
+
+    #[cfg(feature = "kafka")]
+    async fn kafka(&self, brokers: &str, topics: &[&str]) -> Result<PubSub, BrokerError> {
+        let config = self.kafka_config(brokers)?;
         // The publisher first: its polling thread logs librdkafka's connection errors (a TLS
         // handshake refused, SASL failed), which the admin client alone would only report as a
         // timeout.
@@ -190,6 +207,7 @@ impl BrokerArgs {
             requests: Arc::new(StartingAt::new(subscriber.clone(), OffsetReset::Earliest)),
             replies: Arc::new(StartingAt::new(subscriber, OffsetReset::Latest)),
             kind: "kafka",
+            inspect: Some(Arc::new(switchboard_kafka::KafkaInspector::new(&config))),
         })
     }
 }

@@ -23,6 +23,9 @@ pub struct PubSub {
     pub replies: Arc<dyn Subscriber>,
     /// `kafka` or `embedded`, for logs and readiness.
     pub kind: &'static str,
+    /// Offsets and consumer-group lag of the same broker, for the console; `None` when the
+    /// ports cannot say.
+    pub inspect: Option<Arc<dyn switchboard_ports::InspectTopics>>,
 }
 
 #[cfg(feature = "embedded")]
@@ -32,8 +35,9 @@ impl PubSub {
         PubSub {
             publisher: Arc::new(broker.clone()),
             requests: Arc::new(StartingAt::new(broker.clone(), StartFrom::Earliest)),
-            replies: Arc::new(StartingAt::new(broker, StartFrom::Latest)),
+            replies: Arc::new(StartingAt::new(broker.clone(), StartFrom::Latest)),
             kind: "embedded",
+            inspect: Some(Arc::new(broker)),
         }
     }
 }

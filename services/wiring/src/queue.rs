@@ -19,19 +19,31 @@ pub struct Queues {
     pub fanout: Arc<dyn Fanout>,
     /// `rabbitmq` or `embedded`, for logs and readiness.
     pub kind: &'static str,
+    /// Depths of the same broker's queues, for the console; `None` when the ports cannot say.
+    pub inspect: Option<Arc<dyn switchboard_ports::InspectQueues>>,
 }
 
 impl Queues {
     /// Ports over one embedded work queue.
     #[cfg(feature = "embedded")]
     pub fn embedded(broker: FakeWorkQueue) -> Self {
-        Queues { queue: Arc::new(broker.clone()), fanout: Arc::new(broker), kind: "embedded" }
+        Queues {
+            queue: Arc::new(broker.clone()),
+            fanout: Arc::new(broker.clone()),
+            kind: "embedded",
+            inspect: Some(Arc::new(broker)),
+        }
     }
 
     /// Ports over one RabbitMQ connection.
     #[cfg(feature = "amqp")]
     pub fn rabbitmq(broker: AmqpWorkQueue) -> Self {
-        Queues { queue: Arc::new(broker.clone()), fanout: Arc::new(broker), kind: "rabbitmq" }
+        Queues {
+            queue: Arc::new(broker.clone()),
+            fanout: Arc::new(broker.clone()),
+            kind: "rabbitmq",
+            inspect: Some(Arc::new(broker)),
+        }
     }
 }
 
