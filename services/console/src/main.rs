@@ -1,0 +1,65 @@
+//! `console`: the console deployed alone, beside the separate services.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use switchboard_console::{Console, ConsoleArgs, Sources};
+use switchboard_names::{JobNames, Topics};
+use switchboard_scaffold::ShutdownArgs;
+use switchboard_wiring::BrokerArgs;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "The switchboard console: transactions, services, brokers, jobs and dead letters in a browser")]
+struct Cli {
+    #[command(flatten)]
+    console: ConsoleArgs,
+    #[command(flatten)]
+    topics: Topics,
+    #[command(flatten)]
+    jobs: JobNames,
+    /// Consumer group of the relays, whose lag on the requests topic is shown.
+    #[arg(long, env = "SWITCHBOARD_RELAY_GROUP", default_value = switchboard_names::RELAY_GROUP)]
+    relay_group: String,
+    /// File of accepted bearer tokens' SHA-256 (hex, one per line): with it every page and
+    /// API call needs a token (or the login cookie).
+    #[arg(long, env = "SWITCHBOARD_AUTH_TOKENS_FILE")]
+    auth_tokens_file: Option<PathBuf>,
+    #[command(flatten)]
+    brokers: BrokerArgs,
+    #[command(flatten)]
+    shutdown: ShutdownArgs,
+}
+
+switchboard_scaffold::service_main!("console", run);
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = cli.console.config();
+    config.watched.topics = vec![(cli.topics.requests.clone(), cli.relay_group.clone())];
+    config.watched.requests_dlq = cli.topics.requests_dlq.clone();
+    let jobs_dlq = switchboard_ports::dead_letter_queue(&cli.jobs.jobs_queue);
+    config.watched.queues = vec![cli.jobs.jobs_queue.clone(), jobs_dlq.clone()];
+    config.watched.jobs_dlq = jobs_dlq;
+    config.job_events_exchange = cli.jobs.job_events_exchange.clone();
+    if let Some(path) = &cli.auth_tokens_file {
+        config.auth = Some(switchboard_gateway::BearerTokens::from_file(path, true).context("console tokens")?);
+    }
+    let mut sources = Sources::default();
+    match cli.brokers.kafka_inspector() {
+        Some(inspector) => sources.topics = Some(inspector?),
+        None => log::info!("no KAFKA_BROKERS: topic lag not shown"),
+    }
+    match cli.brokers.rabbitmq().await {
+        Some(queues) => {
+            let queues = queues?;
+            sources.queues = queues.inspect;
+            sources.fanout = Some(queues.fanout);
+        }
+        None => log::info!("no AMQP_URL: queue depths and jobs not shown"),
+    }
+    let shutdown = cli.shutdown.install()?;
+    let console = Console::bind(config, sources).await?;
+    log::info!("console on http://{}", console.local_addr()?);
+    console.serve(shutdown.wait()).await.context("console listener")?;
+    Ok(())
+}
