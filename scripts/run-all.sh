@@ -8,6 +8,6 @@ trap stop_all EXIT
 use_brokers
 build_services
 start_services
-echo "run-all: gateway on http://$GATEWAY_ADDR, processor on $PROCESSOR_ADDR, Kafka at $KAFKA_BROKERS; Ctrl-C stops" >&2
+echo "run-all: gateway on http://$GATEWAY_ADDR, processor on $PROCESSOR_ADDR, Kafka at $KAFKA_BROKERS; console on http://$CONSOLE_ADDR; Ctrl-C stops" >&2
 trap 'exit 0' INT TERM
 tail -n +1 -F "$RUN_DIR"/{processor,relay,gateway}.log

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient};
+use switchboard_console::{ConsoleArgs, Sources};
 use switchboard_gateway::{GatewayArgs, GatewayConfig, JobsArgs, ROUTES};
 use switchboard_names::topics::Topics;
 use switchboard_processor::ProcessorArgs;
@@ -35,6 +36,8 @@ struct Cli {
     #[command(flatten)]
     worker: WorkerArgs,
     #[command(flatten)]
+    console: ConsoleArgs,
+    #[command(flatten)]
     shutdown: ShutdownArgs,
 }
 
@@ -50,6 +53,8 @@ enum Command {
     },
 }
 
+mod console;
+
 switchboard_scaffold::service_main!("switchboard", run);
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -57,6 +62,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let kind = ports.kind;
     // Jobs on RabbitMQ when AMQP_URL is set, else on the embedded work queue.
     let queues = cli.brokers.connect_queues().await?;
+    // The console reads the same brokers the services use.
+    let console_sources = Sources {
+        topics: ports.inspect.clone(),
+        queues: queues.inspect.clone(),
+        fanout: Some(queues.fanout.clone()),
+        dead_letters: None,
+    };
     let jobs = ChainJobs {
         gateway: cli.jobs.config(),
         worker: cli.worker.config(&cli.jobs.names),
@@ -78,12 +90,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run => {
             let shutdown = cli.shutdown.install()?;
             config.gateway.grace = shutdown.grace_period();
+            let auth = config.gateway.auth.clone();
             let chain = Chain::start_on(config, ports).await?;
             log::info!(
                 "switchboard up: REST on http://{}, gRPC on {} ({kind} broker)",
                 chain.gateway_addr(),
                 chain.processor_addr()
             );
+            let console = console::start(&cli.console, &cli.topics, &cli.jobs.names, &cli.relay.relay_group, auth, &chain, console_sources)
+                    .await;
             let stop = async {
                 shutdown.wait().await;
                 None
@@ -95,6 +110,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("the {service} stopped serving before any shutdown signal");
             }
             log::info!("shutting down: draining requests in flight");
+            drop(console);
             chain.stop().await;
             Ok(())
         }
@@ -118,6 +134,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("\njob {id} (POST /jobs, then GET /jobs/{id}): {result}");
             let text = reply.json()["message"].as_str().context("reply without message")?.to_string();
             println!("\n\"{text}\"");
+            println!(
+                "\nWatch the chain live: `switchboard run` (make run-all), then open http://{} and send messages to http://{}/messages",
+                cli.console.console_addr, cli.gateway.gateway_addr
+            );
             Ok(())
         }
     }
