@@ -84,17 +84,17 @@ impl Call for BrokerCall {
 }
 
 /// Unary calls to the real processor service with a publisher that drops its replies, through
-/// the relay's own client settings ([`switchboard_proto::client::processor_client`]), all
+/// the relay's own client settings ([`switchboard_grpc::client::processor_client`]), all
 /// workers sharing one channel as the relay does.
 pub async fn grpc_floor(message_size: usize, phase: &Phase) -> Result<PhaseReport, Error> {
     let config = ServerConfig {
         addr: "127.0.0.1:0".parse().expect("literal address"),
-        reply_topics: switchboard_names::topics::ReplyTopics::only("bench.replies"),
+        reply_topics: switchboard_topology::topics::ReplyTopics::only("bench.replies"),
         ..ServerConfig::default()
     };
     let server = ProcessorServer::start(&config, Arc::new(DiscardPublisher))
         .map_err(|e| Error::Setup(format!("processor: {e}")))?;
-    let client = switchboard_proto::client::processor_client(&server.local_addr().to_string());
+    let client = switchboard_grpc::client::processor_client(&server.local_addr().to_string());
     let mut request = ProcessRequest::new();
     let text: String = "benchmark message ".chars().cycle().take(message_size.max(1)).collect();
     // A budget longer than any run: the processor refuses expired envelopes.

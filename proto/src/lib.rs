@@ -10,10 +10,7 @@ mod generated {
 }
 
 pub mod batch;
-pub mod client;
 pub mod convert;
-pub mod target;
-pub mod tls;
 
 pub use generated::envelope::{failure, Envelope, Failure, Hop, TraceContext};
 

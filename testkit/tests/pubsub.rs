@@ -1,7 +1,7 @@
 //! The pub/sub conformance suite against the embedded broker, with default settings and with
 //! every buffer at its smallest (to shake out ordering and wakeup bugs).
 
-use switchboard_embedded::pubsub::FakeConfig;
+use switchboard_embedded::pubsub::BrokerConfig;
 use switchboard_testkit::conformance::pubsub::MemoryBackend;
 
 mod memory {
@@ -11,12 +11,12 @@ mod memory {
 
 mod memory_tiny_buffers {
     use super::*;
-    switchboard_testkit::pubsub_conformance!(MemoryBackend::with_config(FakeConfig {
+    switchboard_testkit::pubsub_conformance!(MemoryBackend::with_config(BrokerConfig {
         default_partitions: 2,
         subscription_buffer: 1,
         fetch_batch: 1,
         max_in_flight: 64,
-        ..FakeConfig::default()
+        ..BrokerConfig::default()
     }));
 }
 
@@ -32,7 +32,7 @@ mod broken_backends {
 
     use super::MemoryBackend;
 
-    /// The fake behind a publisher that misbehaves on some calls.
+    /// The embedded broker behind a publisher that misbehaves on some calls.
     struct Broken {
         inner: MemoryBackend,
         trigger: Trigger,

@@ -1,5 +1,5 @@
 //! The work-queue conformance suite against the embedded broker.
 
-use switchboard_embedded::queue::FakeWorkQueue;
+use switchboard_embedded::queue::MemoryWorkQueue;
 
-switchboard_testkit::queue_conformance!(FakeWorkQueue::new());
+switchboard_testkit::queue_conformance!(MemoryWorkQueue::new());

@@ -52,7 +52,7 @@ pub(crate) type State = Arc<Shared>;
 struct Authenticated(bool);
 
 pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    Response::from(switchboard_scaffold::json_error(status, code, message))
+    Response::from(switchboard_http_server::json_error(status, code, message))
 }
 
 pub(crate) fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
@@ -231,7 +231,7 @@ impl tide::Middleware<State> for JsonErrors {
             (s, Some(e)) if s.is_client_error() => e.to_string(),
             (s, _) => s.canonical_reason().to_owned(),
         };
-        let mut json = error(status, switchboard_scaffold::error_code(status), &message);
+        let mut json = error(status, switchboard_http_server::error_code(status), &message);
         for (name, values) in res.iter() {
             if name != "content-type" && name != "content-length" {
                 json.insert_header(name, values);

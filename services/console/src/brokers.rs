@@ -160,14 +160,14 @@ impl Brokers {
 mod tests {
     use super::*;
     use switchboard_embedded::pubsub::MemoryBroker;
-    use switchboard_embedded::queue::FakeWorkQueue;
+    use switchboard_embedded::queue::MemoryWorkQueue;
     use switchboard_ports::{Message, Publisher, QueueOptions, Subscriber, TopicAdmin, WorkQueue};
 
     #[test]
     fn lag_depth_and_dead_letters_of_the_embedded_brokers() {
         smol::block_on(async {
             let broker = MemoryBroker::new();
-            let queue = FakeWorkQueue::new();
+            let queue = MemoryWorkQueue::new();
             broker.ensure_topic("requests", 2).await.unwrap();
             broker.ensure_topic("requests.dlq", 1).await.unwrap();
             let group = broker.subscribe("requests", "relays").await.unwrap();

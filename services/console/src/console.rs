@@ -11,7 +11,7 @@ use async_std::net::TcpListener;
 use futures_lite::FutureExt;
 use switchboard_gateway::BearerTokens;
 use switchboard_ports::{Fanout, InspectQueues, InspectTopics};
-use switchboard_scaffold::{serve_http, HttpLimits};
+use switchboard_http_server::{serve_http, HttpLimits};
 
 use crate::app::{Shared, State};
 use crate::brokers::{Brokers, DeadLetterCounts, Watched};
@@ -63,7 +63,7 @@ pub struct ConsoleConfig {
 
 impl Default for ConsoleConfig {
     fn default() -> Self {
-        let jobs = switchboard_names::JOBS_QUEUE;
+        let jobs = switchboard_topology::JOBS_QUEUE;
         ConsoleConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8090)),
             max_transactions: 10_000,
@@ -73,12 +73,12 @@ impl Default for ConsoleConfig {
             targets: Vec::new(),
             scrape_timeout: Duration::from_millis(800),
             watched: Watched {
-                topics: vec![(switchboard_names::REQUESTS_TOPIC.into(), switchboard_names::RELAY_GROUP.into())],
+                topics: vec![(switchboard_topology::REQUESTS_TOPIC.into(), switchboard_topology::RELAY_GROUP.into())],
                 queues: vec![jobs.into(), switchboard_ports::dead_letter_queue(jobs)],
-                requests_dlq: switchboard_names::REQUESTS_DLQ_TOPIC.into(),
+                requests_dlq: switchboard_topology::REQUESTS_DLQ_TOPIC.into(),
                 jobs_dlq: switchboard_ports::dead_letter_queue(jobs),
             },
-            job_events_exchange: switchboard_names::JOB_EVENTS_EXCHANGE.into(),
+            job_events_exchange: switchboard_topology::JOB_EVENTS_EXCHANGE.into(),
             auth: None,
             allow_redrive: false,
             header_timeout: Duration::from_secs(10),
@@ -127,7 +127,7 @@ impl std::fmt::Debug for Console {
 }
 
 fn edges() -> Vec<[String; 2]> {
-    use switchboard_names::{JOBS_QUEUE, REPLIES_TOPIC, REQUESTS_TOPIC};
+    use switchboard_topology::{JOBS_QUEUE, REPLIES_TOPIC, REQUESTS_TOPIC};
     [
         ["gateway", REQUESTS_TOPIC],
         [REQUESTS_TOPIC, "relay"],

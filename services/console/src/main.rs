@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use switchboard_console::{Console, ConsoleArgs, Sources};
-use switchboard_names::{JobNames, Topics};
-use switchboard_scaffold::ShutdownArgs;
+use switchboard_topology::{JobNames, Topics};
+use switchboard_service::ShutdownArgs;
 use switchboard_wiring::BrokerArgs;
 
 #[derive(Debug, Parser)]
@@ -19,7 +19,7 @@ struct Cli {
     #[command(flatten)]
     jobs: JobNames,
     /// Consumer group of the relays, whose lag on the requests topic is shown.
-    #[arg(long, env = "SWITCHBOARD_RELAY_GROUP", default_value = switchboard_names::RELAY_GROUP)]
+    #[arg(long, env = "SWITCHBOARD_RELAY_GROUP", default_value = switchboard_topology::RELAY_GROUP)]
     relay_group: String,
     /// File of accepted bearer tokens' SHA-256 (hex, one per line): with it every page and
     /// API call needs a token (or the login cookie).
@@ -31,7 +31,7 @@ struct Cli {
     shutdown: ShutdownArgs,
 }
 
-switchboard_scaffold::service_main!("console", run);
+switchboard_service::service_main!("console", run);
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = cli.console.config();

@@ -3,7 +3,7 @@
 //!
 //! Semantics, as with Kafka:
 //! - a topic has a fixed number of partitions, created on first use with
-//!   [`FakeConfig::default_partitions`] or by [`TopicAdmin::ensure_topic`];
+//!   [`BrokerConfig::default_partitions`] or by [`TopicAdmin::ensure_topic`];
 //! - a keyed message goes to the partition picked by a stable hash of its key (same key, same
 //!   partition, same order); keyless messages go round robin;
 //! - members of one group share the partitions (range assignment in join order, rebalanced on
@@ -50,7 +50,7 @@ use switchboard_ports::{
     TopicAdmin,
 };
 
-pub use config::{FakeConfig, StartFrom};
+pub use config::{BrokerConfig, StartFrom};
 use group::Group;
 use topic::Topic;
 
@@ -65,7 +65,7 @@ pub struct MemoryBroker {
 }
 
 struct Inner {
-    config: FakeConfig,
+    config: BrokerConfig,
     topics: RwLock<HashMap<Box<str>, Arc<Topic>>>,
     closed: AtomicBool,
 }
@@ -77,13 +77,13 @@ impl Default for MemoryBroker {
 }
 
 impl MemoryBroker {
-    /// A broker with [`FakeConfig::default`].
+    /// A broker with [`BrokerConfig::default`].
     pub fn new() -> Self {
-        Self::with_config(FakeConfig::default())
+        Self::with_config(BrokerConfig::default())
     }
 
     /// A broker with `config` (limits below their minimum are raised to it).
-    pub fn with_config(config: FakeConfig) -> Self {
+    pub fn with_config(config: BrokerConfig) -> Self {
         MemoryBroker {
             inner: Arc::new(Inner {
                 config: config.sanitized(),
@@ -94,7 +94,7 @@ impl MemoryBroker {
     }
 
     /// The settings in effect.
-    pub fn config(&self) -> &FakeConfig {
+    pub fn config(&self) -> &BrokerConfig {
         &self.inner.config
     }
 
@@ -241,9 +241,9 @@ impl MemoryBroker {
 #[async_trait]
 impl Publisher for MemoryBroker {
     /// Appends to the partition log; returns once appended. A partition holding
-    /// [`FakeConfig::retention_messages`] messages that a subscribed group has not committed
-    /// makes the publish wait for commits, up to [`FakeConfig::publish_timeout`], then fail
-    /// with `Unavailable`; a message over [`FakeConfig::max_message_bytes`] is `Invalid`.
+    /// [`BrokerConfig::retention_messages`] messages that a subscribed group has not committed
+    /// makes the publish wait for commits, up to [`BrokerConfig::publish_timeout`], then fail
+    /// with `Unavailable`; a message over [`BrokerConfig::max_message_bytes`] is `Invalid`.
     async fn publish(&self, topic: &str, message: Message) -> Result<(), PublishError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(PublishError::new(Error::closed(), message));

@@ -14,18 +14,18 @@ use switchboard_ports::{
     Outcome, PublishError, QueueDepth, QueueOptions, WorkQueue, ERROR_HEADER,
 };
 
-/// Settings of a [`FakeWorkQueue`].
+/// Settings of a [`MemoryWorkQueue`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct FakeQueueConfig {
+pub struct QueueConfig {
     /// Events buffered per fanout listener; when full, the oldest is dropped (as RabbitMQ's
     /// `drop-head` overflow does). Default 1024.
     pub listener_capacity: usize,
 }
 
-impl Default for FakeQueueConfig {
+impl Default for QueueConfig {
     fn default() -> Self {
-        FakeQueueConfig { listener_capacity: 1024 }
+        QueueConfig { listener_capacity: 1024 }
     }
 }
 
@@ -36,7 +36,7 @@ impl Default for FakeQueueConfig {
 /// ```
 /// # smol::block_on(async {
 /// use switchboard_ports::{Message, QueueOptions, WorkQueue};
-/// let broker = switchboard_embedded::queue::FakeWorkQueue::new();
+/// let broker = switchboard_embedded::queue::MemoryWorkQueue::new();
 /// broker.declare("jobs", &QueueOptions::default()).await.unwrap();
 /// broker.enqueue("jobs", Message::new("hello")).await.unwrap();
 /// let jobs = broker.consume("jobs", 1).await.unwrap();
@@ -46,13 +46,13 @@ impl Default for FakeQueueConfig {
 /// # });
 /// ```
 #[derive(Clone, Debug)]
-pub struct FakeWorkQueue {
+pub struct MemoryWorkQueue {
     inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
 struct Inner {
-    config: FakeQueueConfig,
+    config: QueueConfig,
     state: Mutex<State>,
 }
 
@@ -104,19 +104,19 @@ struct ListenerSlot {
     rx: async_channel::Receiver<Message>,
 }
 
-impl FakeWorkQueue {
+impl MemoryWorkQueue {
     /// A broker with default settings.
     pub fn new() -> Self {
-        Self::with_config(FakeQueueConfig::default())
+        Self::with_config(QueueConfig::default())
     }
 
     /// A broker with `config`.
-    pub fn with_config(config: FakeQueueConfig) -> Self {
-        FakeWorkQueue { inner: Arc::new(Inner { config, state: Mutex::new(State::default()) }) }
+    pub fn with_config(config: QueueConfig) -> Self {
+        MemoryWorkQueue { inner: Arc::new(Inner { config, state: Mutex::new(State::default()) }) }
     }
 }
 
-impl Default for FakeWorkQueue {
+impl Default for MemoryWorkQueue {
     fn default() -> Self {
         Self::new()
     }
@@ -223,7 +223,7 @@ fn unknown_queue(queue: &str) -> Error {
 }
 
 #[async_trait]
-impl WorkQueue for FakeWorkQueue {
+impl WorkQueue for MemoryWorkQueue {
     async fn declare(&self, queue: &str, options: &QueueOptions) -> Result<(), Error> {
         let mut st = self.inner.lock();
         if st.closed {
@@ -274,7 +274,7 @@ impl WorkQueue for FakeWorkQueue {
             let q = queues.get_mut(queue).ok_or_else(|| unknown_queue(queue))?;
             *next_id += 1;
             let id = *next_id;
-            let settle = Arc::new(FakeSettle { inner: self.inner.clone(), queue: q.name.clone() });
+            let settle = Arc::new(MemorySettle { inner: self.inner.clone(), queue: q.name.clone() });
             q.consumers.push(ConsumerSlot { id, prefetch, held: 0, tx, settle });
             (id, q.dispatch(next_id))
         };
@@ -320,13 +320,13 @@ impl InspectQueues for FakeWorkQueue {
 }
 
 /// Settles the jobs of one queue.
-struct FakeSettle {
+struct MemorySettle {
     inner: Arc<Inner>,
     queue: Arc<str>,
 }
 
 #[async_trait]
-impl JobSettle for FakeSettle {
+impl JobSettle for MemorySettle {
     // The broker keeps its own copy of the job: the one handed back is not needed.
     async fn settle(&self, tag: u64, outcome: Outcome, _: Message, _: u32) -> Result<(), Error> {
         let (result, undeliverable) = {
@@ -433,7 +433,7 @@ impl Drop for ConsumerCloser {
 }
 
 #[async_trait]
-impl Fanout for FakeWorkQueue {
+impl Fanout for MemoryWorkQueue {
     async fn broadcast(&self, exchange: &str, message: Message) -> Result<(), PublishError> {
         let mut st = self.inner.lock();
         if st.closed {
@@ -492,7 +492,7 @@ mod tests {
 
     #[test]
     fn slow_listener_loses_the_oldest_events() {
-        let b = FakeWorkQueue::with_config(FakeQueueConfig { listener_capacity: 2 });
+        let b = MemoryWorkQueue::with_config(QueueConfig { listener_capacity: 2 });
         smol::block_on(async {
             let l = b.listen("ev").await.unwrap();
             for i in 0..3 {
@@ -505,7 +505,7 @@ mod tests {
 
     #[test]
     fn declaring_again_with_other_options_is_invalid() {
-        let b = FakeWorkQueue::new();
+        let b = MemoryWorkQueue::new();
         smol::block_on(async {
             b.declare("q", &QueueOptions::default()).await.unwrap();
             b.declare("q", &QueueOptions::default()).await.unwrap();

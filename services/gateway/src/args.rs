@@ -1,7 +1,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use switchboard_names::topics::Topics;
+use switchboard_topology::topics::Topics;
 
 use crate::GatewayConfig;
 
@@ -9,7 +9,7 @@ use crate::GatewayConfig;
 #[derive(Debug, Clone, clap::Args)]
 pub struct GatewayArgs {
     /// HTTP listen address.
-    #[arg(long, env = "GATEWAY_ADDR", default_value = switchboard_names::GATEWAY_ADDR)]
+    #[arg(long, env = "GATEWAY_ADDR", default_value = switchboard_topology::GATEWAY_ADDR)]
     pub gateway_addr: SocketAddr,
     /// Time budget of one request in milliseconds (becomes the envelope deadline).
     #[arg(long, env = "SWITCHBOARD_REQUEST_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
@@ -45,7 +45,7 @@ pub struct GatewayArgs {
     pub security: crate::EdgeSecurityArgs,
 }
 
-switchboard_scaffold::breaker_args!(
+switchboard_service::breaker_args!(
     /// The breaker around the gateway's publishes to the broker.
     GatewayBreaker, env = "SWITCHBOARD_GATEWAY_BREAKER", flag = "gateway-breaker"
 );

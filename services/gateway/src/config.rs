@@ -47,7 +47,7 @@ pub struct GatewayConfig {
     /// Readiness checks reported at `/readyz`; the gateway adds its own.
     pub readiness: Readiness,
     /// HTTPS instead of plain HTTP (`--gateway-tls-cert`/`--gateway-tls-key`).
-    pub tls: Option<switchboard_scaffold::ServerTls>,
+    pub tls: Option<switchboard_http_server::ServerTls>,
     /// Bearer tokens callers must present (`--auth-tokens-file`); `None`: no authentication.
     pub auth: Option<crate::BearerTokens>,
 }
@@ -55,9 +55,9 @@ pub struct GatewayConfig {
 impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
-            addr: switchboard_names::GATEWAY_ADDR.parse().expect("a socket address"),
-            requests_topic: switchboard_names::REQUESTS_TOPIC.into(),
-            replies_topic: switchboard_names::REPLIES_TOPIC.into(),
+            addr: switchboard_topology::GATEWAY_ADDR.parse().expect("a socket address"),
+            requests_topic: switchboard_topology::REQUESTS_TOPIC.into(),
+            replies_topic: switchboard_topology::REPLIES_TOPIC.into(),
             instance_id: crate::default_instance_id(),
             request_timeout: Duration::from_secs(5),
             max_body_bytes: 64 * 1024,

@@ -2,7 +2,7 @@ use tide::{Request, Response, StatusCode};
 
 /// A JSON error response: `{"error": {"code": "...", "message": "..."}}`.
 pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    Response::from(switchboard_scaffold::json_error(status, code, message))
+    Response::from(switchboard_http_server::json_error(status, code, message))
 }
 
 /// The methods each route answers, for `Allow` on a 405 (GET routes answer HEAD too).
@@ -48,7 +48,7 @@ impl<S: Clone + Send + Sync + 'static> tide::Middleware<S> for JsonErrors {
             (s, Some(e)) if s.is_client_error() => e.to_string(),
             (s, _) => s.canonical_reason().to_owned(),
         };
-        let mut json = error(status, switchboard_scaffold::error_code(status), &message);
+        let mut json = error(status, switchboard_http_server::error_code(status), &message);
         for (name, values) in res.iter() {
             if name != "content-type" && name != "content-length" {
                 json.insert_header(name, values);

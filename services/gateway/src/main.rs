@@ -3,8 +3,8 @@
 
 use clap::Parser;
 use switchboard_gateway::{Gateway, GatewayArgs, JobsArgs};
-use switchboard_names::topics::Topics;
-use switchboard_scaffold::ShutdownArgs;
+use switchboard_service::ShutdownArgs;
+use switchboard_topology::topics::Topics;
 use switchboard_wiring::BrokerArgs;
 
 #[derive(Debug, Parser)]
@@ -22,7 +22,7 @@ struct Cli {
     shutdown: ShutdownArgs,
 }
 
-switchboard_scaffold::service_main!("gateway", run);
+switchboard_service::service_main!("gateway", run);
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = cli.shutdown.install()?;

@@ -10,7 +10,7 @@ use futures_lite::FutureExt;
 use switchboard_ports::{ErrorKind, Message, Publisher};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope};
-use switchboard_scaffold::metrics_response;
+use switchboard_service::metrics_response;
 use switchboard_telemetry::{Metrics, Readiness, TraceContext, TRACEPARENT};
 use tide::{Request, Response, StatusCode};
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use switchboard_scaffold::{ServerTls, TlsFiles};
+use switchboard_http_server::{ServerTls, TlsFiles};
 
 use crate::auth::BearerTokens;
 use crate::GatewayConfig;

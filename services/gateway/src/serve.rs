@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use log::{info, warn};
+use switchboard_http_server::{fit_connections, serve_http, HttpLimits};
 use switchboard_ports::{Error, Publisher, Subscriber};
 use switchboard_resilience::BreakerPublisher;
-use switchboard_scaffold::{fit_connections, serve_http, HttpLimits};
 use switchboard_telemetry::{ready_unless_open, watch_breaker, CheckStatus};
 
 use crate::routes::{app, State};

@@ -53,7 +53,7 @@ async fn start() -> (SocketAddr, async_channel::Sender<()>, smol::Task<std::io::
 
 fn connector(ca: &str) -> TlsConnector {
     let mut roots = RootCertStore::empty();
-    for cert in switchboard_scaffold::load_certs(&test_certs().path(ca)).unwrap() {
+    for cert in switchboard_http_server::load_certs(&test_certs().path(ca)).unwrap() {
         roots.add(cert).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());

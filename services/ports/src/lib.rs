@@ -1,8 +1,8 @@
 //! Ports of switchboard: what a service needs from a broker, with no broker named.
 //!
 //! Services get a [`Publisher`] and a [`Subscriber`] (Kafka-style topics with consumer groups)
-//! and never know whether the embedded broker of `switchboard-testkit` or a real one
-//! (`switchboard-kafka`) stands behind them.
+//! and never know whether the embedded broker (`switchboard-embedded`) or a real one
+//! (`switchboard-kafka`, `switchboard-amqp`) stands behind them.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]

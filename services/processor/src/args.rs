@@ -6,7 +6,7 @@ use crate::ServerConfig;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProcessorArgs {
     /// gRPC listen address.
-    #[arg(long, env = "PROCESSOR_ADDR", default_value = switchboard_names::PROCESSOR_ADDR)]
+    #[arg(long, env = "PROCESSOR_ADDR", default_value = switchboard_topology::PROCESSOR_ADDR)]
     pub processor_addr: SocketAddr,
     /// grpcio completion-queue threads.
     #[arg(long, env = "SWITCHBOARD_PROCESSOR_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]

@@ -3,7 +3,6 @@ use std::sync::Arc;
 use futures::future::join_all;
 use grpcio::{RpcContext, RpcStatus, RpcStatusCode, UnarySink};
 use log::{info, warn};
-use switchboard_names::topics::{ReplyTopics, Topics};
 use switchboard_ports::{Message, Publisher};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::methods::{PROCESS, PROCESS_BATCH};
@@ -12,6 +11,7 @@ use switchboard_proto::{
     MAX_BATCH,
 };
 use switchboard_telemetry::{Metrics, TraceContext};
+use switchboard_topology::topics::{ReplyTopics, Topics};
 
 const SERVICE: &str = "processor";
 

@@ -2,9 +2,9 @@
 
 use anyhow::Context;
 use clap::Parser;
-use switchboard_names::Topics;
 use switchboard_processor::{ProcessorArgs, ProcessorServer};
-use switchboard_scaffold::{Service, ServiceArgs};
+use switchboard_service::{Service, ServiceArgs};
+use switchboard_topology::Topics;
 use switchboard_wiring::BrokerArgs;
 
 #[derive(Debug, Parser)]
@@ -17,15 +17,15 @@ struct Cli {
     #[command(flatten)]
     service: ServiceArgs,
     #[command(flatten)]
-    tls: switchboard_proto::tls::GrpcServerTlsArgs,
+    tls: switchboard_grpc::tls::GrpcServerTlsArgs,
     #[command(flatten)]
     brokers: BrokerArgs,
 }
 
-switchboard_scaffold::service_main!("processor", run);
+switchboard_service::service_main!("processor", run);
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let service = Service::start("processor", &cli.service, switchboard_names::PROCESSOR_ADMIN_ADDR).await?;
+    let service = Service::start("processor", &cli.service, switchboard_topology::PROCESSOR_ADMIN_ADDR).await?;
     let ports = cli.brokers.require_kafka("processor", &[&cli.topics.replies]).await?;
     let mut config = cli.processor.config();
     config.metrics = service.metrics.clone();

@@ -7,9 +7,9 @@ use switchboard_proto::health::ServingStatus;
 
 use crate::health::Health;
 use log::info;
-use switchboard_names::topics::{ReplyTopics, Topics};
 use switchboard_ports::Publisher;
 use switchboard_telemetry::Metrics;
+use switchboard_topology::topics::{ReplyTopics, Topics};
 
 use crate::ProcessorHandler;
 
@@ -25,13 +25,13 @@ pub struct ServerConfig {
     /// Topics replies may be published to (`--reply-topics`); default: `switchboard.replies`.
     pub reply_topics: ReplyTopics,
     /// TLS (and mutual TLS with a client CA); `None`: plaintext.
-    pub tls: Option<switchboard_proto::tls::ServerTls>,
+    pub tls: Option<switchboard_grpc::tls::ServerTls>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            addr: switchboard_names::PROCESSOR_ADDR.parse().expect("a socket address"),
+            addr: switchboard_topology::PROCESSOR_ADDR.parse().expect("a socket address"),
             threads: 1,
             metrics: Metrics::new("processor"),
             reply_topics: Topics::default().reply_allow_list(),

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_embedded::pubsub::MemoryBroker;
-use switchboard_names::topics::ReplyTopics;
+use switchboard_grpc::client::processor_client;
 use switchboard_ports::{Subscriber, TopicAdmin};
 use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_proto::health::ServingStatus;
-use switchboard_proto::{client::processor_client, Envelope, ProcessRequest, ProcessorClient};
+use switchboard_proto::{Envelope, ProcessRequest, ProcessorClient};
 use switchboard_telemetry::Metrics;
 use switchboard_testkit::block_on_within;
+use switchboard_topology::topics::ReplyTopics;
 
 fn start(broker: &MemoryBroker, metrics: Metrics) -> ProcessorServer {
     let config = ServerConfig {

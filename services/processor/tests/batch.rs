@@ -5,15 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use grpcio::RpcStatusCode;
-use switchboard_embedded::pubsub::{FakeConfig, MemoryBroker};
-use switchboard_names::topics::ReplyTopics;
+use switchboard_embedded::pubsub::{BrokerConfig, MemoryBroker};
+use switchboard_grpc::client::processor_client;
 use switchboard_ports::{ErrorKind, Publisher, Subscriber};
 use switchboard_processor::{ProcessorServer, ServerConfig};
-use switchboard_proto::client::processor_client;
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{Envelope, ProcessBatchRequest, ProcessResponse, MAX_BATCH};
 use switchboard_telemetry::Metrics;
 use switchboard_testkit::fault::FaultyPublisher;
+use switchboard_topology::topics::ReplyTopics;
 
 fn run<T>(f: impl std::future::Future<Output = T>) -> T {
     switchboard_testkit::block_on_within(Duration::from_secs(60), f)
@@ -61,7 +61,7 @@ fn calls(metrics: &Metrics, method: &str, code: &str) -> u64 {
 #[test]
 fn each_envelope_of_a_mixed_batch_gets_its_own_status_in_order_and_its_own_reply() {
     run(async {
-        let broker = MemoryBroker::with_config(FakeConfig { max_message_bytes: 4096, ..FakeConfig::default() });
+        let broker = MemoryBroker::with_config(BrokerConfig { max_message_bytes: 4096, ..BrokerConfig::default() });
         let metrics = Metrics::new("processor");
         let server = start(Arc::new(broker.clone()), metrics.clone());
         let replies = broker.subscribe("replies", "t").await.unwrap();

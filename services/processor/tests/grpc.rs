@@ -4,13 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use grpcio::{CallOption, ChannelBuilder, Environment, RpcStatusCode};
-use switchboard_embedded::pubsub::{FakeConfig, MemoryBroker};
-use switchboard_names::topics::ReplyTopics;
+use switchboard_embedded::pubsub::{BrokerConfig, MemoryBroker};
+use switchboard_grpc::client::processor_client;
 use switchboard_ports::Subscriber;
 use switchboard_processor::{ProcessorServer, ServerConfig, HEALTH_SERVICE_NAME};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::health::{HealthCheckRequest, HealthClient, ServingStatus};
-use switchboard_proto::{client::processor_client, Envelope, ProcessRequest};
+use switchboard_proto::{Envelope, ProcessRequest};
+use switchboard_topology::topics::ReplyTopics;
 
 fn start() -> (ProcessorServer, MemoryBroker) {
     start_on(MemoryBroker::new())
@@ -135,7 +136,7 @@ fn an_envelope_that_already_carries_a_reply_is_refused() {
 fn a_reply_that_can_never_be_published_is_failed_precondition_not_unavailable() {
     smol::block_on(async {
         // The allowed topic does not exist and the broker does not create topics: permanent.
-        let broker = MemoryBroker::with_config(FakeConfig { auto_create_topics: false, ..FakeConfig::default() });
+        let broker = MemoryBroker::with_config(BrokerConfig { auto_create_topics: false, ..BrokerConfig::default() });
         let (server, _broker) = start_on(broker);
         let client = processor_client(&server.local_addr().to_string());
         let e = Envelope::start("id-8", "x", "replies", Duration::from_secs(5));

@@ -7,10 +7,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use grpcio::{ChannelBuilder, ClientSStreamReceiver, Environment, RpcStatusCode};
 use switchboard_embedded::pubsub::MemoryBroker;
-use switchboard_names::topics::ReplyTopics;
 use switchboard_processor::{ProcessorServer, ServerConfig, HEALTH_SERVICE_NAME};
 use switchboard_proto::health::{HealthCheckRequest, HealthCheckResponse, HealthClient, ServingStatus};
 use switchboard_testkit::block_on_within;
+use switchboard_topology::topics::ReplyTopics;
 
 const LIMIT: Duration = Duration::from_secs(30);
 

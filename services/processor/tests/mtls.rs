@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use grpcio::{CallOption, RpcStatusCode};
 use switchboard_embedded::pubsub::MemoryBroker;
-use switchboard_names::topics::ReplyTopics;
+use switchboard_grpc::client::{processor_client, processor_client_tls};
+use switchboard_grpc::tls::{ClientTls, ServerTls};
 use switchboard_processor::{ProcessorServer, ServerConfig};
-use switchboard_proto::client::{processor_client, processor_client_tls};
-use switchboard_proto::tls::{ClientTls, ServerTls};
 use switchboard_proto::{Envelope, ProcessRequest, ProcessorClient};
 use switchboard_testkit::certs::test_certs;
+use switchboard_topology::topics::ReplyTopics;
 
 fn start(mutual: bool) -> ProcessorServer {
     let certs = test_certs();

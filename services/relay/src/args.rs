@@ -1,4 +1,4 @@
-use switchboard_names::topics::Topics;
+use switchboard_topology::topics::Topics;
 
 use crate::RelayConfig;
 
@@ -6,7 +6,7 @@ use crate::RelayConfig;
 #[derive(Debug, Clone, clap::Args)]
 pub struct RelayArgs {
     /// Consumer group shared by all relays.
-    #[arg(long, env = "SWITCHBOARD_RELAY_GROUP", default_value = switchboard_names::RELAY_GROUP)]
+    #[arg(long, env = "SWITCHBOARD_RELAY_GROUP", default_value = switchboard_topology::RELAY_GROUP)]
     pub relay_group: String,
     /// Requests one relay handles at once.
     #[arg(long, env = "SWITCHBOARD_RELAY_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
@@ -29,7 +29,7 @@ pub struct RelayArgs {
     pub breaker: RelayBreaker,
 }
 
-switchboard_scaffold::breaker_args!(
+switchboard_service::breaker_args!(
     /// The breaker around the relay's processor calls.
     RelayBreaker, env = "SWITCHBOARD_RELAY_BREAKER", flag = "relay-breaker"
 );

@@ -81,7 +81,7 @@ async fn unary(client: &ProcessorClient, mut request: ProcessRequest, remaining:
     // The relay only needs the outcome, not the published envelope back.
     request.omit_envelope = true;
     let mut opt = CallOption::default().timeout(remaining);
-    if let Some(headers) = request.envelope.as_ref().and_then(switchboard_proto::client::call_metadata) {
+    if let Some(headers) = request.envelope.as_ref().and_then(switchboard_grpc::client::call_metadata) {
         opt = opt.headers(headers);
     }
     let result = match client.process_async_opt(&request, opt) {

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
-use switchboard_names::topics::{ReplyTopics, Topics};
 use switchboard_telemetry::{Metrics, Readiness};
+use switchboard_topology::topics::{ReplyTopics, Topics};
 
 /// `--relay-batch-max` unless set.
 pub const DEFAULT_BATCH_MAX: usize = 64;
@@ -47,9 +47,9 @@ pub struct RelayConfig {
 impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
-            requests_topic: switchboard_names::REQUESTS_TOPIC.into(),
-            group: switchboard_names::RELAY_GROUP.into(),
-            dead_letter_topic: switchboard_names::REQUESTS_DLQ_TOPIC.into(),
+            requests_topic: switchboard_topology::REQUESTS_TOPIC.into(),
+            group: switchboard_topology::RELAY_GROUP.into(),
+            dead_letter_topic: switchboard_topology::REQUESTS_DLQ_TOPIC.into(),
             reply_topics: Topics::default().reply_allow_list(),
             max_publish_retries: 5,
             publish_retry_base: Duration::from_millis(200),

@@ -3,12 +3,12 @@ use std::time::{Duration, Instant};
 
 use grpcio::RpcStatusCode;
 use log::{error, info, warn};
-use switchboard_names::topics::ReplyTopics;
 use switchboard_ports::{ErrorKind, Message, Publisher};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope, ProcessRequest, ProcessorClient};
 use switchboard_resilience::{CircuitBreaker, Jitter, RetryBudget, RetryPolicy};
 use switchboard_telemetry::TraceContext;
+use switchboard_topology::topics::ReplyTopics;
 
 use crate::batcher::{Answer, Calls};
 use crate::RelayConfig;

@@ -1,16 +1,16 @@
 //! `relay`: consumes requests from Kafka and calls the processor over gRPC.
 
 use anyhow::Context;
-use switchboard_names::Topics;
 use switchboard_relay::{Relay, RelayArgs};
-use switchboard_scaffold::Service;
+use switchboard_service::Service;
+use switchboard_topology::Topics;
 use switchboard_wiring::CallerCli;
 
-switchboard_scaffold::service_main!("relay", run, about = "switchboard relay: Kafka requests → gRPC processor");
+switchboard_service::service_main!("relay", run, about = "switchboard relay: Kafka requests → gRPC processor");
 
 async fn run(cli: CallerCli<Topics, RelayArgs>) -> anyhow::Result<()> {
     let mut config = cli.args.config(&cli.names)?;
-    let service = Service::start("relay", &cli.service, switchboard_names::RELAY_ADMIN_ADDR).await?;
+    let service = Service::start("relay", &cli.service, switchboard_topology::RELAY_ADMIN_ADDR).await?;
     config.metrics = service.metrics.clone();
     config.readiness = service.readiness.clone();
     let ports = cli.brokers.require_kafka("relay", &[&cli.names.requests, &cli.names.requests_dlq]).await?;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_embedded::pubsub::{FakeConfig, MemoryBroker, StartFrom};
+use switchboard_embedded::pubsub::{BrokerConfig, MemoryBroker, StartFrom};
 use switchboard_ports::{Message, Publisher, TopicAdmin};
 use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_proto::convert::Stage;
@@ -28,7 +28,7 @@ fn processor(broker: &MemoryBroker) -> ProcessorServer {
 }
 
 fn handler(broker: &MemoryBroker, processor: &ProcessorServer) -> RequestHandler {
-    let client = switchboard_proto::client::processor_client(&processor.local_addr().to_string());
+    let client = switchboard_grpc::client::processor_client(&processor.local_addr().to_string());
     let config = RelayConfig::default();
     let breaker = switchboard_resilience::CircuitBreaker::new(config.breaker.clone());
     RequestHandler::new(Arc::new(config), client, Arc::new(broker.clone()), breaker)
@@ -130,7 +130,7 @@ fn an_envelope_already_carrying_a_reply_is_dead_lettered_not_processed_again() {
 fn a_failure_answer_that_can_never_be_published_dead_letters_the_request() {
     run(async {
         // No auto-creation and no replies topic: publishing the answer fails for good.
-        let broker = MemoryBroker::with_config(FakeConfig { auto_create_topics: false, ..FakeConfig::default() });
+        let broker = MemoryBroker::with_config(BrokerConfig { auto_create_topics: false, ..BrokerConfig::default() });
         broker.ensure_topic(DLQ, 1).await.unwrap();
         let processor = processor(&broker);
         let handler = handler(&broker, &processor);
@@ -148,7 +148,7 @@ fn a_failure_answer_that_can_never_be_published_dead_letters_the_request() {
 fn a_dead_letter_refused_for_good_is_dropped_loudly_not_retried() {
     run(async {
         // Not even the dead-letter topic exists.
-        let broker = MemoryBroker::with_config(FakeConfig { auto_create_topics: false, ..FakeConfig::default() });
+        let broker = MemoryBroker::with_config(BrokerConfig { auto_create_topics: false, ..BrokerConfig::default() });
         let processor = processor(&broker);
         let handler = handler(&broker, &processor);
         let outcome = handler.handle(&Message::new(&b"\xff\xff garbage"[..])).await;
@@ -162,10 +162,10 @@ fn a_dead_letter_refused_for_good_is_dropped_loudly_not_retried() {
 #[test]
 fn a_request_that_cannot_be_dead_lettered_does_not_hold_its_partition() {
     run(async {
-        let broker = MemoryBroker::with_config(FakeConfig { auto_create_topics: false, ..FakeConfig::default() });
+        let broker = MemoryBroker::with_config(BrokerConfig { auto_create_topics: false, ..BrokerConfig::default() });
         broker.ensure_topic(REQUESTS, 1).await.unwrap();
         let processor = processor(&broker);
-        let client = switchboard_proto::client::processor_client(&processor.local_addr().to_string());
+        let client = switchboard_grpc::client::processor_client(&processor.local_addr().to_string());
         let config = RelayConfig::default();
         let relay = Relay::new(config, Arc::new(broker.clone()), Arc::new(broker.clone()), client);
         let (stop, stopped) = async_channel::bounded::<()>(1);

@@ -53,7 +53,7 @@ impl ChainJobs {
 
     /// Defaults over a fresh embedded work queue.
     pub fn embedded() -> Self {
-        Self::new(Queues::embedded(switchboard_embedded::queue::FakeWorkQueue::new()))
+        Self::new(Queues::embedded(switchboard_embedded::queue::MemoryWorkQueue::new()))
     }
 }
 
@@ -157,7 +157,7 @@ impl Chain {
             (Some(server), addr)
         };
 
-        let client = switchboard_proto::client::processor_client_on(grpc_env.clone(), &processor_addr.to_string());
+        let client = switchboard_grpc::client::processor_client_on(grpc_env.clone(), &processor_addr.to_string());
         let relay = switchboard_relay::Relay::new(config.relay, requests, publisher.clone(), client);
         let relay_breaker = relay.breaker();
         // Subscribed before the gateway takes requests, so none is published into a group
@@ -170,7 +170,7 @@ impl Chain {
         let worker = match &jobs {
             Some(jobs) => {
                 let client =
-                    switchboard_proto::client::processor_client_on(grpc_env.clone(), &processor_addr.to_string());
+                    switchboard_grpc::client::processor_client_on(grpc_env.clone(), &processor_addr.to_string());
                 let worker = switchboard_worker::Worker::new(
                     jobs.worker.clone(),
                     jobs.queues.queue.clone(),

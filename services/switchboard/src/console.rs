@@ -4,7 +4,7 @@
 use switchboard::Chain;
 use switchboard_console::{Console, ConsoleArgs, Sources, Target};
 use switchboard_gateway::BearerTokens;
-use switchboard_names::{JobNames, Topics};
+use switchboard_topology::{JobNames, Topics};
 
 /// The console's serving task; dropping it stops the console.
 pub(crate) type Running = Option<smol::Task<std::io::Result<()>>>;

@@ -8,11 +8,11 @@ use clap::{Parser, Subcommand};
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient};
 use switchboard_console::{ConsoleArgs, Sources};
 use switchboard_gateway::{GatewayArgs, GatewayConfig, JobsArgs, ROUTES};
-use switchboard_names::topics::Topics;
 use switchboard_processor::ProcessorArgs;
 use switchboard_relay::RelayArgs;
-use switchboard_scaffold::ShutdownArgs;
+use switchboard_service::ShutdownArgs;
 use switchboard_telemetry::Metrics;
+use switchboard_topology::topics::Topics;
 use switchboard_wiring::BrokerArgs;
 use switchboard_worker::WorkerArgs;
 
@@ -55,7 +55,7 @@ enum Command {
 
 mod console;
 
-switchboard_scaffold::service_main!("switchboard", run);
+switchboard_service::service_main!("switchboard", run);
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let ports = cli.brokers.connect(&cli.topics.all()).await?;

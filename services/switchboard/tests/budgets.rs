@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use edges_support::{post, Act, Blackhole, Plan, PlannedPublisher, PlannedQueue, SameFanout, Served};
 use switchboard_embedded::pubsub::MemoryBroker;
-use switchboard_embedded::queue::FakeWorkQueue;
+use switchboard_embedded::queue::MemoryWorkQueue;
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
 use switchboard_ports::{ErrorKind, Publisher};
 
@@ -40,7 +40,7 @@ async fn publishing(act: Act, config: GatewayConfig) -> (Served, Arc<PlannedPubl
     (Served::start(gateway(config, publisher.clone(), &broker).await), publisher)
 }
 
-async fn jobs_gateway(queue: Arc<PlannedQueue>, fanout: &FakeWorkQueue) -> Served {
+async fn jobs_gateway(queue: Arc<PlannedQueue>, fanout: &MemoryWorkQueue) -> Served {
     let broker = MemoryBroker::new();
     let g = gateway(config(), Arc::new(broker.clone()), &broker).await;
     let g = g
@@ -109,7 +109,7 @@ fn a_transient_publish_error_stays_a_503_with_retry_after() {
 #[test]
 fn a_stalled_enqueue_answers_503_at_the_budget() {
     smol::block_on(async {
-        let fake = FakeWorkQueue::new();
+        let fake = MemoryWorkQueue::new();
         let queue = PlannedQueue::new(Arc::new(fake.clone()), Plan::always(Act::Delay(STALL)));
         let served = jobs_gateway(queue.clone(), &fake).await;
         let started = Instant::now();
@@ -125,7 +125,7 @@ fn a_stalled_enqueue_answers_503_at_the_budget() {
 #[test]
 fn a_permanent_enqueue_error_is_a_500_without_retry_after() {
     smol::block_on(async {
-        let fake = FakeWorkQueue::new();
+        let fake = MemoryWorkQueue::new();
         let queue = PlannedQueue::new(Arc::new(fake.clone()), Plan::always(Act::Fail(ErrorKind::Invalid)));
         let served = jobs_gateway(queue, &fake).await;
         let reply = post(served.addr, "/jobs", "hello world", None).await;

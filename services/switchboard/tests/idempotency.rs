@@ -12,7 +12,7 @@ use edges_support::{drain_jobs, post, until_known, Act, Plan, PlannedPublisher, 
 use serde_json::json;
 use switchboard::{Chain, ChainConfig};
 use switchboard_embedded::pubsub::MemoryBroker;
-use switchboard_embedded::queue::FakeWorkQueue;
+use switchboard_embedded::queue::MemoryWorkQueue;
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
 
 const QUEUE: &str = "switchboard.jobs";
@@ -20,7 +20,7 @@ const LEARN: Duration = Duration::from_secs(5);
 
 /// A gateway with the jobs API on `queue` (wrapped, to count enqueues) and `fanout`, and no
 /// worker: jobs stay queued.
-async fn jobs_gateway(queue: Arc<PlannedQueue>, fanout: &FakeWorkQueue, budget: Duration) -> Served {
+async fn jobs_gateway(queue: Arc<PlannedQueue>, fanout: &MemoryWorkQueue, budget: Duration) -> Served {
     let broker = MemoryBroker::new();
     let config = GatewayConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
@@ -36,12 +36,12 @@ async fn jobs_gateway(queue: Arc<PlannedQueue>, fanout: &FakeWorkQueue, budget: 
     Served::start(g)
 }
 
-fn counted(fake: &FakeWorkQueue, plan: Plan) -> Arc<PlannedQueue> {
+fn counted(fake: &MemoryWorkQueue, plan: Plan) -> Arc<PlannedQueue> {
     PlannedQueue::new(Arc::new(fake.clone()), plan)
 }
 
 /// Two gateways on the same queue and fanout, each with the wrapper counting its enqueues.
-async fn two_gateways(fake: &FakeWorkQueue) -> [(Served, Arc<PlannedQueue>); 2] {
+async fn two_gateways(fake: &MemoryWorkQueue) -> [(Served, Arc<PlannedQueue>); 2] {
     let (qa, qb) = (counted(fake, Plan::always(Act::Pass)), counted(fake, Plan::always(Act::Pass)));
     let a = jobs_gateway(qa.clone(), fake, Duration::from_secs(5)).await;
     let b = jobs_gateway(qb.clone(), fake, Duration::from_secs(5)).await;
@@ -51,7 +51,7 @@ async fn two_gateways(fake: &FakeWorkQueue) -> [(Served, Arc<PlannedQueue>); 2] 
 #[test]
 fn a_queued_job_is_known_to_every_gateway() {
     smol::block_on(async {
-        let fake = FakeWorkQueue::new();
+        let fake = MemoryWorkQueue::new();
         let [(a, _), (b, _)] = two_gateways(&fake).await;
         let accepted = post(a.addr, "/jobs", "hello world", None).await;
         assert_eq!(accepted.status, 202, "{}", accepted.body);
@@ -68,7 +68,7 @@ fn a_queued_job_is_known_to_every_gateway() {
 #[test]
 fn the_same_key_returns_the_same_job_on_any_gateway_and_enqueues_once() {
     smol::block_on(async {
-        let fake = FakeWorkQueue::new();
+        let fake = MemoryWorkQueue::new();
         let [(a, qa), (b, qb)] = two_gateways(&fake).await;
         let key = Some("order-4711");
         let first = post(a.addr, "/jobs", "hello world", key).await;
@@ -110,7 +110,7 @@ fn the_same_key_returns_the_same_job_on_any_gateway_and_enqueues_once() {
 #[test]
 fn a_key_reused_with_another_body_is_a_422_on_any_gateway() {
     smol::block_on(async {
-        let fake = FakeWorkQueue::new();
+        let fake = MemoryWorkQueue::new();
         let [(a, qa), (b, qb)] = two_gateways(&fake).await;
         let first = post(a.addr, "/jobs", "hello world", Some("k-1")).await;
         assert_eq!(first.status, 202, "{}", first.body);
@@ -130,7 +130,7 @@ fn a_key_reused_with_another_body_is_a_422_on_any_gateway() {
 #[test]
 fn a_malformed_key_is_a_json_400() {
     smol::block_on(async {
-        let fake = FakeWorkQueue::new();
+        let fake = MemoryWorkQueue::new();
         let queue = counted(&fake, Plan::always(Act::Pass));
         let g = jobs_gateway(queue.clone(), &fake, Duration::from_secs(5)).await;
         let long = "k".repeat(256);
@@ -155,7 +155,7 @@ fn a_malformed_key_is_a_json_400() {
 #[test]
 fn concurrent_submissions_with_one_key_on_one_gateway_enqueue_once() {
     smol::block_on(async {
-        let fake = FakeWorkQueue::new();
+        let fake = MemoryWorkQueue::new();
         // The first enqueue is slow, so the others arrive while it is in flight.
         let queue = counted(&fake, Plan::new(vec![Act::Delay(Duration::from_millis(300))], Act::Pass));
         let g = jobs_gateway(queue.clone(), &fake, Duration::from_secs(5)).await;
@@ -179,7 +179,7 @@ fn concurrent_submissions_with_one_key_on_one_gateway_enqueue_once() {
 #[test]
 fn a_retry_after_a_timed_out_submission_gets_the_job_the_broker_stored() {
     smol::block_on(async {
-        let fake = FakeWorkQueue::new();
+        let fake = MemoryWorkQueue::new();
         let queue = counted(&fake, Plan::new(vec![Act::Delay(Duration::from_millis(1500))], Act::Pass));
         let g = jobs_gateway(queue.clone(), &fake, Duration::from_millis(300)).await;
         let first = post(g.addr, "/jobs", "hello world", Some("retry-me")).await;

@@ -10,7 +10,7 @@ use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient};
 use switchboard_embedded::pubsub::MemoryBroker;
-use switchboard_embedded::queue::FakeWorkQueue;
+use switchboard_embedded::queue::MemoryWorkQueue;
 use switchboard_ports::{Fanout, Message};
 use switchboard_proto::{JobEvent, ProtoMessage};
 use switchboard_wiring::Queues;
@@ -52,7 +52,7 @@ fn events() -> impl Strategy<Value = Vec<u8>> {
 
 #[test]
 fn arbitrary_job_events_never_stop_the_gateway_reporting_jobs() {
-    let queue = FakeWorkQueue::new();
+    let queue = MemoryWorkQueue::new();
     let mut config = ChainConfig::default();
     config.gateway.addr = "127.0.0.1:0".parse().unwrap();
     config.processor.addr = "127.0.0.1:0".parse().unwrap();

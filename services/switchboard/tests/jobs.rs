@@ -1,5 +1,5 @@
 //! The jobs API end to end on the embedded brokers (`MemoryBroker` for the chain,
-//! `FakeWorkQueue` for jobs): the real gateway, worker and processor (real gRPC), over HTTP.
+//! `MemoryWorkQueue` for jobs): the real gateway, worker and processor (real gRPC), over HTTP.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use http_types::{Method, Request, Url};
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient, HttpReply};
 use switchboard_embedded::pubsub::MemoryBroker;
-use switchboard_embedded::queue::FakeWorkQueue;
+use switchboard_embedded::queue::MemoryWorkQueue;
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
 use switchboard_ports::QueueOptions;
 use switchboard_wiring::Queues;
@@ -63,7 +63,7 @@ async fn wait_final(client: &mut HttpClient, id: &str) -> serde_json::Value {
 #[test]
 fn post_job_then_get_done_with_the_upper_cased_result() {
     smol::block_on(async {
-        let chain = start(Queues::embedded(FakeWorkQueue::new())).await;
+        let chain = start(Queues::embedded(MemoryWorkQueue::new())).await;
         let mut res = post_job_raw(chain.gateway_addr(), json!({"message": "hello world"})).await;
         assert_eq!(u16::from(res.status()), 202);
         let body: serde_json::Value = serde_json::from_str(&res.body_string().await.unwrap()).unwrap();
@@ -85,7 +85,7 @@ fn post_job_then_get_done_with_the_upper_cased_result() {
 #[test]
 fn bad_input_on_jobs_is_a_json_4xx() {
     smol::block_on(async {
-        let chain = start(Queues::embedded(FakeWorkQueue::new())).await;
+        let chain = start(Queues::embedded(MemoryWorkQueue::new())).await;
         let cases: [(Option<&str>, &[u8], u16, &str); 4] = [
             (Some("text/plain"), b"hello", 415, "unsupported_media_type"),
             (Some("application/json"), b"{not json", 400, "invalid_json"),
@@ -110,7 +110,7 @@ fn bad_input_on_jobs_is_a_json_4xx() {
 #[test]
 fn unknown_job_is_a_json_404() {
     smol::block_on(async {
-        let chain = start(Queues::embedded(FakeWorkQueue::new())).await;
+        let chain = start(Queues::embedded(MemoryWorkQueue::new())).await;
         let mut client = HttpClient::new(chain.gateway_addr());
         let reply = client.get("/jobs/no-such-job").await.unwrap();
         assert_eq!(reply.status, 404);
@@ -124,7 +124,7 @@ fn unknown_job_is_a_json_404() {
 #[test]
 fn job_results_are_visible_from_any_gateway() {
     smol::block_on(async {
-        let queues = Queues::embedded(FakeWorkQueue::new());
+        let queues = Queues::embedded(MemoryWorkQueue::new());
         let a = start(queues.clone()).await;
         let b = start(queues).await;
         let (mut ca, mut cb) = (HttpClient::new(a.gateway_addr()), HttpClient::new(b.gateway_addr()));
@@ -153,7 +153,7 @@ fn job_results_are_visible_from_any_gateway() {
 fn full_queue_is_503_with_retry_after() {
     smol::block_on(async {
         let broker = MemoryBroker::new();
-        let queue = FakeWorkQueue::new();
+        let queue = MemoryWorkQueue::new();
         let config = GatewayConfig { addr: "127.0.0.1:0".parse().unwrap(), ..GatewayConfig::default() };
         let jobs = JobsConfig::default().with_queue_options(QueueOptions::default().with_max_length(1));
         let gateway = Gateway::bind(config, Arc::new(broker.clone()), Arc::new(broker))

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use futures_lite::future;
 use switchboard::{Chain, ChainConfig};
-use switchboard_names::topics::ReplyTopics;
 use switchboard_ports::{ErrorKind, Message, Publisher, Subscription};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope};
 use switchboard_relay::{Outcome, RelayConfig, RequestHandler};
+use switchboard_topology::topics::ReplyTopics;
 use switchboard_wiring::{BrokerArgs, PubSub};
 
 fn run_id() -> String {
@@ -127,7 +127,7 @@ fn permanent_publish_errors_are_dead_lettered_or_dropped_not_retried() {
                 ..RelayConfig::default()
             };
             let breaker = switchboard_resilience::CircuitBreaker::new(config.breaker.clone());
-            let client = switchboard_proto::client::processor_client("127.0.0.1:9");
+            let client = switchboard_grpc::client::processor_client("127.0.0.1:9");
             RequestHandler::new(Arc::new(config), client, ports.publisher.clone(), breaker)
         };
         let mut late = Envelope::start("late", "x", &missing, Duration::from_secs(10));

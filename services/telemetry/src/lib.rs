@@ -2,7 +2,7 @@
 //! metrics, W3C trace context, readiness checks and breaker state in both. No tokio: every
 //! future is `Send`, so smol and async-std (tide) callers use the same API.
 //!
-//! The admin server, the serve loop and graceful shutdown live in `switchboard-scaffold`.
+//! The admin server, the serve loop and graceful shutdown live in `switchboard-service`.
 //!
 //! # Tracing a hop
 //!

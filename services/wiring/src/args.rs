@@ -2,7 +2,7 @@
 use std::sync::Arc;
 
 #[cfg(feature = "embedded")]
-use switchboard_embedded::pubsub::{FakeConfig, MemoryBroker};
+use switchboard_embedded::pubsub::{BrokerConfig, MemoryBroker};
 #[cfg(feature = "kafka")]
 use switchboard_kafka::{KafkaAdmin, KafkaConfig, KafkaPublisher, KafkaSubscriber, OffsetReset};
 #[cfg(feature = "kafka")]
@@ -135,7 +135,7 @@ impl BrokerArgs {
         }
         let _ = topics; // the embedded broker creates topics on first use
         log::info!("no KAFKA_BROKERS: using the embedded broker");
-        let config = FakeConfig { retention_messages: self.embedded_retention as usize, ..FakeConfig::default() };
+        let config = BrokerConfig { retention_messages: self.embedded_retention as usize, ..BrokerConfig::default() };
         Ok(PubSub::embedded(MemoryBroker::with_config(config)))
     }
 

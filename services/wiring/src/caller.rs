@@ -1,7 +1,7 @@
 //! The flags of the processor's callers deployed alone, declared once for both.
 
-use switchboard_proto::tls::ProcessorClientArgs;
-use switchboard_scaffold::ServiceArgs;
+use switchboard_grpc::tls::ProcessorClientArgs;
+use switchboard_service::ServiceArgs;
 
 use crate::BrokerArgs;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 #[cfg(feature = "amqp")]
 use switchboard_amqp::{AmqpConfig, AmqpWorkQueue};
 #[cfg(feature = "embedded")]
-use switchboard_embedded::queue::FakeWorkQueue;
+use switchboard_embedded::queue::MemoryWorkQueue;
 use switchboard_ports::{Fanout, WorkQueue};
 
 use crate::BrokerArgs;
@@ -26,7 +26,7 @@ pub struct Queues {
 impl Queues {
     /// Ports over one embedded work queue.
     #[cfg(feature = "embedded")]
-    pub fn embedded(broker: FakeWorkQueue) -> Self {
+    pub fn embedded(broker: MemoryWorkQueue) -> Self {
         Queues {
             queue: Arc::new(broker.clone()),
             fanout: Arc::new(broker.clone()),
@@ -62,7 +62,7 @@ impl BrokerArgs {
             return queues;
         }
         log::info!("no AMQP_URL: using the embedded work queue");
-        Ok(Queues::embedded(FakeWorkQueue::new()))
+        Ok(Queues::embedded(MemoryWorkQueue::new()))
     }
 
     /// RabbitMQ, or an error naming `service` when none is configured.

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use switchboard_names::JobNames;
+use switchboard_topology::JobNames;
 
 use crate::WorkerConfig;
 
@@ -28,7 +28,7 @@ pub struct WorkerArgs {
     pub breaker: WorkerBreaker,
 }
 
-switchboard_scaffold::breaker_args!(
+switchboard_service::breaker_args!(
     /// The breaker around the worker's processor calls.
     WorkerBreaker, env = "SWITCHBOARD_WORKER_BREAKER", flag = "worker-breaker"
 );

@@ -4,10 +4,10 @@ use switchboard_ports::QueueOptions;
 use switchboard_resilience::{Jitter, RetryPolicy};
 
 /// Default name of the jobs queue.
-pub const DEFAULT_JOBS_QUEUE: &str = switchboard_names::JOBS_QUEUE;
+pub const DEFAULT_JOBS_QUEUE: &str = switchboard_topology::JOBS_QUEUE;
 
 /// Default name of the fanout exchange job events are broadcast on.
-pub const DEFAULT_JOB_EVENTS_EXCHANGE: &str = switchboard_names::JOB_EVENTS_EXCHANGE;
+pub const DEFAULT_JOB_EVENTS_EXCHANGE: &str = switchboard_topology::JOB_EVENTS_EXCHANGE;
 
 /// Worker settings; defaults match the documented names and limits.
 #[derive(Debug, Clone)]

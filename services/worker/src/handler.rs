@@ -191,7 +191,7 @@ impl JobHandler {
         info!("gRPC Client: {} id={}", envelope.body, envelope.id);
 
         let mut opt = CallOption::default().timeout(timeout);
-        if let Some(headers) = switchboard_proto::client::call_metadata(&envelope) {
+        if let Some(headers) = switchboard_grpc::client::call_metadata(&envelope) {
             opt = opt.headers(headers);
         }
         let mut request = ProcessRequest::new();

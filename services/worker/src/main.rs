@@ -1,13 +1,13 @@
 //! `worker`: consumes jobs from RabbitMQ (`AMQP_URL`) and runs them through the processor.
 
 use anyhow::Context;
-use switchboard_names::JobNames;
 use switchboard_resilience::CircuitBreaker;
-use switchboard_scaffold::Service;
+use switchboard_service::Service;
+use switchboard_topology::JobNames;
 use switchboard_wiring::CallerCli;
 use switchboard_worker::{Worker, WorkerArgs};
 
-switchboard_scaffold::service_main!(
+switchboard_service::service_main!(
     "worker",
     run,
     about = "switchboard worker: RabbitMQ jobs → gRPC processor → job events"
@@ -15,7 +15,7 @@ switchboard_scaffold::service_main!(
 
 async fn run(cli: CallerCli<JobNames, WorkerArgs>) -> anyhow::Result<()> {
     let breaker = CircuitBreaker::new(cli.args.breaker.config()?);
-    let service = Service::start("worker", &cli.service, switchboard_names::WORKER_ADMIN_ADDR).await?;
+    let service = Service::start("worker", &cli.service, switchboard_topology::WORKER_ADMIN_ADDR).await?;
     switchboard_telemetry::ready_unless_open(&service.readiness, "processor", &breaker, "processor breaker open");
     let queues = cli.brokers.require_amqp("worker").await?;
     let client = cli.processor.connect().context("processor TLS")?;

@@ -7,7 +7,7 @@ mod support;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use support::*;
-use switchboard_embedded::queue::FakeWorkQueue;
+use switchboard_embedded::queue::MemoryWorkQueue;
 use switchboard_ports::{Message, WorkQueue};
 use switchboard_proto::{JobStatus, ProtoMessage};
 
@@ -20,7 +20,7 @@ fn poison() -> impl Strategy<Value = Vec<u8>> {
 
 #[test]
 fn arbitrary_payloads_are_dead_lettered_and_the_worker_keeps_going() {
-    let q = FakeWorkQueue::new();
+    let q = MemoryWorkQueue::new();
     let config = test_config("fuzz");
     let processor = TestProcessor::start();
     let (w, mut events) = smol::block_on(async {

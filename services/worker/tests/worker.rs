@@ -1,4 +1,4 @@
-//! The worker on the embedded work queue (`FakeWorkQueue`) with real gRPC to a processor.
+//! The worker on the embedded work queue (`MemoryWorkQueue`) with real gRPC to a processor.
 
 mod support;
 
@@ -6,35 +6,35 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use support::*;
-use switchboard_embedded::queue::FakeWorkQueue;
+use switchboard_embedded::queue::MemoryWorkQueue;
 use switchboard_ports::WorkQueue;
 use switchboard_proto::JobStatus;
 use switchboard_worker::Worker;
 
 #[test]
 fn round_trip() {
-    run(support::round_trip(FakeWorkQueue::new()));
+    run(support::round_trip(MemoryWorkQueue::new()));
 }
 
 #[test]
 fn killed_worker_jobs_completed_by_another() {
-    let q = FakeWorkQueue::new();
+    let q = MemoryWorkQueue::new();
     run(support::killed_worker_jobs_completed_by_another(q.clone(), move || q.clone()));
 }
 
 #[test]
 fn retry_then_success() {
-    run(support::retry_then_success(FakeWorkQueue::new()));
+    run(support::retry_then_success(MemoryWorkQueue::new()));
 }
 
 #[test]
 fn exhausted_retries_dead_letter() {
-    run(support::exhausted_retries_dead_letter(FakeWorkQueue::new()));
+    run(support::exhausted_retries_dead_letter(MemoryWorkQueue::new()));
 }
 
 #[test]
 fn poison_dead_lettered_worker_keeps_going() {
-    run(support::poison_dead_lettered_worker_keeps_going(FakeWorkQueue::new()));
+    run(support::poison_dead_lettered_worker_keeps_going(MemoryWorkQueue::new()));
 }
 
 /// A job that kills every worker holding it ends in the dead-letter queue once the lost tries
@@ -42,7 +42,7 @@ fn poison_dead_lettered_worker_keeps_going() {
 #[test]
 fn job_killing_workers_dead_lettered_after_max_attempts() {
     run(async {
-        let q = FakeWorkQueue::new();
+        let q = MemoryWorkQueue::new();
         let config = test_config("crash_loop").with_max_attempts(2);
         let stuck = TestProcessor::start().hanging();
         let mut events = Events::listen(&q, &config.events_exchange).await;
@@ -76,7 +76,7 @@ fn job_killing_workers_dead_lettered_after_max_attempts() {
 #[test]
 fn open_breaker_defers_without_spending_attempts() {
     run(async {
-        let q = FakeWorkQueue::new();
+        let q = MemoryWorkQueue::new();
         let config = test_config("breaker").with_max_attempts(1);
         let processor = TestProcessor::start();
         let mut events = Events::listen(&q, &config.events_exchange).await;
@@ -113,7 +113,7 @@ fn deferred(metrics: &switchboard_telemetry::Metrics) -> u64 {
 #[test]
 fn two_workers_share_the_load() {
     run(async {
-        let q = FakeWorkQueue::new();
+        let q = MemoryWorkQueue::new();
         let config = test_config("share").with_prefetch(1);
         let slow = Duration::from_millis(20);
         let (pa, pb) = (TestProcessor::start().slow(slow), TestProcessor::start().slow(slow));
@@ -140,7 +140,7 @@ fn two_workers_share_the_load() {
 #[test]
 fn graceful_stop_finishes_jobs_in_flight() {
     run(async {
-        let q = FakeWorkQueue::new();
+        let q = MemoryWorkQueue::new();
         let config = test_config("graceful");
         let processor = TestProcessor::start().slow(Duration::from_millis(500));
         let mut events = Events::listen(&q, &config.events_exchange).await;
@@ -164,7 +164,7 @@ fn graceful_stop_finishes_jobs_in_flight() {
 #[test]
 fn events_carry_the_request_fingerprint() {
     run(async {
-        let q = FakeWorkQueue::new();
+        let q = MemoryWorkQueue::new();
         let config = test_config("fingerprint");
         let processor = TestProcessor::start();
         let mut events = Events::listen(&q, &config.events_exchange).await;

@@ -41,7 +41,7 @@ use futures_lite::future;
 use smol::Timer;
 use switchboard_ports::{InspectTopics, Publisher, Subscriber, TopicAdmin};
 
-use switchboard_embedded::pubsub::{FakeConfig, MemoryBroker};
+use switchboard_embedded::pubsub::{BrokerConfig, MemoryBroker};
 
 pub use cases::*;
 pub use inspect::*;
@@ -64,7 +64,7 @@ pub struct Features {
 }
 
 impl Features {
-    /// Everything Kafka-compatible backends (and the fake) provide.
+    /// Everything Kafka-compatible backends (and the embedded broker) provide.
     pub const KAFKA: Features = Features {
         consumer_groups: true,
         guaranteed_order_per_key: true,
@@ -83,7 +83,7 @@ pub struct SuiteConfig {
     /// Messages of the load case (`many_messages`); default 1000.
     pub messages: usize,
     /// Time for a group to settle after a member joins or leaves, before the case publishes or
-    /// expects redelivery (real Kafka: a few seconds; the fake: zero).
+    /// expects redelivery (real Kafka: a few seconds; the embedded broker: zero).
     pub settle: Duration,
     /// Longest wait for one expected message.
     pub receive: Duration,
@@ -119,7 +119,7 @@ impl SuiteConfig {
     }
 
     /// Fewer messages (100), for quick runs; `SWITCHBOARD_SHORT_TESTS=1` applies it to the
-    /// fake backend.
+    /// embedded backend.
     pub fn short(mut self) -> Self {
         self.messages = 100;
         self
@@ -160,11 +160,11 @@ pub struct MemoryBackend {
 impl MemoryBackend {
     /// A fresh broker with default settings.
     pub fn new() -> Self {
-        Self::with_config(FakeConfig::default())
+        Self::with_config(BrokerConfig::default())
     }
 
     /// A fresh broker with `config`.
-    pub fn with_config(config: FakeConfig) -> Self {
+    pub fn with_config(config: BrokerConfig) -> Self {
         let mut suite = SuiteConfig::in_memory();
         if std::env::var_os("SWITCHBOARD_SHORT_TESTS").is_some() {
             suite = suite.short();

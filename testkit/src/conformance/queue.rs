@@ -4,7 +4,7 @@
 //! named `#[test]` per case from [`queue_conformance!`](crate::queue_conformance):
 //!
 //! ```ignore
-//! switchboard_testkit::queue_conformance!(FakeWorkQueue::new());
+//! switchboard_testkit::queue_conformance!(MemoryWorkQueue::new());
 //! // Real broker, opt-in:
 //! switchboard_testkit::queue_conformance!(connect(), [#[ignore = "needs RabbitMQ: make test-real"]]);
 //! ```

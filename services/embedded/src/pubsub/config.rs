@@ -14,7 +14,7 @@ pub enum StartFrom {
 
 /// Settings of a [`MemoryBroker`](super::MemoryBroker); every limit is per broker instance.
 #[derive(Debug, Clone)]
-pub struct FakeConfig {
+pub struct BrokerConfig {
     /// Partitions of a topic created on first use (publish or subscribe). At least 1;
     /// default 4. Topics created by `ensure_topic` get the count asked for.
     pub default_partitions: i32,
@@ -28,7 +28,7 @@ pub struct FakeConfig {
     /// Messages retained per partition (default 100 000, at least 1): the broker's memory
     /// bound. Older messages are dropped on append once every group with members has committed
     /// them; while a subscribed group still owes the oldest, a publish to the full partition
-    /// waits for commits (backpressure, up to [`publish_timeout`](FakeConfig::publish_timeout))
+    /// waits for commits (backpressure, up to [`publish_timeout`](BrokerConfig::publish_timeout))
     /// instead. Groups without members do not hold messages: one whose position falls before
     /// the oldest retained message skips forward to it (lost for that group, as with Kafka
     /// retention), and logs a warning.
@@ -52,9 +52,9 @@ pub struct FakeConfig {
     pub fetch_batch: usize,
 }
 
-impl Default for FakeConfig {
+impl Default for BrokerConfig {
     fn default() -> Self {
-        FakeConfig {
+        BrokerConfig {
             default_partitions: 4,
             auto_create_topics: true,
             start_from: StartFrom::Latest,
@@ -68,7 +68,7 @@ impl Default for FakeConfig {
     }
 }
 
-impl FakeConfig {
+impl BrokerConfig {
     /// The same settings with every limit raised to its minimum, so a zero never deadlocks.
     pub(super) fn sanitized(mut self) -> Self {
         self.default_partitions = self.default_partitions.max(1);

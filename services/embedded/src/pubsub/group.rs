@@ -8,7 +8,7 @@ use event_listener::Event;
 use futures_lite::future;
 use switchboard_ports::{Closer, Delivery, Error, Message, OffsetTracker, Settle};
 
-use super::config::FakeConfig;
+use super::config::BrokerConfig;
 use super::lock;
 use super::topic::Topic;
 
@@ -29,7 +29,7 @@ pub(super) struct Member {
     state: Mutex<MemberState>,
     /// Notified on assignment changes, nacks, leaving, and acks that lift the in-flight limit.
     wake: Event,
-    config: FakeConfig,
+    config: BrokerConfig,
 }
 
 struct MemberState {
@@ -68,7 +68,12 @@ impl Group {
     }
 
     /// Adds a member, rebalances, and starts its delivery task feeding `tx`.
-    pub(super) fn join(self: &Arc<Self>, topic: Arc<Topic>, config: FakeConfig, tx: Sender<Delivery>) -> MemberHandle {
+    pub(super) fn join(
+        self: &Arc<Self>,
+        topic: Arc<Topic>,
+        config: BrokerConfig,
+        tx: Sender<Delivery>,
+    ) -> MemberHandle {
         let member = self.member(config);
         {
             let mut members = lock(&self.members);
@@ -85,7 +90,7 @@ impl Group {
     pub(super) fn assigned(
         self: &Arc<Self>,
         topic: Arc<Topic>,
-        config: FakeConfig,
+        config: BrokerConfig,
         tx: Sender<Delivery>,
         partitions: &[i32],
     ) -> MemberHandle {
@@ -101,7 +106,7 @@ impl Group {
         MemberHandle(member)
     }
 
-    fn member(self: &Arc<Self>, config: FakeConfig) -> Arc<Member> {
+    fn member(self: &Arc<Self>, config: BrokerConfig) -> Arc<Member> {
         Arc::new(Member {
             group: self.clone(),
             state: Mutex::new(MemberState {
@@ -210,7 +215,7 @@ impl Member {
                 let log = lock(&topic.partitions[p].log);
                 if pos < log.base {
                     log::warn!(
-                        "fake broker: {}/{p}: offsets {pos}..{} dropped by retention before delivery",
+                        "embedded broker: {}/{p}: offsets {pos}..{} dropped by retention before delivery",
                         topic.name,
                         log.base
                     );

@@ -4,7 +4,7 @@ use futures_lite::future;
 use smol::Timer;
 use switchboard_ports::{Delivery, ErrorKind, Message, Publisher, Subscriber, Subscription, TopicAdmin};
 
-use super::{FakeConfig, MemoryBroker, StartFrom};
+use super::{BrokerConfig, MemoryBroker, StartFrom};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -138,7 +138,7 @@ fn members_share_partitions_and_unacked_messages_move_on_leave() {
 #[test]
 fn in_flight_limit_pauses_fetching_until_acks() {
     smol::block_on(async {
-        let config = FakeConfig { max_in_flight: 2, default_partitions: 1, ..FakeConfig::default() };
+        let config = BrokerConfig { max_in_flight: 2, default_partitions: 1, ..BrokerConfig::default() };
         let broker = MemoryBroker::with_config(config);
         let sub = broker.subscribe("t", "g").await.unwrap();
         for i in 0..5u8 {
@@ -156,7 +156,7 @@ fn in_flight_limit_pauses_fetching_until_acks() {
 #[test]
 fn retention_drops_the_oldest_and_late_groups_skip_forward() {
     smol::block_on(async {
-        let config = FakeConfig { retention_messages: 3, default_partitions: 1, ..FakeConfig::default() };
+        let config = BrokerConfig { retention_messages: 3, default_partitions: 1, ..BrokerConfig::default() };
         let broker = MemoryBroker::with_config(config);
         for i in 0..10u8 {
             broker.publish("t", Message::new(vec![i])).await.unwrap();
@@ -171,7 +171,7 @@ fn retention_drops_the_oldest_and_late_groups_skip_forward() {
 #[test]
 fn closed_broker_refuses_publishes_and_unknown_topics_can_be_refused() {
     smol::block_on(async {
-        let broker = MemoryBroker::with_config(FakeConfig { auto_create_topics: false, ..FakeConfig::default() });
+        let broker = MemoryBroker::with_config(BrokerConfig { auto_create_topics: false, ..BrokerConfig::default() });
         let err = broker.publish("nope", Message::new("x")).await.unwrap_err();
         assert_eq!(err.error.kind(), ErrorKind::Invalid);
         assert_eq!(err.into_inner().payload, b"x", "message handed back");
@@ -212,12 +212,12 @@ fn a_slow_group_behind_by_more_than_the_retention_gets_every_message() {
     smol::block_on(async {
         // Retention 20 per partition, and the group holds at most 4 unacked: it is soon far
         // behind a publisher of 400.
-        let config = FakeConfig {
+        let config = BrokerConfig {
             retention_messages: 20,
             default_partitions: 2,
             max_in_flight: 4,
             subscription_buffer: 1,
-            ..FakeConfig::default()
+            ..BrokerConfig::default()
         };
         let broker = MemoryBroker::with_config(config);
         let sub = broker.subscribe("t", "slow").await.unwrap();
@@ -249,11 +249,11 @@ fn a_slow_group_behind_by_more_than_the_retention_gets_every_message() {
 #[test]
 fn a_partition_full_of_owed_messages_refuses_with_a_transient_error_until_the_group_goes() {
     smol::block_on(async {
-        let config = FakeConfig {
+        let config = BrokerConfig {
             retention_messages: 3,
             default_partitions: 1,
             publish_timeout: Duration::from_millis(50),
-            ..FakeConfig::default()
+            ..BrokerConfig::default()
         };
         let broker = MemoryBroker::with_config(config);
         let sub = broker.subscribe("t", "stuck").await.unwrap();
@@ -280,7 +280,7 @@ fn a_partition_full_of_owed_messages_refuses_with_a_transient_error_until_the_gr
 #[test]
 fn a_message_over_the_size_limit_is_refused_for_good() {
     smol::block_on(async {
-        let broker = MemoryBroker::with_config(FakeConfig { max_message_bytes: 10, ..FakeConfig::default() });
+        let broker = MemoryBroker::with_config(BrokerConfig { max_message_bytes: 10, ..BrokerConfig::default() });
         broker.publish("t", Message::new("0123456789")).await.unwrap();
         let err = broker.publish("t", Message::new("0123456789").with_key("k")).await.unwrap_err();
         assert_eq!(err.error.kind(), ErrorKind::Invalid, "{}", err.error);

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use switchboard_names::JobNames;
+use switchboard_topology::JobNames;
 
 use crate::JobsConfig;
 

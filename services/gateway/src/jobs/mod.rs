@@ -41,9 +41,9 @@ pub struct JobsConfig {
 impl Default for JobsConfig {
     fn default() -> Self {
         JobsConfig {
-            queue: switchboard_names::JOBS_QUEUE.into(),
+            queue: switchboard_topology::JOBS_QUEUE.into(),
             queue_options: QueueOptions::default(),
-            events_exchange: switchboard_names::JOB_EVENTS_EXCHANGE.into(),
+            events_exchange: switchboard_topology::JOB_EVENTS_EXCHANGE.into(),
             store_max: 100_000,
             ttl: Duration::from_secs(3600),
         }

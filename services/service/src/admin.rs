@@ -16,8 +16,8 @@ use futures_lite::future;
 use http_types::{Method, Request, Response, StatusCode};
 use switchboard_telemetry::{Metrics, Readiness, CONTENT_TYPE};
 
-use crate::serve::{json_error, serve_http, HttpLimits};
 use crate::shutdown::Shutdown;
+use switchboard_http_server::{json_error, serve_http, HttpLimits};
 
 /// Connections served at once; further clients wait in the kernel's accept backlog. Scrapers
 /// and probes open a handful, so this only bounds misbehaving clients.
@@ -60,7 +60,7 @@ struct State {
 /// error body `{"error": {"code": "...", "message": "..."}}`.
 ///
 /// ```
-/// use switchboard_scaffold::{AdminServer, Shutdown};
+/// use switchboard_service::{AdminServer, Shutdown};
 /// use switchboard_telemetry::{Metrics, Readiness};
 /// use std::time::Duration;
 ///
@@ -82,7 +82,7 @@ pub struct AdminServer {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: Arc<State>,
-    tls: Option<crate::ServerTls>,
+    tls: Option<switchboard_http_server::ServerTls>,
 }
 
 impl fmt::Debug for AdminServer {
@@ -108,7 +108,7 @@ impl AdminServer {
     }
 
     /// Serves HTTPS with `tls` (`None`: plain HTTP, the default).
-    pub fn with_tls(mut self, tls: Option<crate::ServerTls>) -> Self {
+    pub fn with_tls(mut self, tls: Option<switchboard_http_server::ServerTls>) -> Self {
         self.tls = tls;
         self
     }
@@ -140,7 +140,7 @@ impl AdminServer {
     pub async fn run(self, stop: impl Future<Output = ()>) -> io::Result<()> {
         let executor = smol::Executor::new();
         let limits = HttpLimits {
-            max_connections: crate::fit_connections("admin server", MAX_CONNECTIONS),
+            max_connections: switchboard_http_server::fit_connections("admin server", MAX_CONNECTIONS),
             header_timeout: TIMEOUT,
             body_timeout: TIMEOUT,
             allow: |path| matches!(path, "/healthz" | "/readyz" | "/metrics").then_some("GET, HEAD"),

@@ -1,7 +1,6 @@
 //! What every switchboard binary starts and stops with, written once: [`main`] (logging, flags
 //! with environment fallbacks, the exit status), [`Service`] (signals and the grace period,
-//! metrics, readiness and the [`AdminServer`]), and [`serve_http`], the one HTTP serve loop of
-//! the gateway and the admin server (accept backoff, header and body deadlines, fd limits).
+//! metrics, readiness and the [`AdminServer`], served by `switchboard-http-server`'s loop).
 //! [`breaker_args!`] makes a breaker's settings flags with environment fallbacks.
 //! Service crates keep only their wiring and handlers.
 //!
@@ -10,7 +9,7 @@
 //! callers use the same API.
 //!
 //! ```no_run
-//! use switchboard_scaffold::{Service, ServiceArgs};
+//! use switchboard_service::{Service, ServiceArgs};
 //!
 //! #[derive(Debug, clap::Parser)]
 //! struct Cli {
@@ -19,7 +18,7 @@
 //! }
 //!
 //! fn main() {
-//!     switchboard_scaffold::main("relay", |cli: Cli| async move {
+//!     switchboard_service::main("relay", |cli: Cli| async move {
 //!         let service = Service::start("relay", &cli.service, "127.0.0.1:9101").await?;
 //!         // ... wire the service's ports and handlers, then run them until the signal:
 //!         let work = async {
@@ -37,22 +36,15 @@
 
 mod admin;
 mod breaker;
-mod deadline;
-mod fdlimit;
-mod serve;
 mod service;
 mod shutdown;
-mod tls;
 
 pub use admin::{health_response, metrics_response, AdminServer};
 pub use breaker::breaker_config;
-pub use fdlimit::{fit_connections, FD_RESERVE};
 pub use mimalloc::MiMalloc;
-pub use serve::{error_code, json_error, serve_http, Connection, HttpLimits};
 pub use service::{main, main_shared, Program, Service, ServiceArgs};
 pub use shutdown::{GraceExpired, Shutdown, ShutdownArgs, ShutdownError, ShutdownReason, DEFAULT_GRACE, GRACE_ENV};
 pub use switchboard_resilience::{Config as BreakerConfig, ConfigError as BreakerConfigError};
-pub use tls::{load_certs, ServerTls, TlsFiles};
 
 #[cfg(test)]
 mod tests {

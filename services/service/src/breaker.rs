@@ -10,7 +10,7 @@ use switchboard_resilience::{Config, ConfigError};
 /// ```
 /// use clap::Parser;
 ///
-/// switchboard_scaffold::breaker_args!(
+/// switchboard_service::breaker_args!(
 ///     /// The breaker around orders calls.
 ///     OrdersBreaker, env = "ORDERS_BREAKER", flag = "orders-breaker"
 /// );

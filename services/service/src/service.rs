@@ -115,7 +115,7 @@ pub struct Service {
 
 impl Service {
     /// Installs the signal handlers and starts the admin server on `--admin-addr`, else on
-    /// `default_admin` (one of the addresses of `switchboard-names`). A broken admin listener
+    /// `default_admin` (one of the addresses of `switchboard-topology`). A broken admin listener
     /// triggers the shutdown and fails [`finish`](Service::finish) (exit 1).
     pub async fn start(name: &'static str, args: &ServiceArgs, default_admin: &str) -> anyhow::Result<Self> {
         let admin_addr = match args.admin_addr {

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-pub use switchboard_names::processor_addrs;
+pub use switchboard_topology::processor_addrs;
 
 /// The gRPC target for `addr`: `ipv4:a:p,b:p` (or `ipv6:`) for IP addresses, so the
 /// round-robin policy balances over all of them; `dns:///host:port` for a name, whose every

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use async_std::net::{TcpListener, TcpStream};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use http_types::{Response, StatusCode};
-use switchboard_scaffold::{serve_http, HttpLimits};
+use switchboard_http_server::{serve_http, HttpLimits};
 
 fn open_fds() -> u64 {
     std::fs::read_dir("/proc/self/fd").map(|d| d.count() as u64).unwrap_or(16)

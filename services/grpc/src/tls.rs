@@ -162,7 +162,7 @@ impl ClientTls {
 pub struct ProcessorClientArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub target: switchboard_names::ProcessorTarget,
+    pub target: switchboard_topology::ProcessorTarget,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub tls: GrpcClientTlsArgs,
@@ -170,7 +170,7 @@ pub struct ProcessorClientArgs {
 
 impl ProcessorClientArgs {
     /// The client, over TLS when configured; errors name the file that could not be loaded.
-    pub fn connect(&self) -> io::Result<crate::ProcessorClient> {
+    pub fn connect(&self) -> io::Result<switchboard_proto::ProcessorClient> {
         let tls = self.tls.load()?;
         if let Some(tls) = &tls {
             // grpc-core's own log (handshake failures) through `log`, not stderr.
@@ -180,6 +180,6 @@ impl ProcessorClientArgs {
                 if tls.is_mutual() { "mutual" } else { "server-authenticated" }
             );
         }
-        Ok(crate::client::processor_client_tls(&self.target.processor_addr, tls.as_ref()))
+        Ok(crate::processor_client_tls(&self.target.processor_addr, tls.as_ref()))
     }
 }

@@ -124,7 +124,7 @@ struct Inner {
 ///
 /// ```
 /// use std::time::Duration;
-/// use switchboard_scaffold::{Shutdown, ShutdownReason};
+/// use switchboard_service::{Shutdown, ShutdownReason};
 ///
 /// // In main, `ShutdownArgs::install` also listens for SIGTERM and SIGINT.
 /// let shutdown = Shutdown::new(Duration::from_millis(500));

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use grpcio::{ChannelBuilder, Environment};
 
-use crate::ProcessorClient;
+use switchboard_proto::ProcessorClient;
 
 /// A client for the processor at `addr` (`host:port`), on its own completion-queue thread.
 ///
@@ -32,16 +32,12 @@ pub fn processor_client_on(env: Arc<Environment>, addr: &str) -> ProcessorClient
 /// the processor refuses (no or a wrong client certificate, a server certificate the CA did
 /// not sign) fails the call with `UNAVAILABLE`, which the relay's breaker counts as a
 /// dependency failure.
-pub fn processor_client_tls(addr: &str, tls: Option<&crate::tls::ClientTls>) -> ProcessorClient {
+pub fn processor_client_tls(addr: &str, tls: Option<&crate::ClientTls>) -> ProcessorClient {
     processor_client_tls_on(Arc::new(Environment::new(1)), addr, tls)
 }
 
 /// Like [`processor_client_tls`] on an existing environment.
-pub fn processor_client_tls_on(
-    env: Arc<Environment>,
-    addr: &str,
-    tls: Option<&crate::tls::ClientTls>,
-) -> ProcessorClient {
+pub fn processor_client_tls_on(env: Arc<Environment>, addr: &str, tls: Option<&crate::ClientTls>) -> ProcessorClient {
     let mut builder = ChannelBuilder::new(env)
         .max_reconnect_backoff(Duration::from_secs(1))
         .initial_reconnect_backoff(Duration::from_millis(100))
@@ -57,7 +53,7 @@ pub fn processor_client_tls_on(
         }
         builder = builder.set_credentials(tls.credentials());
     }
-    ProcessorClient::new(builder.connect(&crate::target::grpc_target(addr)))
+    ProcessorClient::new(builder.connect(&crate::grpc_target(addr)))
 }
 
 /// The processor channel's gRPC service config: round robin, over the processors whose
@@ -65,7 +61,7 @@ pub fn processor_client_tls_on(
 /// health checking: a processor that went NOT_SERVING leaves the rotation at its message,
 /// before it stops listening). A processor without `Watch` (UNIMPLEMENTED) counts as healthy.
 ///
-/// [`PROCESSOR_SERVICE`]: crate::health::PROCESSOR_SERVICE
+/// [`PROCESSOR_SERVICE`]: switchboard_proto::health::PROCESSOR_SERVICE
 pub const SERVICE_CONFIG: &str = concat!(
     r#"{"loadBalancingConfig": [{"round_robin": {}}], "#,
     r#""healthCheckConfig": {"serviceName": "switchboard.v1.Processor"}}"#
@@ -77,7 +73,7 @@ fn service_config() -> CString {
 }
 
 /// The gRPC metadata a call for `envelope` carries: the correlation id and the W3C traceparent.
-pub fn call_metadata(envelope: &crate::Envelope) -> Option<grpcio::Metadata> {
+pub fn call_metadata(envelope: &switchboard_proto::Envelope) -> Option<grpcio::Metadata> {
     let mut b = grpcio::MetadataBuilder::with_capacity(2);
     b.add_str("x-correlation-id", &envelope.id).ok()?;
     if let Some(tp) = envelope.traceparent() {
@@ -90,7 +86,7 @@ pub fn call_metadata(envelope: &crate::Envelope) -> Option<grpcio::Metadata> {
 mod tests {
     #[test]
     fn the_service_config_watches_the_name_the_processor_reports_under() {
-        let name = format!(r#""serviceName": "{}""#, crate::health::PROCESSOR_SERVICE);
+        let name = format!(r#""serviceName": "{}""#, switchboard_proto::health::PROCESSOR_SERVICE);
         assert!(super::SERVICE_CONFIG.contains(&name), "{}", super::SERVICE_CONFIG);
     }
 }
