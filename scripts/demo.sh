@@ -30,7 +30,9 @@ else
     use_brokers
 fi
 build_services
+build_console
 start_services
+start_console
 
 body=$(printf '{"message": "%s"}' "$MESSAGE")
 reply=$("${CURL[@]}" --max-time 30 -H 'Content-Type: application/json' -d "$body" "$SCHEME://$GATEWAY_ADDR/messages")

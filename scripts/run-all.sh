@@ -7,7 +7,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/services.sh"
 trap stop_all EXIT
 use_brokers
 build_services
+build_console
 start_services
+start_console
 echo "run-all: gateway on http://$GATEWAY_ADDR, processor on $PROCESSOR_ADDR, Kafka at $KAFKA_BROKERS; console on http://$CONSOLE_ADDR; Ctrl-C stops" >&2
 trap 'exit 0' INT TERM
 tail -n +1 -F "$RUN_DIR"/{processor,relay,gateway}.log

@@ -17,7 +17,7 @@ declare -gA SERVICE_PID_OF=()
 
 build_services() {
     [[ "${SKIP_BUILD:-0}" == 1 ]] && return 0
-    (cd "$ROOT" && cargo build -q -p switchboard-gateway -p switchboard-relay -p switchboard-processor -p switchboard-worker -p switchboard-console --bins)
+    (cd "$ROOT" && cargo build -q -p switchboard-gateway -p switchboard-relay -p switchboard-processor -p switchboard-worker --bins)
 }
 
 # admin_env NAME: `SWITCHBOARD_ADMIN_ADDR=…` from SWITCHBOARD_ADMIN_ADDR_<NAME> when set, so two
@@ -62,13 +62,17 @@ start_services() {
     wait_for_log gateway "gateway listening" 60
     # A Kafka group join takes a few seconds; the relay logs once it has partitions.
     wait_for_log relay "relay consuming" 60
-    start_console
 }
 
 # admin_addr NAME DEFAULT: the admin address NAME was started with.
 admin_addr() { local v="SWITCHBOARD_ADMIN_ADDR_$1"; echo "${!v:-$2}"; }
 
-# start_console: the console beside the services, scraping each one started here and reading
+build_console() {
+    [[ "${SKIP_BUILD:-0}" == 1 ]] && return 0
+    (cd "$ROOT" && cargo build -q -p switchboard-console --bins)
+}
+
+# start_console (after start_services): the console beside the services, scraping each one started here and reading
 # the same brokers (KAFKA_BROKERS, AMQP_URL). Optional: the chain works without it, so a
 # console that does not come up is reported, not fatal.
 start_console() {

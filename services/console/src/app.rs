@@ -121,10 +121,8 @@ async fn body(req: &mut Request<State>, cap: usize) -> Result<Vec<u8>, Response>
 }
 
 async fn login_page(req: Request<State>) -> tide::Result {
-    if let Some(page) = crate::assets::get("login.html") {
-        let mut res = asset("login.html");
-        res.set_body(page);
-        return Ok(res);
+    if crate::assets::get("login.html").is_some() {
+        return Ok(asset("login.html"));
     }
     let failed = req.url().query_pairs().any(|(k, v)| k == "failed" && v == "1");
     let mut res = Response::new(StatusCode::Ok);

@@ -9,6 +9,9 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use switchboard_ports::{InspectQueues, InspectTopics};
 
+/// The group named when only watermarks are wanted: never joined, never committed.
+const READER_GROUP: &str = "switchboard-console";
+
 /// What the brokers view watches.
 #[derive(Debug, Clone)]
 pub struct Watched {
@@ -131,7 +134,8 @@ impl Brokers {
                     },
                 });
             }
-            let dlq = within(self.timeout, inspect.topic_offsets(&self.watched.requests_dlq, "")).await;
+            // Held messages need no group; one that never joins or commits is named.
+            let dlq = within(self.timeout, inspect.topic_offsets(&self.watched.requests_dlq, READER_GROUP)).await;
             view.dead_letters.requests = dlq.ok().map(|offsets| offsets.iter().map(|p| p.held() as u64).sum());
         }
         if let Some(inspect) = &self.queues {

@@ -12,7 +12,7 @@
 //! # async fn run() -> anyhow::Result<()> {
 //! use switchboard_console::{Console, ConsoleConfig, Sources};
 //!
-//! let config = ConsoleConfig { targets: vec!["gateway=127.0.0.1:8080".parse()?], ..ConsoleConfig::default() };
+//! let config = ConsoleConfig { targets: vec!["gateway=127.0.0.1:8080".parse().map_err(anyhow::Error::msg)?], ..ConsoleConfig::default() };
 //! let console = Console::bind(config, Sources::default()).await?;
 //! println!("console on http://{}", console.local_addr()?);
 //! console.serve(futures_lite::future::pending()).await?;

@@ -65,6 +65,7 @@ fn grpc_failed(s: &Sample) -> bool {
 pub(crate) fn snapshot(service: &str, samples: &[Sample]) -> Snapshot {
     let sum = |keep: &dyn Fn(&Sample) -> bool| samples.iter().filter(|s| keep(s)).map(|s| s.value).sum::<f64>();
     let role = role(service);
+    let relay_hop = |s: &Sample| s.label("hop") == Some("relay_grpc_call");
     let (requests, errors, histogram): (f64, f64, Option<(&str, &dyn Fn(&Sample) -> bool)>) = match role {
         Role::Gateway => (
             sum(&|s| s.name == "http_requests_total" && traffic(s)),
@@ -76,9 +77,9 @@ pub(crate) fn snapshot(service: &str, samples: &[Sample]) -> Snapshot {
             Some(("http_request_duration_seconds_bucket", &traffic)),
         ),
         Role::Relay => (
-            sum(&|s| s.name == "hop_duration_seconds_count" && s.label("hop") == Some("relay_grpc_call")),
+            sum(&|s| s.name == "hop_duration_seconds_count" && relay_hop(s)),
             sum(&|s| s.name == "grpc_calls_total" && grpc_failed(s)),
-            Some(("hop_duration_seconds_bucket", &|s: &Sample| s.label("hop") == Some("relay_grpc_call"))),
+            Some(("hop_duration_seconds_bucket", &relay_hop)),
         ),
         Role::Processor => (
             sum(&|s| s.name == "grpc_calls_total"),
