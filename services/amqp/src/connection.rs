@@ -311,8 +311,7 @@ impl Owner {
             Command::Inspect { queue, reply } => {
                 let counts = std::cell::Cell::new((0, 0));
                 let r = self.on_temp_channel("cannot inspect the queue", |ch| {
-                    let options = amiquip::QueueDeclareOptions { passive: true, ..Default::default() };
-                    let q = ch.queue_declare(&queue, options)?;
+                    let q = ch.queue_declare_passive(queue.as_str())?;
                     counts.set((q.declared_message_count().unwrap_or(0), q.declared_consumer_count().unwrap_or(0)));
                     Ok(())
                 });

@@ -30,7 +30,14 @@ fn query(req: &Request<State>, key: &str) -> Option<String> {
 /// The overview: services, topics, queues, dead letters and the topology's edges.
 pub(crate) fn overview(state: &State) -> serde_json::Value {
     let brokers = state.brokers.view();
+    let (transactions, spans) = state.store.len();
     serde_json::json!({
+        "console": {
+            "transactions": transactions,
+            "spans": spans,
+            "spans_received": state.spans_received.load(std::sync::atomic::Ordering::Relaxed),
+            "spans_refused": state.spans_refused.load(std::sync::atomic::Ordering::Relaxed),
+        },
         "services": state.scraper.services(),
         "topics": brokers.topics,
         "queues": brokers.queues,
@@ -93,13 +100,8 @@ async fn metrics(req: Request<State>) -> tide::Result {
             _ => return Ok(error(StatusCode::BadRequest, "bad_request", "minutes must be a whole number ≥ 1")),
         },
     };
-    let services: Vec<ServicePoints> = req
-        .state()
-        .scraper
-        .history(minutes)
-        .into_iter()
-        .map(|(name, points)| ServicePoints { name, points })
-        .collect();
+    let services: Vec<ServicePoints> =
+        req.state().scraper.history(minutes).into_iter().map(|(name, points)| ServicePoints { name, points }).collect();
     Ok(json(StatusCode::Ok, &serde_json::json!({ "services": services })))
 }
 

@@ -75,7 +75,9 @@ pub(crate) fn expired_cookie() -> String {
 
 /// The `token` field of a login form body (`application/x-www-form-urlencoded`).
 pub(crate) fn form_token(body: &[u8]) -> Option<String> {
-    http_types::url::form_urlencoded::parse(body).find(|(k, _)| k == "token").map(|(_, v)| v.trim().to_owned())
+    // The form's encoding is a query string's: the URL parser decodes it.
+    let url = http_types::Url::parse(&format!("http://form/?{}", String::from_utf8_lossy(body))).ok()?;
+    url.query_pairs().find(|(k, _)| k == "token").map(|(_, v)| v.trim().to_owned())
 }
 
 /// The login page: a form and nothing else (no script, no inline style: the CSP holds).

@@ -81,7 +81,10 @@ impl std::fmt::Debug for Brokers {
     }
 }
 
-async fn within<T>(timeout: Duration, f: impl std::future::Future<Output = Result<T, switchboard_ports::Error>>) -> Result<T, String> {
+async fn within<T>(
+    timeout: Duration,
+    f: impl std::future::Future<Output = Result<T, switchboard_ports::Error>>,
+) -> Result<T, String> {
     futures_lite::future::or(async { f.await.map_err(|e| e.to_string()) }, async {
         async_io::Timer::after(timeout).await;
         Err(format!("no answer within {timeout:?}"))
@@ -148,9 +151,13 @@ impl Brokers {
                         consumers: Some(depth.consumers),
                         error: None,
                     },
-                    Err(e) => {
-                        QueueView { name: queue.clone(), messages: None, unacked: None, consumers: None, error: Some(e) }
-                    }
+                    Err(e) => QueueView {
+                        name: queue.clone(),
+                        messages: None,
+                        unacked: None,
+                        consumers: None,
+                        error: Some(e),
+                    },
                 });
             }
             let dlq = within(self.timeout, inspect.queue_depth(&self.watched.jobs_dlq)).await;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_std::net::TcpListener;
 use futures_lite::FutureExt;
 use switchboard_gateway::BearerTokens;
-use switchboard_ports::{Fanout, InspectQueues, InspectTopics};
 use switchboard_http_server::{serve_http, HttpLimits};
+use switchboard_ports::{Fanout, InspectQueues, InspectTopics};
 
 use crate::app::{Shared, State};
 use crate::brokers::{Brokers, DeadLetterCounts, Watched};

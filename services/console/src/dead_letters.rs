@@ -30,7 +30,10 @@ pub struct DeadLetterAnswer {
 /// Lists and redrives dead letters.
 pub trait DeadLetters: Send + Sync {
     /// Answers one request to `/api/dead-letters` or `/api/dead-letters/redrive`.
-    fn handle<'a>(&'a self, request: DeadLetterRequest<'a>) -> Pin<Box<dyn Future<Output = DeadLetterAnswer> + Send + 'a>>;
+    fn handle<'a>(
+        &'a self,
+        request: DeadLetterRequest<'a>,
+    ) -> Pin<Box<dyn Future<Output = DeadLetterAnswer> + Send + 'a>>;
 }
 
 /// The handler of a console started without dead-letter access: every request is a 503.

@@ -99,7 +99,7 @@ impl Hub {
         }
         inner.clients.push(tx);
         Some(EventStream {
-            rx,
+            rx: Box::pin(rx),
             pending: head,
             at: 0,
             ping: Timer::interval(PING),
@@ -111,7 +111,7 @@ impl Hub {
 
 /// One client's byte stream: queued frames, pings, and the end after its lifetime.
 pub(crate) struct EventStream {
-    rx: async_channel::Receiver<Arc<str>>,
+    rx: Pin<Box<async_channel::Receiver<Arc<str>>>>,
     pending: Vec<u8>,
     at: usize,
     ping: Timer,
@@ -138,7 +138,7 @@ impl AsyncRead for EventStream {
                 this.ended = true;
                 continue;
             }
-            match Pin::new(&mut this.rx).poll_next(cx) {
+            match this.rx.as_mut().poll_next(cx) {
                 Poll::Ready(Some(framed)) => {
                     this.pending.extend_from_slice(framed.as_bytes());
                     // Take what else is queued: fewer, larger chunks.
@@ -165,7 +165,6 @@ impl AsyncRead for EventStream {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -5,12 +5,15 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use switchboard_console::{Console, ConsoleArgs, Sources};
-use switchboard_topology::{JobNames, Topics};
 use switchboard_service::ShutdownArgs;
+use switchboard_topology::{JobNames, Topics};
 use switchboard_wiring::BrokerArgs;
 
 #[derive(Debug, Parser)]
-#[command(version, about = "The switchboard console: transactions, services, brokers, jobs and dead letters in a browser")]
+#[command(
+    version,
+    about = "The switchboard console: transactions, services, brokers, jobs and dead letters in a browser"
+)]
 struct Cli {
     #[command(flatten)]
     console: ConsoleArgs,

@@ -106,7 +106,8 @@ mod tests {
 
     #[test]
     fn samples_with_and_without_labels() {
-        let text = "# HELP x A thing\n# TYPE x counter\nx_total 3\nup{job=\"a\",instance=\"b:1\"} 1 1700000000\n# EOF\n";
+        let text =
+            "# HELP x A thing\n# TYPE x counter\nx_total 3\nup{job=\"a\",instance=\"b:1\"} 1 1700000000\n# EOF\n";
         let samples = parse(text);
         assert_eq!(samples.len(), 2);
         assert_eq!(samples[0], Sample { name: "x_total".into(), labels: vec![], value: 3.0 });

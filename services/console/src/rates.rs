@@ -61,12 +61,15 @@ fn grpc_failed(s: &Sample) -> bool {
     s.label("code").is_some_and(|c| c != "OK")
 }
 
+/// A histogram's sample name and which of its series count.
+type Histogram<'a> = (&'a str, &'a dyn Fn(&Sample) -> bool);
+
 /// Reads the totals of `service` from `samples`.
 pub(crate) fn snapshot(service: &str, samples: &[Sample]) -> Snapshot {
     let sum = |keep: &dyn Fn(&Sample) -> bool| samples.iter().filter(|s| keep(s)).map(|s| s.value).sum::<f64>();
     let role = role(service);
     let relay_hop = |s: &Sample| s.label("hop") == Some("relay_grpc_call");
-    let (requests, errors, histogram): (f64, f64, Option<(&str, &dyn Fn(&Sample) -> bool)>) = match role {
+    let (requests, errors, histogram): (f64, f64, Option<Histogram<'_>>) = match role {
         Role::Gateway => (
             sum(&|s| s.name == "http_requests_total" && traffic(s)),
             sum(&|s| {
@@ -81,11 +84,9 @@ pub(crate) fn snapshot(service: &str, samples: &[Sample]) -> Snapshot {
             sum(&|s| s.name == "grpc_calls_total" && grpc_failed(s)),
             Some(("hop_duration_seconds_bucket", &relay_hop)),
         ),
-        Role::Processor => (
-            sum(&|s| s.name == "grpc_calls_total"),
-            sum(&|s| s.name == "grpc_calls_total" && grpc_failed(s)),
-            None,
-        ),
+        Role::Processor => {
+            (sum(&|s| s.name == "grpc_calls_total"), sum(&|s| s.name == "grpc_calls_total" && grpc_failed(s)), None)
+        }
         Role::Worker => (
             sum(&|s| s.name == "jobs_total" && s.label("status") == Some("running")),
             sum(&|s| s.name == "jobs_total" && s.label("status") == Some("failed")),
@@ -95,7 +96,8 @@ pub(crate) fn snapshot(service: &str, samples: &[Sample]) -> Snapshot {
     let mut buckets: Vec<(f64, f64)> = Vec::new();
     if let Some((name, keep)) = histogram {
         for s in samples.iter().filter(|s| s.name == name && keep(s)) {
-            let Some(le) = s.label("le").and_then(|le| if le == "+Inf" { Some(f64::INFINITY) } else { le.parse().ok() })
+            let Some(le) =
+                s.label("le").and_then(|le| if le == "+Inf" { Some(f64::INFINITY) } else { le.parse().ok() })
             else {
                 continue;
             };

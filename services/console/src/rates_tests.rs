@@ -28,8 +28,18 @@ fn the_gateway_counts_its_api_requests_and_5xx_from_real_output() {
 
 #[test]
 fn rates_and_percentiles_come_from_the_difference_of_two_scrapes() {
-    let before = Snapshot { requests: 100.0, errors: 1.0, buckets: vec![(0.001, 50.0), (0.01, 100.0), (f64::INFINITY, 100.0)], breakers: vec![] };
-    let now = Snapshot { requests: 300.0, errors: 11.0, buckets: vec![(0.001, 50.0), (0.01, 300.0), (f64::INFINITY, 300.0)], breakers: vec![] };
+    let before = Snapshot {
+        requests: 100.0,
+        errors: 1.0,
+        buckets: vec![(0.001, 50.0), (0.01, 100.0), (f64::INFINITY, 100.0)],
+        breakers: vec![],
+    };
+    let now = Snapshot {
+        requests: 300.0,
+        errors: 11.0,
+        buckets: vec![(0.001, 50.0), (0.01, 300.0), (f64::INFINITY, 300.0)],
+        breakers: vec![],
+    };
     let d = delta(&before, &now, 2.0);
     assert_eq!(d.rps(), 100.0);
     assert_eq!(d.error_pct(), 5.0);

@@ -277,7 +277,12 @@ mod tests {
         Scraped {
             up: true,
             ready: true,
-            snapshot: Some(Snapshot { requests, errors: 0.0, buckets: vec![(f64::INFINITY, requests)], breakers: vec![] }),
+            snapshot: Some(Snapshot {
+                requests,
+                errors: 0.0,
+                buckets: vec![(f64::INFINITY, requests)],
+                breakers: vec![],
+            }),
             error: None,
         }
     }

@@ -36,7 +36,8 @@ fn the_api_needs_a_token_the_probe_and_assets_do_not() {
         assert_eq!(get(addr, "/healthz", &[]).await.status, 200);
         assert_eq!(get(addr, "/login", &[]).await.status, 200);
         // The exporters' endpoint is protected too.
-        let export = send(addr, Method::Post, "/v1/traces", &[("content-type", "application/x-protobuf")], vec![]).await;
+        let export =
+            send(addr, Method::Post, "/v1/traces", &[("content-type", "application/x-protobuf")], vec![]).await;
         assert_eq!(export.status, 401);
         let traces = request("gateway", gateway_spans([0x55; 16]));
         assert_eq!(support::export(addr, &traces, &[("authorization", &bearer)]).await.status, 200);

@@ -79,10 +79,12 @@ fn a_failed_hop_marks_the_transaction_and_filters_find_it() {
 fn bad_exports_get_clear_errors() {
     run(async {
         let addr = start(ConsoleConfig::default(), Sources::default()).await;
-        let garbage = send(addr, Method::Post, "/v1/traces", &[("content-type", "application/x-protobuf")], vec![0xff; 64]).await;
+        let garbage =
+            send(addr, Method::Post, "/v1/traces", &[("content-type", "application/x-protobuf")], vec![0xff; 64]).await;
         assert_eq!(garbage.status, 400);
         assert_eq!(garbage.json()["error"]["code"], "bad_request");
-        let json = send(addr, Method::Post, "/v1/traces", &[("content-type", "application/json")], b"{}".to_vec()).await;
+        let json =
+            send(addr, Method::Post, "/v1/traces", &[("content-type", "application/json")], b"{}".to_vec()).await;
         assert_eq!(json.status, 415);
         let huge = vec![0u8; 4 * 1024 * 1024 + 1];
         let too_big = send(addr, Method::Post, "/v1/traces", &[("content-type", "application/x-protobuf")], huge).await;
@@ -108,7 +110,9 @@ fn every_response_carries_the_security_headers() {
             assert_eq!(answer.header("x-content-type-options"), Some("nosniff"), "{path}");
             assert_eq!(answer.header("referrer-policy"), Some("no-referrer"), "{path}");
         }
-        assert!(CONTENT_SECURITY_POLICY.contains("script-src 'self'") && !CONTENT_SECURITY_POLICY.contains("unsafe-inline"));
+        assert!(
+            CONTENT_SECURITY_POLICY.contains("script-src 'self'") && !CONTENT_SECURITY_POLICY.contains("unsafe-inline")
+        );
         let index = get(addr, "/", &[]).await;
         assert_eq!(index.header("content-type"), Some("text/html; charset=utf-8"));
         assert!(index.text().contains("<html"));
@@ -146,7 +150,8 @@ fn dead_letters_answer_until_a_handler_is_wired() {
         assert_eq!(list.status, 503);
         assert_eq!(list.json()["error"]["message"], "dead letters not configured");
         let body = br#"{"source":"jobs","ids":["jobs:1"]}"#.to_vec();
-        let redrive = send(addr, Method::Post, "/api/dead-letters/redrive", &[("content-type", "application/json")], body).await;
+        let redrive =
+            send(addr, Method::Post, "/api/dead-letters/redrive", &[("content-type", "application/json")], body).await;
         assert_eq!(redrive.status, 403, "no token file and no --allow-redrive");
     });
 }

@@ -74,8 +74,7 @@ fn offsets(consumer: &BaseConsumer, topic: &str, timeout: Duration) -> Result<Ve
     let committed = consumer.committed_offsets(wanted, timeout).map_err(|e| port_error("committed offsets", e))?;
     (0..count)
         .map(|p| {
-            let (start, end) =
-                consumer.fetch_watermarks(topic, p, timeout).map_err(|e| port_error("watermarks", e))?;
+            let (start, end) = consumer.fetch_watermarks(topic, p, timeout).map_err(|e| port_error("watermarks", e))?;
             let committed = match committed.find_partition(topic, p).map(|e| e.offset()) {
                 Some(Offset::Offset(o)) => Some(o),
                 _ => None,

@@ -97,8 +97,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 chain.gateway_addr(),
                 chain.processor_addr()
             );
-            let console = console::start(&cli.console, &cli.topics, &cli.jobs.names, &cli.relay.relay_group, auth, &chain, console_sources)
-                    .await;
+            let console = console::start(
+                &cli.console,
+                &cli.topics,
+                &cli.jobs.names,
+                &cli.relay.relay_group,
+                auth,
+                &chain,
+                console_sources,
+            )
+            .await;
             let stop = async {
                 shutdown.wait().await;
                 None

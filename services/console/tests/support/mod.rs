@@ -90,7 +90,15 @@ pub fn string(key: &str, value: &str) -> KeyValue {
 }
 
 /// A span of trace `trace`: id `id`, parent `parent`, hop label and log line, times in ms.
-pub fn span(trace: [u8; 16], id: u8, parent: Option<u8>, hop: &str, kind: span::SpanKind, start_ms: u64, end_ms: u64) -> Span {
+pub fn span(
+    trace: [u8; 16],
+    id: u8,
+    parent: Option<u8>,
+    hop: &str,
+    kind: span::SpanKind,
+    start_ms: u64,
+    end_ms: u64,
+) -> Span {
     const BASE: u64 = 1_700_000_000_000_000_000;
     Span {
         trace_id: trace.to_vec(),
@@ -121,7 +129,10 @@ pub fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
-                attributes: vec![string("service.name", service), string("service.instance.id", &format!("{service}-0"))],
+                attributes: vec![
+                    string("service.name", service),
+                    string("service.instance.id", &format!("{service}-0")),
+                ],
                 ..Default::default()
             }),
             scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
