@@ -12,7 +12,10 @@ const TOKEN: &str = "console-test-token";
 
 fn config() -> ConsoleConfig {
     let hash: String = sha2::Sha256::digest(TOKEN).iter().map(|b| format!("{b:02x}")).collect();
-    let file = std::env::temp_dir().join(format!("console-tokens-{}", std::process::id()));
+    // One file per call: the tests run in parallel.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = std::env::temp_dir().join(format!("console-tokens-{}-{n}", std::process::id()));
     std::fs::write(&file, format!("{hash}\n")).unwrap();
     let tokens = switchboard_gateway::BearerTokens::from_file(&file, true).unwrap();
     let _ = std::fs::remove_file(&file);
