@@ -35,7 +35,11 @@ else
     use_brokers
 fi
 build_services
+build_console
+# The services export their spans to the console started beside them (unless told otherwise).
+export OTEL_EXPORTER_OTLP_ENDPOINT="${OTEL_EXPORTER_OTLP_ENDPOINT:-http://$CONSOLE_ADDR}"
 start_services
+start_console
 
 body=$(printf '{"message": "%s"}' "$MESSAGE")
 reply=$("${CURL[@]}" --max-time 30 -H 'Content-Type: application/json' -d "$body" "$SCHEME://$GATEWAY_ADDR/messages")
@@ -68,5 +72,17 @@ if [[ -n "${AMQP_URL:-}${AMQP_URL_FILE:-}" ]]; then
     [[ "$state" == done ]] || { echo "demo: job $job ended $state" >&2; exit 1; }
     grep -F "id=$job" "$RUN_DIR/worker.log" || true
 fi
+echo "--- console (http://$CONSOLE_ADDR): services, the relay group's lag, the jobs queue's depth"
+"${CURL[@]}" --max-time 5 "http://$CONSOLE_ADDR/api/overview" 2>/dev/null | python3 -c '
+import json, sys
+o = json.load(sys.stdin)
+for s in o["services"]:
+    up = sum(1 for i in s["instances"] if i["up"])
+    print("service %s: %d/%d up" % (s["name"], up, len(s["instances"])))
+for t in o["topics"]:
+    print("topic %s group %s: lag %s" % (t["name"], t["group"], t["lag"]))
+for q in o["queues"]:
+    print("queue %s: %s ready, %s consumers" % (q["name"], q["messages"], q["consumers"]))
+' || echo "(console not answering)"
 echo
 echo "\"$message\""

@@ -7,7 +7,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/services.sh"
 trap stop_all EXIT
 use_brokers
 build_services
+build_console
+# The services export their spans to the console started beside them (unless told otherwise).
+export OTEL_EXPORTER_OTLP_ENDPOINT="${OTEL_EXPORTER_OTLP_ENDPOINT:-http://$CONSOLE_ADDR}"
 start_services
-echo "run-all: gateway on http://$GATEWAY_ADDR, processor on $PROCESSOR_ADDR, Kafka at $KAFKA_BROKERS; Ctrl-C stops" >&2
+start_console
+echo "run-all: gateway on http://$GATEWAY_ADDR, processor on $PROCESSOR_ADDR, Kafka at $KAFKA_BROKERS; console on http://$CONSOLE_ADDR; Ctrl-C stops" >&2
 trap 'exit 0' INT TERM
 tail -n +1 -F "$RUN_DIR"/{processor,relay,gateway}.log

@@ -9,7 +9,8 @@ RUN_DIR="${SWITCHBOARD_RUN_DIR:-$ROOT/.run}"
 BIN_DIR="${SWITCHBOARD_BIN_DIR:-$ROOT/target/debug}"
 : "${GATEWAY_ADDR:=127.0.0.1:8080}"
 : "${PROCESSOR_ADDR:=127.0.0.1:50051}"
-export GATEWAY_ADDR PROCESSOR_ADDR
+: "${CONSOLE_ADDR:=127.0.0.1:8090}"
+export GATEWAY_ADDR PROCESSOR_ADDR CONSOLE_ADDR
 SERVICE_PIDS=()
 # NAME → pid of its current process (kill9_service / restart_service).
 declare -gA SERVICE_PID_OF=()
@@ -61,6 +62,25 @@ start_services() {
     wait_for_log gateway "gateway listening" 60
     # A Kafka group join takes a few seconds; the relay logs once it has partitions.
     wait_for_log relay "relay consuming" 60
+}
+
+# admin_addr NAME DEFAULT: the admin address NAME was started with.
+admin_addr() { local v="SWITCHBOARD_ADMIN_ADDR_$1"; echo "${!v:-$2}"; }
+
+build_console() {
+    [[ "${SKIP_BUILD:-0}" == 1 ]] && return 0
+    (cd "$ROOT" && cargo build -q -p switchboard-console --bins)
+}
+
+# start_console (after start_services): the console beside the services, scraping each one started here and reading
+# the same brokers (KAFKA_BROKERS, AMQP_URL). Optional: the chain works without it, so a
+# console that does not come up is reported, not fatal.
+start_console() {
+    local scrape="gateway=$GATEWAY_ADDR,relay=$(admin_addr relay 127.0.0.1:9101),processor=$(admin_addr processor 127.0.0.1:9102)"
+    [[ -n "${SERVICE_PID_OF[worker]:-}" ]] && scrape+=",worker=$(admin_addr worker 127.0.0.1:9103)"
+    rm -f "$RUN_DIR/console.log"
+    CONSOLE_SCRAPE="$scrape" start_service console
+    wait_for_log console "console on" 30 || echo "services: the console did not come up; the chain runs without it" >&2
 }
 
 stop_services() {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use amiquip::{AmqpProperties, Channel, Confirm, ConfirmSmoother, Connection, Publish};
 use futures_lite::future;
-use switchboard_ports::{Error, ErrorKind, Message, PublishError, QueueOptions};
+use switchboard_ports::{Error, ErrorKind, Message, PublishError, QueueDepth, QueueOptions};
 use switchboard_resilience::{Delays, Jitter, RetryPolicy};
 
 use crate::{headers, topology, AmqpConfig};
@@ -53,6 +53,11 @@ pub(crate) enum Command {
     Publish {
         outgoing: Outgoing,
         reply: Reply<Result<(), PublishError>>,
+    },
+    /// A queue's ready messages and consumers (a passive declare).
+    Inspect {
+        queue: String,
+        reply: Reply<Result<QueueDepth, Error>>,
     },
     /// A fresh channel for a consumer, once connected.
     OpenChannel {
@@ -302,6 +307,20 @@ impl Owner {
                     self.queues.remove(&queue);
                 }
                 let _ = reply.try_send(r);
+            }
+            Command::Inspect { queue, reply } => {
+                let counts = std::cell::Cell::new((0, 0));
+                let r = self.on_temp_channel("cannot inspect the queue", |ch| {
+                    let q = ch.queue_declare_passive(queue.as_str())?;
+                    counts.set((q.declared_message_count().unwrap_or(0), q.declared_consumer_count().unwrap_or(0)));
+                    Ok(())
+                });
+                // AMQP reports ready messages only; unacked ones need the management API.
+                let depth = r.map(|()| {
+                    let (messages, consumers) = counts.get();
+                    QueueDepth { messages: u64::from(messages), unacked: None, consumers }
+                });
+                let _ = reply.try_send(depth);
             }
             Command::OpenChannel { reply } => {
                 if self.session.is_some() {

@@ -132,6 +132,16 @@ pub(crate) async fn publish(owner: &async_channel::Sender<Command>, outgoing: Ou
     answer.recv().await.unwrap_or_else(|_| Err(PublishError::new(gone(), Message::default())))
 }
 
+/// Ready messages and consumers from a passive declare on a channel of its own; `unacked` is
+/// `None`: AMQP does not report it (RabbitMQ's management API would).
+#[async_trait]
+impl switchboard_ports::InspectQueues for AmqpWorkQueue {
+    async fn queue_depth(&self, queue: &str) -> Result<switchboard_ports::QueueDepth, Error> {
+        let q = queue.to_owned();
+        self.call(|reply| Command::Inspect { queue: q, reply }).await?
+    }
+}
+
 #[async_trait]
 impl WorkQueue for AmqpWorkQueue {
     async fn declare(&self, queue: &str, options: &QueueOptions) -> Result<(), Error> {

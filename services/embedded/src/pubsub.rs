@@ -46,7 +46,10 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use futures_lite::future;
-use switchboard_ports::{Error, ErrorKind, Message, PublishError, Publisher, Subscriber, Subscription, TopicAdmin};
+use switchboard_ports::{
+    Error, ErrorKind, InspectTopics, Message, PartitionOffsets, PublishError, Publisher, Subscriber, Subscription,
+    TopicAdmin,
+};
 
 pub use config::{BrokerConfig, StartFrom};
 use group::Group;
@@ -283,6 +286,25 @@ impl TopicAdmin for MemoryBroker {
         }
         self.create(topic, partitions);
         Ok(())
+    }
+}
+
+/// The same view as Kafka's watermarks and committed offsets: the oldest retained and the
+/// next offset of each partition, and the group's committed offset where it has one.
+#[async_trait]
+impl InspectTopics for MemoryBroker {
+    async fn topic_offsets(&self, topic: &str, group: &str) -> Result<Vec<PartitionOffsets>, Error> {
+        let t = self.existing(topic).ok_or_else(|| Error::new(ErrorKind::Invalid, format!("unknown topic {topic}")))?;
+        let committed = lock(&t.groups).get(group).map(|g| g.committed_offsets());
+        let offsets = t.start_offsets().into_iter().zip(t.end_offsets()).enumerate();
+        Ok(offsets
+            .map(|(p, (start, end))| PartitionOffsets {
+                partition: p as i32,
+                start,
+                end,
+                committed: committed.as_ref().and_then(|c| c.get(p).copied()),
+            })
+            .collect())
     }
 }
 

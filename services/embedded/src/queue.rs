@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_ports::{
-    dead_letter_queue, Closer, Error, ErrorKind, Fanout, FanoutListener, Job, JobSettle, JobStream, Message, Outcome,
-    PublishError, QueueOptions, WorkQueue, ERROR_HEADER,
+    dead_letter_queue, Closer, Error, ErrorKind, Fanout, FanoutListener, InspectQueues, Job, JobSettle, JobStream,
+    Message, Outcome, PublishError, QueueDepth, QueueOptions, WorkQueue, ERROR_HEADER,
 };
 
 /// Settings of a [`MemoryWorkQueue`].
@@ -304,6 +304,20 @@ impl WorkQueue for MemoryWorkQueue {
         }
         st.exchanges.clear();
         Ok(())
+    }
+}
+
+/// Ready jobs, those handed to a consumer and not yet settled, and the consumers.
+#[async_trait]
+impl InspectQueues for MemoryWorkQueue {
+    async fn queue_depth(&self, queue: &str) -> Result<QueueDepth, Error> {
+        let st = self.inner.lock();
+        let q = st.queues.get(queue).ok_or_else(|| unknown_queue(queue))?;
+        Ok(QueueDepth {
+            messages: q.ready.len() as u64,
+            unacked: Some(q.unacked.len() as u64),
+            consumers: q.consumers.len() as u32,
+        })
     }
 }
 

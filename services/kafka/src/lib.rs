@@ -37,6 +37,7 @@ mod config;
 mod consumer_loop;
 mod error;
 mod group_state;
+mod inspect;
 mod publisher;
 mod reader;
 mod rebalance;
@@ -46,6 +47,7 @@ mod topic_log;
 
 pub use admin::{GroupSummary, KafkaAdmin};
 pub use config::{KafkaConfig, OffsetReset};
+pub use inspect::KafkaInspector;
 pub use publisher::KafkaPublisher;
 pub use security::{is_secret_property, KafkaSecurity, SaslCredentials, SaslMechanism, Secret, SecurityProtocol};
 pub use subscriber::KafkaSubscriber;

@@ -128,7 +128,9 @@ impl Subscriber for KafkaSubscriber {
 }
 
 /// Runs the blocking metadata calls of `f` on a thread of its own, not on the executor.
-async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
+pub(crate) async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
     let (tx, rx) = async_channel::bounded(1);
     thread::Builder::new()
         .name("kafka-metadata".into())

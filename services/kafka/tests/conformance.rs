@@ -7,8 +7,8 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_kafka::{KafkaAdmin, KafkaConfig, KafkaPublisher, KafkaSubscriber};
-use switchboard_ports::{Publisher, Subscriber, TopicAdmin};
+use switchboard_kafka::{KafkaAdmin, KafkaConfig, KafkaInspector, KafkaPublisher, KafkaSubscriber};
+use switchboard_ports::{InspectTopics, Publisher, Subscriber, TopicAdmin};
 use switchboard_testkit::conformance::pubsub::{Backend, Features, SuiteConfig};
 
 struct Kafka {
@@ -47,6 +47,9 @@ impl Backend for Kafka {
     }
     fn admin(&self) -> Option<Arc<dyn TopicAdmin>> {
         Some(Arc::new(KafkaAdmin::new(&self.config).expect("kafka admin")))
+    }
+    fn inspect(&self) -> Option<Arc<dyn InspectTopics>> {
+        Some(Arc::new(KafkaInspector::new(&self.config)))
     }
 }
 

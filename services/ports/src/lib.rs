@@ -11,6 +11,7 @@ mod browse;
 mod dead_letter;
 mod delivery;
 mod error;
+mod inspect;
 mod message;
 mod offsets;
 mod pubsub;
@@ -25,6 +26,7 @@ pub use dead_letter::{
 };
 pub use delivery::{Delivery, Settle};
 pub use error::{Error, ErrorKind, PublishError};
+pub use inspect::{InspectQueues, InspectTopics, PartitionOffsets, QueueDepth};
 pub use message::{Headers, Message};
 pub use offsets::OffsetTracker;
 pub use pubsub::{Publisher, Subscriber, TopicAdmin};

@@ -235,13 +235,17 @@ impl RequestHandler {
                         let envelope = request.envelope.take().unwrap_or_default();
                         let why = format!("processor unavailable until the deadline: {}", status.message());
                         trail.call_failed("deadline", &why);
-                        return self.answer(envelope, origin, failure::Code::DEADLINE_EXCEEDED, &why, None, trail).await;
+                        return self
+                            .answer(envelope, origin, failure::Code::DEADLINE_EXCEEDED, &why, None, trail)
+                            .await;
                     }
                     if !self.budget.try_withdraw() {
                         let envelope = request.envelope.take().unwrap_or_default();
                         let why = "processor unavailable (retry budget exhausted)";
                         trail.call_failed("unavailable", why);
-                        return self.answer(envelope, origin, failure::Code::UNAVAILABLE, why, Some(pause), trail).await;
+                        return self
+                            .answer(envelope, origin, failure::Code::UNAVAILABLE, why, Some(pause), trail)
+                            .await;
                     }
                     async_io::Timer::after(pause).await;
                 }

@@ -129,8 +129,14 @@ impl Chain {
         publisher: Arc<dyn Publisher>,
         subscriber: Arc<dyn Subscriber>,
     ) -> anyhow::Result<Chain> {
-        let ports =
-            PubSub { publisher, requests: subscriber.clone(), replies: subscriber, kind: "custom", dead_letters: None };
+        let ports = PubSub {
+            publisher,
+            requests: subscriber.clone(),
+            replies: subscriber,
+            kind: "custom",
+            dead_letters: None,
+            inspect: None,
+        };
         Self::start_on(config, ports).await
     }
 

@@ -161,16 +161,9 @@ fn actor() -> String {
 impl DlqCli {
     async fn dead_letters(&self) -> anyhow::Result<DeadLetters> {
         let mut sources = Vec::new();
-        if let Some(brokers) = &self.brokers.kafka_brokers {
-            // Its own group (--group), not necessarily the default the wired ports use.
-            let config = self.brokers.kafka_config(brokers)?;
-            let publisher = Arc::new(switchboard_kafka::KafkaPublisher::new(&config)?);
-            let browse = switchboard_kafka::KafkaTopicLog::new(&config, publisher).browser(&self.group);
-            sources.push(Source {
-                kind: SourceKind::Requests,
-                dlq: self.requests_dlq.clone(),
-                browse: Arc::new(browse),
-            });
+        // Its own group (--group), not necessarily the default the wired ports use.
+        if let Some(browse) = self.brokers.kafka_dead_letters(&self.group) {
+            sources.push(Source { kind: SourceKind::Requests, dlq: self.requests_dlq.clone(), browse: browse? });
         }
         if let Some(queue) = self.brokers.amqp_work_queue().await {
             sources.push(Source {

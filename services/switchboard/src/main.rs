@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient};
+use switchboard_console::{ConsoleArgs, Sources};
 use switchboard_gateway::{GatewayArgs, GatewayConfig, JobsArgs, ROUTES};
 use switchboard_processor::ProcessorArgs;
 use switchboard_relay::RelayArgs;
@@ -39,6 +40,8 @@ struct Cli {
     #[command(flatten)]
     worker: WorkerArgs,
     #[command(flatten)]
+    console: ConsoleArgs,
+    #[command(flatten)]
     shutdown: ShutdownArgs,
 }
 
@@ -56,6 +59,8 @@ enum Command {
     Dlq(Box<dlq::DlqCli>),
 }
 
+mod console;
+
 switchboard_service::service_main!("switchboard", run);
 
 async fn run(mut cli: Cli) -> anyhow::Result<()> {
@@ -67,6 +72,22 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     let kind = ports.kind;
     // Jobs on RabbitMQ when AMQP_URL is set, else on the embedded work queue.
     let queues = cli.brokers.connect_queues().await?;
+    // The console reads the same brokers the services use.
+    let console_sources = Sources {
+        topics: ports.inspect.clone(),
+        queues: queues.inspect.clone(),
+        fanout: Some(queues.fanout.clone()),
+        dead_letters: Some(std::sync::Arc::new(switchboard_dead_letters::HttpApi::new(
+            switchboard::dead_letters(
+                Some(&ports),
+                Some(&queues),
+                &cli.topics.requests_dlq,
+                &cli.jobs.names.jobs_queue,
+                switchboard_dead_letters::Settings::default(),
+            ),
+            cli.console.allow_redrive,
+        ))),
+    };
     let jobs = ChainJobs {
         gateway: cli.jobs.config(),
         worker: cli.worker.config(&cli.jobs.names),
@@ -84,31 +105,47 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         jobs: Some(jobs),
     };
     cli.gateway.security.apply(&mut config.gateway)?;
-    // The OpenTelemetry variables; none: no export.
-    let exporter = switchboard_otlp::Exporter::from_env()?;
+    // The OpenTelemetry variables; with none set, `run` exports to its own console (every
+    // trace kept) and `demo`, which has no console, exports nothing.
+    let mut export = switchboard_otlp::ExportConfig::from_env()?;
+    if matches!(cli.command, None | Some(Command::Run)) {
+        export = export.or_local_viewer(&format!("http://{}", cli.console.console_addr));
+    }
+    let exporter = switchboard_otlp::Exporter::start(export)?;
     let config = config.traced_by(&exporter);
-    let result = serve(cli.command, cli.shutdown, config, ports, kind).await;
+    let result = serve(cli, config, ports, kind, console_sources).await;
     exporter.shutdown();
     result
 }
 
 async fn serve(
-    command: Option<Command>,
-    shutdown: ShutdownArgs,
+    mut cli: Cli,
     mut config: ChainConfig,
     ports: switchboard_wiring::PubSub,
     kind: &str,
+    console_sources: Sources,
 ) -> anyhow::Result<()> {
-    match command.unwrap_or(Command::Run) {
+    match cli.command.take().unwrap_or(Command::Run) {
         Command::Run => {
-            let shutdown = shutdown.install()?;
+            let shutdown = cli.shutdown.install()?;
             config.gateway.grace = shutdown.grace_period();
+            let auth = config.gateway.auth.clone();
             let chain = Chain::start_on(config, ports).await?;
             log::info!(
                 "switchboard up: REST on http://{}, gRPC on {} ({kind} broker)",
                 chain.gateway_addr(),
                 chain.processor_addr()
             );
+            let console = console::start(
+                &cli.console,
+                &cli.topics,
+                &cli.jobs.names,
+                &cli.relay.relay_group,
+                auth,
+                &chain,
+                console_sources,
+            )
+            .await;
             let stop = async {
                 shutdown.wait().await;
                 None
@@ -120,6 +157,7 @@ async fn serve(
                 bail!("the {service} stopped serving before any shutdown signal");
             }
             log::info!("shutting down: draining requests in flight");
+            drop(console);
             chain.stop().await;
             Ok(())
         }
@@ -143,6 +181,10 @@ async fn serve(
             println!("\njob {id} (POST /jobs, then GET /jobs/{id}): {result}");
             let text = reply.json()["message"].as_str().context("reply without message")?.to_string();
             println!("\n\"{text}\"");
+            println!(
+                "\nWatch the chain live: `switchboard run` (make run-all), then open http://{} and send messages to http://{}/messages",
+                cli.console.console_addr, cli.gateway.gateway_addr
+            );
             Ok(())
         }
         Command::Dlq(_) => unreachable!("handled above"),

@@ -148,6 +148,16 @@ impl BrokerArgs {
         }
     }
 
+    /// Offsets and consumer-group lag on Kafka when `KAFKA_BROKERS` is set (the console
+    /// deployed alone); `None` otherwise. Creates nothing on the broker.
+    #[cfg(feature = "kafka")]
+    pub fn kafka_inspector(&self) -> Option<Result<Arc<dyn switchboard_ports::InspectTopics>, BrokerError>> {
+        let brokers = self.kafka_brokers.as_deref()?;
+        Some(self.kafka_config(brokers).map(|config| {
+            Arc::new(switchboard_kafka::KafkaInspector::new(&config)) as Arc<dyn switchboard_ports::InspectTopics>
+        }))
+    }
+
     /// The Kafka settings of these flags for `brokers` (security, overrides, membership);
     /// logs them without secrets.
     #[cfg(feature = "kafka")]
@@ -180,6 +190,19 @@ impl BrokerArgs {
         Ok(config)
     }
 
+    /// Reads the dead-letter topics on Kafka without consuming them, removing under `group`,
+    /// when `KAFKA_BROKERS` is set; `None` otherwise. Creates nothing on the broker.
+    #[cfg(feature = "kafka")]
+    pub fn kafka_dead_letters(&self, group: &str) -> Option<Result<Arc<dyn switchboard_ports::Browse>, BrokerError>> {
+        let brokers = self.kafka_brokers.as_deref()?;
+        let browse = || -> Result<Arc<dyn switchboard_ports::Browse>, BrokerError> {
+            let config = self.kafka_config(brokers)?;
+            let publisher = Arc::new(KafkaPublisher::new(&config)?);
+            Ok(Arc::new(switchboard_kafka::KafkaTopicLog::new(&config, publisher).browser(group)))
+        };
+        Some(browse())
+    }
+
     #[cfg(feature = "kafka")]
     async fn kafka(&self, brokers: &str, topics: &[&str]) -> Result<PubSub, BrokerError> {
         let config = self.kafka_config(brokers)?;
@@ -201,6 +224,7 @@ impl BrokerArgs {
             requests: Arc::new(StartingAt::new(subscriber.clone(), OffsetReset::Earliest)),
             replies: Arc::new(StartingAt::new(subscriber, OffsetReset::Latest)),
             kind: "kafka",
+            inspect: Some(Arc::new(switchboard_kafka::KafkaInspector::new(&config))),
         })
     }
 }

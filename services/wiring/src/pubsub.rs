@@ -26,6 +26,9 @@ pub struct PubSub {
     /// Reads dead-letter topics without consuming them, removing under the dead-letter tool's
     /// group (`switchboard-dead-letters`); `None` for ports assembled by hand.
     pub dead_letters: Option<Arc<dyn Browse>>,
+    /// Offsets and consumer-group lag of the same broker, for the console; `None` when the
+    /// ports cannot say.
+    pub inspect: Option<Arc<dyn switchboard_ports::InspectTopics>>,
 }
 
 #[cfg(feature = "embedded")]
@@ -38,6 +41,7 @@ impl PubSub {
             replies: Arc::new(StartingAt::new(broker.clone(), StartFrom::Latest)),
             kind: "embedded",
             dead_letters: Some(Arc::new(broker.browser(switchboard_topology::DEAD_LETTER_GROUP))),
+            inspect: Some(Arc::new(broker)),
         }
     }
 }

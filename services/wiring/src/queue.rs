@@ -21,6 +21,8 @@ pub struct Queues {
     pub kind: &'static str,
     /// Reads dead-letter queues without consuming them (`switchboard-dead-letters`).
     pub dead_letters: Arc<dyn Browse>,
+    /// Depths of the same broker's queues, for the console; `None` when the ports cannot say.
+    pub inspect: Option<Arc<dyn switchboard_ports::InspectQueues>>,
 }
 
 impl Queues {
@@ -31,7 +33,8 @@ impl Queues {
             queue: Arc::new(broker.clone()),
             fanout: Arc::new(broker.clone()),
             kind: "embedded",
-            dead_letters: Arc::new(broker),
+            dead_letters: Arc::new(broker.clone()),
+            inspect: Some(Arc::new(broker)),
         }
     }
 
@@ -42,7 +45,8 @@ impl Queues {
             queue: Arc::new(broker.clone()),
             fanout: Arc::new(broker.clone()),
             kind: "rabbitmq",
-            dead_letters: Arc::new(broker),
+            dead_letters: Arc::new(broker.clone()),
+            inspect: Some(Arc::new(broker)),
         }
     }
 }

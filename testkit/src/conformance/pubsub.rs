@@ -28,6 +28,7 @@
 //! `ErrorKind::Closed`.
 
 mod cases;
+mod inspect;
 mod partitions;
 mod support;
 
@@ -38,11 +39,12 @@ use std::time::Duration;
 
 use futures_lite::future;
 use smol::Timer;
-use switchboard_ports::{Publisher, Subscriber, TopicAdmin};
+use switchboard_ports::{InspectTopics, Publisher, Subscriber, TopicAdmin};
 
 use switchboard_embedded::pubsub::{BrokerConfig, MemoryBroker};
 
 pub use cases::*;
+pub use inspect::*;
 pub use partitions::*;
 
 /// What a backend supports; cases needing a missing feature are skipped with a message.
@@ -136,6 +138,10 @@ pub trait Backend {
     fn subscriber(&self) -> Arc<dyn Subscriber>;
     /// Topic creation, for brokers that do not auto-create topics.
     fn admin(&self) -> Option<Arc<dyn TopicAdmin>>;
+    /// Offsets and group lag of the same broker; `None` skips the inspection case.
+    fn inspect(&self) -> Option<Arc<dyn InspectTopics>> {
+        None
+    }
     /// A topic name no other case or run uses.
     fn unique_topic(&self, case: &str) -> String {
         static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -194,6 +200,9 @@ impl Backend for MemoryBackend {
     fn admin(&self) -> Option<Arc<dyn TopicAdmin>> {
         Some(Arc::new(self.broker.clone()))
     }
+    fn inspect(&self) -> Option<Arc<dyn InspectTopics>> {
+        Some(Arc::new(self.broker.clone()))
+    }
 }
 
 /// Runs one case on the current thread, failing it after `timeout` (a hang is a failure).
@@ -228,7 +237,8 @@ macro_rules! pubsub_conformance {
             topic_isolation,
             publisher_close,
             assigned_partition_reads_only_its_own,
-            partition_out_of_range_is_refused);
+            partition_out_of_range_is_refused,
+            inspect_reports_lag);
     };
     (@cases $make:expr, $attrs:tt; $($case:ident),*) => {
         $( $crate::pubsub_conformance!(@one $make, $attrs, $case); )*

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use switchboard_ports::{
-    dead_letter_queue, ErrorKind, Fanout, Job, JobStream, Message, QueueOptions, WorkQueue, ERROR_HEADER,
+    dead_letter_queue, ErrorKind, Fanout, InspectQueues, Job, JobStream, Message, QueueDepth, QueueOptions, WorkQueue,
+    ERROR_HEADER,
 };
 
 /// Longest a case may take before it fails (a hang is a failure, never a silent pass).
@@ -54,7 +55,8 @@ macro_rules! queue_conformance {
             consumers_share_load,
             full_queue_rejects_enqueue,
             none_lost_under_load,
-            fanout_reaches_every_listener);
+            fanout_reaches_every_listener,
+            queue_depth_counts_ready_jobs_and_consumers);
     };
     (@cases $make:expr, $attrs:tt; $($case:ident),*) => {
         $( $crate::queue_conformance!(@one $make, $attrs, $case); )*
@@ -399,4 +401,37 @@ pub async fn fanout_reaches_every_listener<Q: Fanout + ?Sized>(q: &Q) {
     }
     a.close().await.expect("close a");
     b.close().await.expect("close b");
+}
+
+/// Inspecting a queue shows its ready jobs and consumers (and, where the broker reports it,
+/// the unacked ones) and takes nothing: three jobs enqueued show as three ready; with one held
+/// by a consumer (prefetch 1), two ready and one consumer; the held job is still the consumer's
+/// to ack. An unknown queue is an error.
+pub async fn queue_depth_counts_ready_jobs_and_consumers<Q: WorkQueue + InspectQueues + ?Sized>(q: &Q) {
+    let name = unique("depth");
+    q.declare(&name, &QueueOptions::default()).await.expect("declare");
+    for i in 0..3 {
+        q.enqueue(&name, Message::new(format!("j{i}"))).await.expect("enqueue");
+    }
+    let idle = q.queue_depth(&name).await.expect("queue_depth");
+    assert_eq!((idle.messages, idle.consumers), (3, 0), "{idle:?}");
+    assert!(idle.unacked.is_none_or(|n| n == 0), "{idle:?}");
+    let jobs = q.consume(&name, 1).await.expect("consume");
+    let held = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "the first job");
+    // The broker counts the consumer and the delivery as it processes them: wait for both.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let busy: QueueDepth = loop {
+        let depth = q.queue_depth(&name).await.expect("queue_depth");
+        if depth.messages == 2 && depth.consumers == 1 {
+            break depth;
+        }
+        assert!(Instant::now() < deadline, "never showed 2 ready and 1 consumer: {depth:?}");
+        smol::Timer::after(Duration::from_millis(50)).await;
+    };
+    assert!(busy.unacked.is_none_or(|n| n == 1), "{busy:?}");
+    held.ack().await.expect("inspecting left the held job to its consumer");
+    jobs.close().await.expect("close stream");
+    let missing = unique("missing");
+    assert!(q.queue_depth(&missing).await.is_err(), "an unknown queue is an error");
+    q.delete(&name).await.expect("delete");
 }

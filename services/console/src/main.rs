@@ -1,0 +1,81 @@
+//! `console`: the console deployed alone, beside the separate services.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use switchboard_console::{Console, ConsoleArgs, Sources};
+use switchboard_dead_letters::{DeadLetters, HttpApi, Settings, Source, SourceKind};
+use switchboard_service::ShutdownArgs;
+use switchboard_topology::{JobNames, Topics};
+use switchboard_wiring::BrokerArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "The switchboard console: transactions, services, brokers, jobs and dead letters in a browser"
+)]
+struct Cli {
+    #[command(flatten)]
+    console: ConsoleArgs,
+    #[command(flatten)]
+    topics: Topics,
+    #[command(flatten)]
+    jobs: JobNames,
+    /// Consumer group of the relays, whose lag on the requests topic is shown.
+    #[arg(long, env = "SWITCHBOARD_RELAY_GROUP", default_value = switchboard_topology::RELAY_GROUP)]
+    relay_group: String,
+    /// File of accepted bearer tokens' SHA-256 (hex, one per line): with it every page and
+    /// API call needs a token (or the login cookie).
+    #[arg(long, env = "SWITCHBOARD_AUTH_TOKENS_FILE")]
+    auth_tokens_file: Option<PathBuf>,
+    #[command(flatten)]
+    brokers: BrokerArgs,
+    #[command(flatten)]
+    shutdown: ShutdownArgs,
+}
+
+switchboard_service::service_main!("console", run);
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = cli.console.config();
+    config.watched.topics = vec![(cli.topics.requests.clone(), cli.relay_group.clone())];
+    config.watched.requests_dlq = cli.topics.requests_dlq.clone();
+    let jobs_dlq = switchboard_ports::dead_letter_queue(&cli.jobs.jobs_queue);
+    let jobs_dlq_name = jobs_dlq.clone();
+    config.watched.queues = vec![cli.jobs.jobs_queue.clone(), jobs_dlq.clone()];
+    config.watched.jobs_dlq = jobs_dlq;
+    config.job_events_exchange = cli.jobs.job_events_exchange.clone();
+    if let Some(path) = &cli.auth_tokens_file {
+        config.auth = Some(switchboard_gateway::BearerTokens::from_file(path, true).context("console tokens")?);
+    }
+    let mut sources = Sources::default();
+    match cli.brokers.kafka_inspector() {
+        Some(inspector) => sources.topics = Some(inspector?),
+        None => log::info!("no KAFKA_BROKERS: topic lag not shown"),
+    }
+    // Dead letters through the same operations as `switchboard dlq`, under its group.
+    let mut dead = Vec::new();
+    if let Some(browse) = cli.brokers.kafka_dead_letters(switchboard_topology::DEAD_LETTER_GROUP) {
+        dead.push(Source { kind: SourceKind::Requests, dlq: cli.topics.requests_dlq.clone(), browse: browse? });
+    }
+    match cli.brokers.rabbitmq().await {
+        Some(queues) => {
+            let queues = queues?;
+            sources.queues = queues.inspect;
+            sources.fanout = Some(queues.fanout);
+            dead.push(Source { kind: SourceKind::Jobs, dlq: jobs_dlq_name.clone(), browse: queues.dead_letters });
+        }
+        None => log::info!("no AMQP_URL: queue depths and jobs not shown"),
+    }
+    if !dead.is_empty() {
+        let ops = DeadLetters::new(dead, Settings::default());
+        sources.dead_letters = Some(Arc::new(HttpApi::new(ops, cli.console.allow_redrive)));
+    }
+    let shutdown = cli.shutdown.install()?;
+    let console = Console::bind(config, sources).await?;
+    log::info!("console on http://{}", console.local_addr()?);
+    console.serve(shutdown.wait()).await.context("console listener")?;
+    Ok(())
+}
