@@ -22,7 +22,8 @@ pub struct AmqpConfig {
     /// First delay between reconnect attempts; doubles with jitter up to `reconnect_max`.
     /// Default 100 ms.
     pub reconnect_min: Duration,
-    /// Longest delay between reconnect attempts. Default 10 s.
+    /// Longest delay between reconnect attempts: how long a broker that is back may go unseen
+    /// (publishes fail at once meanwhile). Default 1 s.
     pub reconnect_max: Duration,
     /// Commands waiting for the connection thread (enqueues beyond it wait). Default 1024.
     pub command_capacity: usize,
@@ -51,7 +52,7 @@ impl Default for AmqpConfig {
             connect_timeout: Duration::from_secs(5),
             publish_timeout: Duration::from_secs(30),
             reconnect_min: Duration::from_millis(100),
-            reconnect_max: Duration::from_secs(10),
+            reconnect_max: Duration::from_secs(1),
             command_capacity: 1024,
             listener_capacity: 1024,
             tls: crate::AmqpTls::default(),

@@ -5,8 +5,14 @@
 //! forwarder thread turns into a command. When the connection is lost, unconfirmed publishes go
 //! back to `parked` and are sent again after the reconnect (at-least-once: a job whose confirm
 //! was lost may be stored twice).
+//!
+//! A reconnect that fails marks the link down ([`Link::is_down`]): until a connect succeeds,
+//! publishes fail at once with `Unavailable` (so callers answer "retry later" now, not at
+//! their deadline), and those parked are failed the same way.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amiquip::{AmqpProperties, Channel, Confirm, ConfirmSmoother, Connection, Publish};
@@ -15,6 +21,26 @@ use switchboard_ports::{Error, ErrorKind, Message, PublishError, QueueOptions};
 use switchboard_resilience::{Delays, Jitter, RetryPolicy};
 
 use crate::{headers, topology, AmqpConfig};
+
+/// Whether the connection is known to be down: set when a reconnect failed, cleared by a
+/// successful connect. Shared by the connection thread and every handle.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Link(Arc<AtomicBool>);
+
+impl Link {
+    pub(crate) fn is_down(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set_down(&self, down: bool) {
+        self.0.store(down, Ordering::Relaxed);
+    }
+}
+
+/// The error of a publish while the link is down.
+pub(crate) fn unreachable() -> Error {
+    Error::new(ErrorKind::Unavailable, "rabbitmq unreachable: reconnecting")
+}
 
 /// Where a reply goes: a one-shot channel (bounded, capacity 1).
 pub(crate) type Reply<T> = async_channel::Sender<T>;
@@ -122,11 +148,12 @@ pub(crate) struct Owner {
     backoff: Delays,
     next_attempt: Instant,
     closing: Option<Reply<()>>,
+    link: Link,
 }
 
 impl Owner {
     /// Connects once (so a wrong URL or a broker down fails at start), then runs the thread.
-    pub(crate) fn start(config: AmqpConfig) -> Result<async_channel::Sender<Command>, Error> {
+    pub(crate) fn start(config: AmqpConfig) -> Result<(async_channel::Sender<Command>, Link), Error> {
         let (tx, rx) = async_channel::bounded(config.command_capacity.max(1));
         let backoff = Self::backoff(&config);
         let mut owner = Owner {
@@ -143,13 +170,15 @@ impl Owner {
             backoff,
             next_attempt: Instant::now(),
             closing: None,
+            link: Link::default(),
         };
+        let link = owner.link.clone();
         owner.connect()?;
         std::thread::Builder::new()
             .name("amqp-connection".into())
             .spawn(move || owner.run())
             .map_err(|e| Error::new(ErrorKind::Other, "cannot start the amqp thread").with_source(e))?;
-        Ok(tx)
+        Ok((tx, link))
     }
 
     fn backoff(config: &AmqpConfig) -> Delays {
@@ -183,6 +212,7 @@ impl Owner {
         }
         log::info!("amqp: connected (session {})", session.id);
         self.session = Some(session);
+        self.link.set_down(false);
         self.backoff = Self::backoff(&self.config);
         for reply in std::mem::take(&mut self.channel_waiters) {
             self.give_channel(reply);
@@ -193,13 +223,18 @@ impl Owner {
         Ok(())
     }
 
-    /// One reconnect attempt; on failure the next one waits for the backoff.
+    /// One reconnect attempt; on failure the link is down: what waits for it fails now, and
+    /// the next attempt waits for the backoff.
     fn reconnect(&mut self) -> Result<(), Error> {
         let outcome = self.connect();
         if let Err(e) = &outcome {
             let delay = self.backoff.next().unwrap_or(self.config.reconnect_max);
             log::warn!("amqp: reconnect failed, next try in {delay:?}: {e}");
             self.next_attempt = Instant::now() + delay;
+            self.link.set_down(true);
+            for p in std::mem::take(&mut self.parked) {
+                p.fail(unreachable());
+            }
         }
         outcome
     }
@@ -277,6 +312,8 @@ impl Owner {
                 let p = Pending { outgoing, reply, deadline: Instant::now() + self.config.publish_timeout };
                 if self.closing.is_some() {
                     p.fail(Error::closed());
+                } else if self.session.is_none() && self.link.is_down() {
+                    p.fail(unreachable());
                 } else {
                     self.publish(p);
                 }
