@@ -119,8 +119,11 @@ fn https_with_bearer_tokens() {
         // A wrong and an accepted token together: ambiguous, so neither counts (a proxy
         // checking the first would see another credential than a server taking the last).
         for tokens in [["wrong-token", TOKEN], [TOKEN, "wrong-token"]] {
-            let two = request("GET", "/metrics", Some(tokens[0]))
-                .replacen("Authorization", &format!("Authorization: Bearer {}\r\nAuthorization", tokens[1]), 1);
+            let two = request("GET", "/metrics", Some(tokens[0])).replacen(
+                "Authorization",
+                &format!("Authorization: Bearer {}\r\nAuthorization", tokens[1]),
+                1,
+            );
             tls.write_all(two.as_bytes()).await.unwrap();
             let (status, head, body) = response(&mut tls).await;
             assert_eq!(status, 400, "{tokens:?}: {body}");

@@ -51,8 +51,8 @@ pub use fdlimit::{fit_connections, FD_RESERVE};
 pub use mimalloc::MiMalloc;
 pub use serve::{error_code, json_error, serve_http, Connection, HttpLimits};
 pub use service::{main, main_shared, Program, Service, ServiceArgs};
-pub use singletons::SINGLETON_HEADERS;
 pub use shutdown::{GraceExpired, Shutdown, ShutdownArgs, ShutdownError, ShutdownReason, DEFAULT_GRACE, GRACE_ENV};
+pub use singletons::SINGLETON_HEADERS;
 pub use switchboard_resilience::{Config as BreakerConfig, ConfigError as BreakerConfigError};
 pub use tls::{load_certs, ServerTls, TlsFiles};
 

@@ -13,7 +13,9 @@ pub const SINGLETON_HEADERS: [&str; 4] = ["authorization", "content-length", "co
 /// The 400 for a request that repeats a singleton header, `None` when it repeats none. The
 /// connection closes after it: with two lengths, where the body ends is not known.
 pub(crate) fn refuse_repeated(req: &Request) -> Option<Response> {
-    let name = SINGLETON_HEADERS.iter().find(|name| req.header(**name).is_some_and(|values| values.iter().nth(1).is_some()))?;
+    let name = SINGLETON_HEADERS
+        .iter()
+        .find(|name| req.header(**name).is_some_and(|values| values.iter().nth(1).is_some()))?;
     let message = format!("the {name} header is sent more than once; send it once");
     let mut res = json_error(StatusCode::BadRequest, "duplicate_header", &message);
     res.insert_header("connection", "close");
