@@ -14,7 +14,9 @@ pub struct AmqpConfig {
     /// Longest wait for one connection attempt (TCP connect and AMQP handshake): the
     /// connection thread is blocked meanwhile, so without it a broker host that drops packets
     /// stalls every caller for the OS connect timeout (minutes). A `connection_timeout` query
-    /// parameter in the URL wins. Default 5 s.
+    /// parameter in the URL wins. Also the longest wait for any other answer of the broker
+    /// (a channel opened, a queue declared, the connection closed): past it the connection
+    /// is given up and opened again. Default 5 s.
     pub connect_timeout: Duration,
     /// How long an enqueue may wait for its confirm, reconnects included, before failing with
     /// `Timeout` (the job may then still have been stored). Default 30 s.
