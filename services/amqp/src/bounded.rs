@@ -1,6 +1,6 @@
 //! amiquip's calls wait for the broker's answer without a limit of their own: a broker that
-//! stalls (alive, not answering) holds a channel open or a declare until missed heartbeats end
-//! the connection, a minute or more. The connection thread serves every caller, so each such
+//! stalls (alive, not answering) holds a channel open, a declare or a channel close until
+//! missed heartbeats end the connection, two minutes with RabbitMQ's default heartbeat. The connection thread serves every caller, so each such
 //! call runs on a short-lived thread of its own and is waited for at most the connect timeout;
 //! a call that does not answer in time is taken as a dead connection.
 
@@ -91,6 +91,15 @@ pub(crate) fn within<T: Send + 'static>(
         Ok(result) => result.map_err(Failed::Broker),
         Err(_) => Err(Failed::TimedOut(timeout)),
     }
+}
+
+/// Drops `handle` (a channel: dropping one closes it and waits for the broker's answer),
+/// waiting at most `timeout`.
+pub(crate) fn release<T: Send + 'static>(handle: T, timeout: Duration) {
+    let _ = within(timeout, move || {
+        drop(handle);
+        Ok(())
+    });
 }
 
 /// Closes `connection`, waiting at most `timeout` (a stalled broker never answers the close).

@@ -203,7 +203,7 @@ impl Owner {
             ch.close()
         });
         if let Err(e) = redeclared {
-            drop(session.channel);
+            bounded::release(session.channel, self.config.connect_timeout);
             bounded::close(session.connection, self.config.connect_timeout);
             return Err(e.into_error("cannot re-declare the topology"));
         }
@@ -306,7 +306,7 @@ impl Owner {
             p.fail(Error::closed());
         }
         if let Some(s) = self.session.take() {
-            drop(s.channel);
+            bounded::release(s.channel, self.config.connect_timeout);
             bounded::close(s.connection, self.config.connect_timeout);
         }
         if let Some(reply) = self.closing.take() {
@@ -480,7 +480,7 @@ impl Owner {
         unconfirmed.extend(std::mem::take(&mut self.parked));
         self.parked = unconfirmed;
         // Closing the connection ends every consumer's channel, so consumers come back for new ones.
-        drop(s.channel);
+        bounded::release(s.channel, self.config.connect_timeout);
         bounded::close(s.connection, self.config.connect_timeout);
         self.next_attempt = Instant::now();
     }
