@@ -277,7 +277,8 @@ fn a_key_submitted_concurrently_on_two_gateways_runs_once() {
         let addrs = [a.gateway_addr(), b.gateway_addr()];
         let tasks: Vec<_> = (0..100)
             .map(|i| {
-                let (addr, key) = (addrs[i % 2], format!("once-{}", i % KEYS));
+                // Each key goes to both gateways in turn.
+                let (addr, key) = (addrs[(i / KEYS) % 2], format!("once-{}", i % KEYS));
                 smol::spawn(async move { post(addr, "/jobs", &format!("job {}", i % KEYS), Some(&key)).await })
             })
             .collect();
