@@ -27,6 +27,8 @@ echo "test-real: the chain on Kafka"
 cargo test -p switchboard --test real_chain -- --include-ignored
 echo "test-real: the edges on real brokers (budgets on a stalled broker, queued jobs on every gateway, Idempotency-Key)"
 cargo test -p switchboard --test real_edges -- --include-ignored
+echo "test-real: RabbitMQ stopped and started under a gateway (rabbitmqctl stop_app/start_app; alone: nothing else uses RabbitMQ meanwhile)"
+cargo test -p switchboard --test real_outage -- --include-ignored
 echo "test-real: messaging edges on Kafka (hostile records, permanent publish errors)"
 cargo test -p switchboard --test real_loops -- --include-ignored
 echo "test-real: dead letters on tansu and RabbitMQ (origin headers, redrive, limit, purge, kill -9 mid-redrive)"

@@ -14,7 +14,9 @@ pub struct AmqpConfig {
     /// Longest wait for one connection attempt (TCP connect and AMQP handshake): the
     /// connection thread is blocked meanwhile, so without it a broker host that drops packets
     /// stalls every caller for the OS connect timeout (minutes). A `connection_timeout` query
-    /// parameter in the URL wins. Default 5 s.
+    /// parameter in the URL wins. Also the longest wait for any other answer of the broker
+    /// (a channel opened, a queue declared, the connection closed): past it the connection
+    /// is given up and opened again. Default 5 s.
     pub connect_timeout: Duration,
     /// How long an enqueue may wait for its confirm, reconnects included, before failing with
     /// `Timeout` (the job may then still have been stored). Default 30 s.
@@ -22,7 +24,8 @@ pub struct AmqpConfig {
     /// First delay between reconnect attempts; doubles with jitter up to `reconnect_max`.
     /// Default 100 ms.
     pub reconnect_min: Duration,
-    /// Longest delay between reconnect attempts. Default 10 s.
+    /// Longest delay between reconnect attempts: how long a broker that is back may go unseen
+    /// (publishes fail at once meanwhile). Default 1 s.
     pub reconnect_max: Duration,
     /// Commands waiting for the connection thread (enqueues beyond it wait). Default 1024.
     pub command_capacity: usize,
@@ -51,7 +54,7 @@ impl Default for AmqpConfig {
             connect_timeout: Duration::from_secs(5),
             publish_timeout: Duration::from_secs(30),
             reconnect_min: Duration::from_millis(100),
-            reconnect_max: Duration::from_secs(10),
+            reconnect_max: Duration::from_secs(1),
             command_capacity: 1024,
             listener_capacity: 1024,
             tls: crate::AmqpTls::default(),

@@ -5,8 +5,14 @@
 //! forwarder thread turns into a command. When the connection is lost, unconfirmed publishes go
 //! back to `parked` and are sent again after the reconnect (at-least-once: a job whose confirm
 //! was lost may be stored twice).
+//!
+//! A reconnect that fails marks the link down ([`Link::is_down`]): until a connect succeeds,
+//! publishes fail at once with `Unavailable` (so callers answer "retry later" now, not at
+//! their deadline), and those parked are failed the same way.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use amiquip::{AmqpProperties, Channel, Confirm, ConfirmSmoother, Connection, Publish};
@@ -14,7 +20,31 @@ use futures_lite::future;
 use switchboard_ports::{Error, ErrorKind, Message, PublishError, QueueDepth, QueueOptions};
 use switchboard_resilience::{Delays, Jitter, RetryPolicy};
 
+use crate::bounded::{self, Failed, SharedConnection};
 use crate::{headers, topology, AmqpConfig};
+
+/// Whether the connection is known to be down: set when a reconnect failed, cleared by a
+/// successful connect. Shared by the connection thread and every handle.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Link(Arc<AtomicBool>);
+
+impl Link {
+    pub(crate) fn is_down(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set_down(&self, down: bool) {
+        self.0.store(down, Ordering::Relaxed);
+    }
+}
+
+/// The error of a publish while the link is down.
+pub(crate) fn unreachable() -> Error {
+    Error::new(ErrorKind::Unavailable, "rabbitmq unreachable: reconnecting")
+}
+
+/// Topology work run on a temporary channel (on a thread of its own, see [`bounded`]).
+type TempWork = Arc<dyn Fn(&Channel) -> amiquip::Result<()> + Send + Sync>;
 
 /// Where a reply goes: a one-shot channel (bounded, capacity 1).
 pub(crate) type Reply<T> = async_channel::Sender<T>;
@@ -75,16 +105,6 @@ pub(crate) enum Command {
     },
 }
 
-/// Whether an error says the whole connection is gone (rather than one channel refused).
-fn connection_dead(e: &amiquip::Error) -> bool {
-    !matches!(
-        e,
-        amiquip::Error::ServerClosedChannel { .. }
-            | amiquip::Error::ExhaustedChannelIds
-            | amiquip::Error::UnavailableChannelId { .. }
-    )
-}
-
 pub(crate) fn broker_error(what: &str, e: amiquip::Error) -> Error {
     // amiquip's messages quote the URL, password included: only a redacted copy is kept.
     let text = crate::tls::redact(&e.to_string());
@@ -109,7 +129,7 @@ struct Session {
     smoother: ConfirmSmoother,
     next_tag: u64,
     // Dropped last: closing the connection ends its channels.
-    connection: Connection,
+    connection: SharedConnection,
 }
 
 pub(crate) struct Owner {
@@ -127,11 +147,12 @@ pub(crate) struct Owner {
     backoff: Delays,
     next_attempt: Instant,
     closing: Option<Reply<()>>,
+    link: Link,
 }
 
 impl Owner {
     /// Connects once (so a wrong URL or a broker down fails at start), then runs the thread.
-    pub(crate) fn start(config: AmqpConfig) -> Result<async_channel::Sender<Command>, Error> {
+    pub(crate) fn start(config: AmqpConfig) -> Result<(async_channel::Sender<Command>, Link), Error> {
         let (tx, rx) = async_channel::bounded(config.command_capacity.max(1));
         let backoff = Self::backoff(&config);
         let mut owner = Owner {
@@ -148,13 +169,15 @@ impl Owner {
             backoff,
             next_attempt: Instant::now(),
             closing: None,
+            link: Link::default(),
         };
+        let link = owner.link.clone();
         owner.connect()?;
         std::thread::Builder::new()
             .name("amqp-connection".into())
             .spawn(move || owner.run())
             .map_err(|e| Error::new(ErrorKind::Other, "cannot start the amqp thread").with_source(e))?;
-        Ok(tx)
+        Ok((tx, link))
     }
 
     fn backoff(config: &AmqpConfig) -> Delays {
@@ -170,24 +193,28 @@ impl Owner {
         let connection =
             // Bounded by the connect timeout: this thread serves every caller meanwhile.
             crate::tls::open(&self.config.connect_url(), &self.config.tls)?;
-        let mut session = self.open_session(connection).map_err(|e| broker_error("cannot open a channel", e))?;
+        let session = self.open_session(connection).map_err(|e| e.into_error("cannot open a channel"))?;
         // Topology first: parked publishes and consumers need their queues.
-        let redeclared = (|| -> amiquip::Result<()> {
-            let ch = session.connection.open_channel(None)?;
-            for (queue, options) in &self.queues {
+        let (queues, exchanges) = (self.queues.clone(), self.exchanges.clone());
+        let shared = session.connection.clone();
+        let redeclared = bounded::within(self.config.connect_timeout, move || {
+            let ch = bounded::lock(&shared).open_channel(None)?;
+            for (queue, options) in &queues {
                 topology::declare(&ch, queue, options)?;
             }
-            for exchange in &self.exchanges {
+            for exchange in &exchanges {
                 topology::declare_fanout(&ch, exchange)?;
             }
             ch.close()
-        })();
+        });
         if let Err(e) = redeclared {
-            let _ = session.connection.close();
-            return Err(broker_error("cannot re-declare the topology", e));
+            bounded::release(session.channel, self.config.connect_timeout);
+            bounded::close(session.connection, self.config.connect_timeout);
+            return Err(e.into_error("cannot re-declare the topology"));
         }
         log::info!("amqp: connected (session {})", session.id);
         self.session = Some(session);
+        self.link.set_down(false);
         self.backoff = Self::backoff(&self.config);
         for reply in std::mem::take(&mut self.channel_waiters) {
             self.give_channel(reply);
@@ -198,21 +225,38 @@ impl Owner {
         Ok(())
     }
 
-    /// One reconnect attempt; on failure the next one waits for the backoff.
+    /// One reconnect attempt; on failure the link is down: what waits for it fails now, and
+    /// the next attempt waits for the backoff.
     fn reconnect(&mut self) -> Result<(), Error> {
         let outcome = self.connect();
         if let Err(e) = &outcome {
             let delay = self.backoff.next().unwrap_or(self.config.reconnect_max);
             log::warn!("amqp: reconnect failed, next try in {delay:?}: {e}");
             self.next_attempt = Instant::now() + delay;
+            self.link.set_down(true);
+            for p in std::mem::take(&mut self.parked) {
+                p.fail(unreachable());
+            }
         }
         outcome
     }
 
-    fn open_session(&mut self, mut connection: Connection) -> amiquip::Result<Session> {
-        let channel = connection.open_channel(None)?;
-        let confirms = channel.listen_for_publisher_confirms()?;
-        channel.enable_publisher_confirms()?;
+    fn open_session(&mut self, connection: Connection) -> Result<Session, Failed> {
+        let connection = bounded::share(connection);
+        let shared = connection.clone();
+        let opened = bounded::within(self.config.connect_timeout, move || {
+            let channel = bounded::lock(&shared).open_channel(None)?;
+            let confirms = channel.listen_for_publisher_confirms()?;
+            channel.enable_publisher_confirms()?;
+            Ok((channel, confirms))
+        });
+        let (channel, confirms) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                bounded::close(connection, self.config.connect_timeout);
+                return Err(e);
+            }
+        };
         self.sessions += 1;
         let id = self.sessions;
         let events = self.events.clone();
@@ -267,8 +311,8 @@ impl Owner {
             p.fail(Error::closed());
         }
         if let Some(s) = self.session.take() {
-            drop(s.channel);
-            let _ = s.connection.close();
+            bounded::release(s.channel, self.config.connect_timeout);
+            bounded::close(s.connection, self.config.connect_timeout);
         }
         if let Some(reply) = self.closing.take() {
             let _ = reply.try_send(());
@@ -282,42 +326,50 @@ impl Owner {
                 let p = Pending { outgoing, reply, deadline: Instant::now() + self.config.publish_timeout };
                 if self.closing.is_some() {
                     p.fail(Error::closed());
+                } else if self.session.is_none() && self.link.is_down() {
+                    p.fail(unreachable());
                 } else {
                     self.publish(p);
                 }
             }
             Command::Declare { queue, options, reply } => {
-                let r = self.on_temp_channel("cannot declare the queue", |ch| topology::declare(ch, &queue, &options));
+                let (q, o) = (queue.clone(), options.clone());
+                let r = self.on_temp_channel("cannot declare the queue", move |ch| topology::declare(ch, &q, &o));
                 if r.is_ok() {
                     self.queues.insert(queue, options);
                 }
                 let _ = reply.try_send(r);
             }
             Command::DeclareFanout { exchange, reply } => {
-                let r =
-                    self.on_temp_channel("cannot declare the exchange", |ch| topology::declare_fanout(ch, &exchange));
+                let x = exchange.clone();
+                let r = self.on_temp_channel("cannot declare the exchange", move |ch| topology::declare_fanout(ch, &x));
                 if r.is_ok() {
                     self.exchanges.insert(exchange);
                 }
                 let _ = reply.try_send(r);
             }
             Command::Delete { queue, options, reply } => {
-                let r = self.on_temp_channel("cannot delete the queue", |ch| topology::delete(ch, &queue, &options));
+                let (q, o) = (queue.clone(), options.clone());
+                let r = self.on_temp_channel("cannot delete the queue", move |ch| topology::delete(ch, &q, &o));
                 if r.is_ok() {
                     self.queues.remove(&queue);
                 }
                 let _ = reply.try_send(r);
             }
             Command::Inspect { queue, reply } => {
-                let counts = std::cell::Cell::new((0, 0));
-                let r = self.on_temp_channel("cannot inspect the queue", |ch| {
+                // The work runs on a thread of its own (bounded by the connect timeout), so the
+                // counts come back through a shared cell.
+                let counts = Arc::new(std::sync::Mutex::new((0, 0)));
+                let seen = counts.clone();
+                let r = self.on_temp_channel("cannot inspect the queue", move |ch| {
                     let q = ch.queue_declare_passive(queue.as_str())?;
-                    counts.set((q.declared_message_count().unwrap_or(0), q.declared_consumer_count().unwrap_or(0)));
+                    *seen.lock().unwrap_or_else(|p| p.into_inner()) =
+                        (q.declared_message_count().unwrap_or(0), q.declared_consumer_count().unwrap_or(0));
                     Ok(())
                 });
                 // AMQP reports ready messages only; unacked ones need the management API.
                 let depth = r.map(|()| {
-                    let (messages, consumers) = counts.get();
+                    let (messages, consumers) = *counts.lock().unwrap_or_else(|p| p.into_inner());
                     QueueDepth { messages: u64::from(messages), unacked: None, consumers }
                 });
                 let _ = reply.try_send(depth);
@@ -342,37 +394,53 @@ impl Owner {
     /// Runs a topology command (declare, delete: idempotent) on a channel of its own. A
     /// connection found dead on the way (its loss not yet reported by the confirm forwarder) is
     /// replaced at once and the command tried once more, rather than failing the caller.
-    fn on_temp_channel(&mut self, what: &str, f: impl Fn(&Channel) -> amiquip::Result<()>) -> Result<(), Error> {
+    fn on_temp_channel(
+        &mut self,
+        what: &str,
+        f: impl Fn(&Channel) -> amiquip::Result<()> + Send + Sync + 'static,
+    ) -> Result<(), Error> {
         if self.session.is_none() {
             return Err(Error::new(ErrorKind::Unavailable, format!("{what}: not connected to rabbitmq")));
         }
+        let f: TempWork = Arc::new(f);
         match self.try_temp_channel(&f) {
-            Err(e) if connection_dead(&e) => {
+            Err(e) if e.ends_connection() => {
                 self.lose_session(&format!("{what}: {e}"));
-                self.reconnect()?;
-                self.try_temp_channel(&f).map_err(|e| broker_error(what, e))
+                // The caller hears why its command failed; the reconnect's own error is logged.
+                if self.reconnect().is_err() {
+                    return Err(e.into_error(what));
+                }
+                self.try_temp_channel(&f).map_err(|e| e.into_error(what))
             }
-            r => r.map_err(|e| broker_error(what, e)),
+            r => r.map_err(|e| e.into_error(what)),
         }
     }
 
-    fn try_temp_channel(&mut self, f: &impl Fn(&Channel) -> amiquip::Result<()>) -> amiquip::Result<()> {
-        let Some(s) = self.session.as_mut() else {
-            return Err(amiquip::Error::EventLoopDropped);
+    fn try_temp_channel(&mut self, f: &TempWork) -> Result<(), Failed> {
+        let Some(s) = self.session.as_ref() else {
+            return Err(Failed::Broker(amiquip::Error::EventLoopDropped));
         };
-        // A failed declare closes its channel: keep that away from the publishing channel.
-        let ch = s.connection.open_channel(None)?;
-        let r = f(&ch);
-        let _ = ch.close();
-        r
+        let (connection, f) = (s.connection.clone(), f.clone());
+        bounded::within(self.config.connect_timeout, move || {
+            // A failed declare closes its channel: keep that away from the publishing channel.
+            let ch = bounded::lock(&connection).open_channel(None)?;
+            let r = f(&ch);
+            let _ = ch.close();
+            r
+        })
     }
 
     fn give_channel(&mut self, reply: Reply<Channel>) {
-        let Some(s) = self.session.as_mut() else {
+        let Some(s) = self.session.as_ref() else {
             self.channel_waiters.push(reply);
             return;
         };
-        match s.connection.open_channel(None) {
+        let connection = s.connection.clone();
+        let opened = bounded::within(self.config.connect_timeout, move || {
+            let mut connection = bounded::lock(&connection);
+            connection.open_channel(None)
+        });
+        match opened {
             Ok(ch) => {
                 let _ = reply.try_send(ch);
             }
@@ -435,8 +503,8 @@ impl Owner {
         unconfirmed.extend(std::mem::take(&mut self.parked));
         self.parked = unconfirmed;
         // Closing the connection ends every consumer's channel, so consumers come back for new ones.
-        drop(s.channel);
-        let _ = s.connection.close();
+        bounded::release(s.channel, self.config.connect_timeout);
+        bounded::close(s.connection, self.config.connect_timeout);
         self.next_attempt = Instant::now();
     }
 

@@ -4,7 +4,10 @@
 //! takes commands over an async channel (replies come back on one-shot channels); each consumer
 //! runs on its own thread with its own channel. Enqueues wait for publisher confirms; queues are
 //! durable and messages persistent; a lost connection is re-opened with exponential backoff and
-//! jitter, the topology re-declared and consumers resumed.
+//! jitter (capped at 1 s), the topology re-declared and consumers resumed; while a reconnect
+//! fails, publishes fail at once. Every call that waits for the broker (channel open, declare,
+//! close) is bounded by the connect timeout, so a stalled broker cannot hold the connection
+//! thread for the minute or more amiquip's heartbeats take to notice.
 //!
 //! Topology of a queue `jobs` (see [`AmqpWorkQueue`]): `jobs` (bounded, `reject-publish`),
 //! `jobs.dlq`, and one TTL queue per retry delay (`jobs.retry.1000ms`…) dead-lettering back
@@ -13,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+mod bounded;
 mod browse;
 mod config;
 mod connection;

@@ -7,7 +7,7 @@ use switchboard_ports::{
     PublishError, QueueOptions, WorkQueue, ERROR_HEADER,
 };
 
-use crate::connection::{oneshot, Command, Outgoing, Owner, Reply};
+use crate::connection::{oneshot, unreachable, Command, Link, Outgoing, Owner, Reply};
 use crate::consumer::{self, Control, Mode, Settle};
 use crate::{topology, AmqpConfig};
 
@@ -36,6 +36,7 @@ pub struct AmqpWorkQueue {
 
 struct Shared {
     owner: async_channel::Sender<Command>,
+    link: Link,
     config: AmqpConfig,
     queues: Mutex<HashMap<String, QueueOptions>>,
     exchanges: Mutex<HashSet<String>>,
@@ -72,9 +73,10 @@ impl AmqpWorkQueue {
     /// task). Fails with `Unavailable` when the broker cannot be reached now; later losses are
     /// retried in the background.
     pub fn connect(config: AmqpConfig) -> Result<Self, Error> {
-        let owner = Owner::start(config.clone())?;
+        let (owner, link) = Owner::start(config.clone())?;
         let shared = Arc::new(Shared {
             owner: owner.clone(),
+            link,
             config,
             queues: Mutex::new(HashMap::new()),
             exchanges: Mutex::new(HashSet::new()),
@@ -159,6 +161,9 @@ impl WorkQueue for AmqpWorkQueue {
             let e = Error::new(ErrorKind::Invalid, format!("queue {queue} not declared"));
             return Err(PublishError::new(e, message));
         }
+        if self.shared.link.is_down() {
+            return Err(PublishError::new(unreachable(), message));
+        }
         let outgoing =
             Outgoing { exchange: String::new(), routing_key: queue.to_owned(), message, attempt: 1, expiration: None };
         publish(&self.owner, outgoing).await
@@ -202,6 +207,9 @@ impl WorkQueue for AmqpWorkQueue {
 #[async_trait]
 impl Fanout for AmqpWorkQueue {
     async fn broadcast(&self, exchange: &str, message: Message) -> Result<(), PublishError> {
+        if self.shared.link.is_down() {
+            return Err(PublishError::new(unreachable(), message));
+        }
         if let Err(e) = self.ensure_exchange(exchange).await {
             return Err(PublishError::new(e, message));
         }

@@ -116,6 +116,26 @@ fn https_with_bearer_tokens() {
         let (status, _, body) = response(&mut tls).await;
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("http_requests_total"), "{body}");
+        // A wrong and an accepted token together: ambiguous, so neither counts (a proxy
+        // checking the first would see another credential than a server taking the last).
+        for tokens in [["wrong-token", TOKEN], [TOKEN, "wrong-token"]] {
+            let two = request("GET", "/metrics", Some(tokens[0])).replacen(
+                "Authorization",
+                &format!("Authorization: Bearer {}\r\nAuthorization", tokens[1]),
+                1,
+            );
+            tls.write_all(two.as_bytes()).await.unwrap();
+            let (status, head, body) = response(&mut tls).await;
+            assert_eq!(status, 400, "{tokens:?}: {body}");
+            assert_eq!(
+                body,
+                r#"{"error":{"code":"duplicate_header","message":"the authorization header is sent more than once; send it once"}}"#
+            );
+            assert!(head.contains("connection: close"), "{head}");
+            // The refusal closes the connection: continue on a new one.
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            tls = connector("ca.pem").connect(name.clone(), tcp).await.unwrap();
+        }
         // Past authentication: no relay here, so the request times out (504), not 401.
         tls.write_all(request("POST", "/messages", Some(TOKEN)).as_bytes()).await.unwrap();
         assert_eq!(response(&mut tls).await.0, 504);

@@ -13,8 +13,10 @@
 mod deadline;
 mod fdlimit;
 mod serve;
+mod singletons;
 mod tls;
 
 pub use fdlimit::{fit_connections, FD_RESERVE};
 pub use serve::{error_code, json_error, serve_http, Connection, HttpLimits};
+pub use singletons::SINGLETON_HEADERS;
 pub use tls::{load_certs, ServerTls, TlsFiles};

@@ -14,6 +14,9 @@
 //! - Request heads are capped by async-h1: 8 KiB and 128 headers (431). A head it cannot
 //!   take (malformed, not UTF-8, another HTTP version: 505) gets a JSON error, then the
 //!   connection is closed.
+//! - A request repeating a header that may come once (`Authorization`, `Content-Length`,
+//!   `Content-Type`, `Idempotency-Key`) is a 400 `duplicate_header`, before any endpoint sees
+//!   it, and the connection is closed (see [`SINGLETON_HEADERS`](crate::SINGLETON_HEADERS)).
 //! - With [`HttpLimits::tls`] set every connection is HTTPS: the TLS handshake is done on the
 //!   connection's task (not the accept loop) and must finish within `header_timeout`; a failed
 //!   handshake is logged (rate-limited) and closes only that connection.
@@ -165,10 +168,15 @@ async fn connection<S, E, Fut>(
     let timed = move |req: Request| {
         seen.store(true, Ordering::Relaxed);
         phases.read_within(body_timeout);
-        let answer = endpoint(req);
+        // Refused here, so no endpoint of any server sees an ambiguous request.
+        let refused = crate::singletons::refuse_repeated(&req);
+        let answer = refused.is_none().then(|| endpoint(req));
         let phases = phases.clone();
         async move {
-            let res = answer.await;
+            let res = match answer {
+                Some(answer) => answer.await,
+                None => Ok(refused.expect("refused when not answered")),
+            };
             phases.write_within(body_timeout);
             res
         }

@@ -60,6 +60,12 @@ pub struct KafkaConfig {
     pub delivery_timeout: Duration,
     /// Timeout of admin requests (`ensure_topic`) and of synchronous commits. Default 10 s.
     pub request_timeout: Duration,
+    /// `topic.metadata.propagation.max.ms`: how long a publish waits for a topic the broker
+    /// does not know to appear (one just created elsewhere takes a moment to be seen); past it
+    /// the publish fails with a permanent "unknown topic" error. librdkafka's default, 30 s,
+    /// would hold whatever waits behind such a publish that long. At most `delivery_timeout`.
+    /// Default 2 s.
+    pub missing_topic_timeout: Duration,
     /// `fetch.wait.max.ms`: how long the broker may hold a fetch open when there is no data.
     /// Default 10 ms: tansu holds every fetch this long even when a record arrives meanwhile,
     /// so it is the consumer's added latency there (produce → consume p50: 100 ms → 53 ms,
@@ -114,6 +120,7 @@ impl KafkaConfig {
             linger: Duration::from_millis(1),
             delivery_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
+            missing_topic_timeout: Duration::from_secs(2),
             fetch_wait_max: Duration::from_millis(10),
             max_in_flight: 10_000,
             subscription_buffer: 64,
@@ -164,6 +171,7 @@ impl KafkaConfig {
             .set("acks", "all")
             .set("linger.ms", millis(self.linger))
             .set("message.timeout.ms", millis(self.delivery_timeout))
+            .set("topic.metadata.propagation.max.ms", millis(self.missing_topic_timeout.min(self.delivery_timeout)))
             // Our semaphore bounds in-flight publishes first; librdkafka's queue has room for
             // them all, so QueueFull only happens when several publishers share nothing.
             .set("queue.buffering.max.messages", (self.max_in_flight.max(1) + 16).to_string())
@@ -224,7 +232,7 @@ fn millis(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{KafkaConfig, OffsetReset};
+    use super::{Duration, KafkaConfig, OffsetReset};
 
     #[test]
     fn consumer_config_disables_auto_commit_and_sets_the_reset() {
@@ -255,6 +263,14 @@ mod tests {
         assert_eq!(c.get("acks"), Some("all"));
         assert_eq!(c.get("linger.ms"), Some("7"));
         assert_eq!(c.get("bootstrap.servers"), Some("b:1"));
+    }
+
+    #[test]
+    fn a_missing_topic_is_waited_for_at_most_the_missing_topic_timeout() {
+        let mut config = KafkaConfig::new("b:1");
+        assert_eq!(config.producer().get("topic.metadata.propagation.max.ms"), Some("2000"));
+        config.delivery_timeout = Duration::from_millis(500);
+        assert_eq!(config.producer().get("topic.metadata.propagation.max.ms"), Some("500"));
     }
 
     #[test]

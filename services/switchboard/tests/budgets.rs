@@ -2,7 +2,8 @@
 //! wrappers that stall or fail publishes and enqueues: the gateway answers at the budget (504, or
 //! 503 with Retry-After), never after the broker's own timeout; `max_pending` bounds handlers
 //! still publishing; a permanent broker error is a 500, not a retryable 503; a RabbitMQ
-//! connection attempt has a timeout.
+//! connection attempt has a timeout; with no Kafka broker
+//! reachable the gateway's breaker opens after its minimum calls and answers 503 at once.
 
 mod edges_support;
 
@@ -13,6 +14,7 @@ use edges_support::{post, Act, Blackhole, Plan, PlannedPublisher, PlannedQueue, 
 use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_embedded::queue::MemoryWorkQueue;
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
+use switchboard_kafka::{KafkaConfig, KafkaPublisher};
 use switchboard_ports::{ErrorKind, Publisher};
 
 /// Far longer than any budget here: a caller still waiting after it waited for the broker.
@@ -150,4 +152,35 @@ fn an_amqp_connection_attempt_to_a_stalled_broker_times_out() {
     let outcome = rx.recv_timeout(Duration::from_secs(60)).expect("connect returned within 60 s (default timeout 5 s)");
     let err = outcome.expect_err("nothing answered");
     assert!(err.is_transient(), "{err}: a broker that does not answer is worth retrying");
+}
+
+#[test]
+fn with_no_kafka_broker_reachable_the_breaker_answers_503_at_once_after_its_minimum_calls() {
+    smol::block_on(async {
+        // Nothing listens there: librdkafka holds every publish, the gateway abandons each at
+        // the budget and counts it as a failure of its breaker.
+        let publisher = Arc::new(KafkaPublisher::new(&KafkaConfig::new("127.0.0.1:1")).expect("producer"));
+        let broker = MemoryBroker::new();
+        let config = config();
+        let min_calls = config.breaker.min_calls() as usize;
+        let served = Served::start(gateway(config, publisher, &broker).await);
+        let started = Instant::now();
+        let tasks: Vec<_> =
+            (0..min_calls).map(|_| smol::spawn(post(served.addr, "/messages", "hello world", None))).collect();
+        for t in tasks {
+            let reply = t.await;
+            assert_eq!(reply.status, 504, "{}", reply.body);
+            assert_eq!(reply.code(), "deadline_exceeded");
+        }
+        eprintln!("{min_calls} requests at the budget ({BUDGET:?}) took {:?} together", started.elapsed());
+        // Enough failures seen: the breaker is open and answers without publishing.
+        for _ in 0..3 {
+            let started = Instant::now();
+            let reply = post(served.addr, "/messages", "hello world", None).await;
+            assert_eq!(reply.status, 503, "{}", reply.body);
+            assert!(reply.header("Retry-After").is_some(), "{:?}", reply.headers);
+            eprintln!("503 from the open breaker after {:?}", started.elapsed());
+        }
+        served.stop().await;
+    });
 }

@@ -193,3 +193,34 @@ fn heads_the_parser_refuses_get_a_json_error_before_the_close() {
         chain.stop().await;
     });
 }
+
+#[test]
+fn a_header_that_may_come_once_sent_twice_is_refused_before_any_handler() {
+    smol::block_on(async {
+        let chain = start().await;
+        let addr = chain.gateway_addr();
+        let body = r#"{"message":"twice"}"#;
+        let len = body.len();
+        let cases = [
+            format!("authorization: Bearer a\r\nauthorization: Bearer b\r\ncontent-type: application/json\r\ncontent-length: {len}"),
+            format!("content-type: application/json\r\ncontent-length: {len}\r\ncontent-length: {len}"),
+            format!("content-type: application/json\r\nContent-Type: text/plain\r\ncontent-length: {len}"),
+            format!("content-type: application/json\r\ncontent-length: {len}\r\nidempotency-key: twice-1\r\nIdempotency-Key: twice-2"),
+        ];
+        for headers in cases {
+            for path in ["/jobs", "/messages"] {
+                let request = format!("POST {path} HTTP/1.1\r\nhost: t\r\n{headers}\r\n\r\n{body}");
+                let res = raw_bytes(addr, request.as_bytes()).await;
+                assert_eq!(res.status, 400, "POST {path} with {headers:?}: {}", res.body);
+                assert_eq!(res.error_code(), "duplicate_header", "{headers:?}");
+                assert_eq!(res.header("connection"), Some("close"), "{headers:?}");
+            }
+        }
+        // Once each, the same request is served.
+        let request = format!(
+            "POST /jobs HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n{body}"
+        );
+        assert_eq!(raw_bytes(addr, request.as_bytes()).await.status, 202);
+        chain.stop().await;
+    });
+}

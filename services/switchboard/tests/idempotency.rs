@@ -5,15 +5,20 @@
 
 mod edges_support;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use edges_support::{drain_jobs, post, until_known, Act, Plan, PlannedPublisher, PlannedQueue, SameFanout, Served};
 use serde_json::json;
-use switchboard::{Chain, ChainConfig};
+use switchboard::{Chain, ChainConfig, ChainJobs};
 use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_embedded::queue::MemoryWorkQueue;
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
+use switchboard_ports::Fanout;
+use switchboard_proto::{JobEvent, JobStatus, ProtoMessage};
+use switchboard_wiring::Queues;
+use switchboard_worker::DEFAULT_JOB_EVENTS_EXCHANGE;
 
 const QUEUE: &str = "switchboard.jobs";
 const LEARN: Duration = Duration::from_secs(5);
@@ -244,5 +249,73 @@ fn a_repeated_key_on_messages_gets_the_first_reply_without_a_second_transaction(
         assert_ne!(fresh.id(), replies[0].id(), "another key is another transaction");
         assert_eq!(publisher.calls(), 2);
         chain.stop().await;
+    });
+}
+
+/// A chain (gateway, relay, processor, worker) whose jobs go over `queue`, shared with others.
+async fn jobs_chain(queue: &MemoryWorkQueue) -> Chain {
+    let mut c = ChainConfig::default();
+    c.gateway.addr = "127.0.0.1:0".parse().unwrap();
+    c.processor.addr = "127.0.0.1:0".parse().unwrap();
+    let mut jobs = ChainJobs::new(Queues::embedded(queue.clone()));
+    // Far above the fanout's delay even on a loaded machine: this test is about the rule, the
+    // default (50 ms) bounds the window on a real deployment.
+    jobs.worker = jobs.worker.with_claim_wait(Duration::from_millis(500));
+    c.jobs = Some(jobs);
+    let broker = MemoryBroker::new();
+    Chain::start(c, Arc::new(broker.clone()), Arc::new(broker)).await.expect("chain starts")
+}
+
+#[test]
+fn a_key_submitted_concurrently_on_two_gateways_runs_once() {
+    smol::block_on(async {
+        let queue = MemoryWorkQueue::new();
+        let (a, b) = (jobs_chain(&queue).await, jobs_chain(&queue).await);
+        // Every job event, heard as a gateway hears them.
+        let events = queue.listen(DEFAULT_JOB_EVENTS_EXCHANGE).await.unwrap();
+        const KEYS: usize = 20;
+        let addrs = [a.gateway_addr(), b.gateway_addr()];
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                // Each key goes to both gateways in turn.
+                let (addr, key) = (addrs[(i / KEYS) % 2], format!("once-{}", i % KEYS));
+                smol::spawn(async move { post(addr, "/jobs", &format!("job {}", i % KEYS), Some(&key)).await })
+            })
+            .collect();
+        let mut ids = HashSet::new();
+        for t in tasks {
+            let reply = t.await;
+            assert_eq!(reply.status, 202, "{}", reply.body);
+            ids.insert(reply.id());
+        }
+        assert_eq!(ids.len(), KEYS, "one job id per key");
+
+        // Until every job is done, then a while longer for any second run to report.
+        let mut done: HashMap<String, usize> = HashMap::new();
+        let mut quiet_until: Option<std::time::Instant> = None;
+        loop {
+            let wait = match quiet_until {
+                None => Duration::from_secs(30),
+                Some(until) => until.saturating_duration_since(std::time::Instant::now()),
+            };
+            let event = smol::future::or(async { events.recv().await }, async {
+                async_io::Timer::after(wait).await;
+                None
+            })
+            .await;
+            let Some(event) = event else { break };
+            let event = JobEvent::parse_from_bytes(&event.payload).unwrap();
+            if event.status.enum_value_or_default() == JobStatus::JOB_STATUS_DONE {
+                *done.entry(event.id.clone()).or_default() += 1;
+            }
+            if quiet_until.is_none() && ids.iter().all(|id| done.contains_key(id)) {
+                quiet_until = Some(std::time::Instant::now() + Duration::from_secs(1));
+            }
+        }
+        for id in &ids {
+            assert_eq!(done.get(id), Some(&1), "job {id} ran {:?} times: {done:?}", done.get(id));
+        }
+        a.stop().await;
+        b.stop().await;
     });
 }

@@ -184,3 +184,42 @@ fn rabbitmq_two_gateways_know_queued_jobs_and_share_idempotency_keys() {
         assert_eq!(jobs_on_queue(&run).await.len(), 2, "the plain job and the keyed one, once");
     });
 }
+
+#[test]
+#[ignore = "needs a real RabbitMQ: make test-real"]
+fn rabbitmq_a_declare_on_a_stalled_broker_fails_by_the_connect_timeout_then_works_again() {
+    smol::block_on(async {
+        let url = amqp_url();
+        let proxy = StallProxy::start(amqp_addr(&url));
+        let config = AmqpConfig::new(via(&url, proxy.addr)).with_connect_timeout(Duration::from_secs(1));
+        let broker = smol::unblock(move || AmqpWorkQueue::connect(config))
+            .await
+            .unwrap_or_else(|e| panic!("RabbitMQ unreachable (set AMQP_URL): {e}"));
+        let run = run_id();
+        let (first, second) = (format!("test.stall.{run}.a"), format!("test.stall.{run}.b"));
+        broker.declare(&first, &QueueOptions::default()).await.expect("declare before the stall");
+
+        // The broker stops answering: amiquip alone would wait for missed heartbeats (minutes).
+        proxy.stall();
+        let started = Instant::now();
+        let err =
+            broker.declare(&second, &QueueOptions::default()).await.expect_err("a stalled broker declares nothing");
+        eprintln!("declare on a stalled broker failed after {:?}: {err}", started.elapsed());
+        assert_eq!(err.kind(), switchboard_ports::ErrorKind::Timeout, "{err}");
+
+        // Answering again: the adapter reconnects and the same declare succeeds.
+        proxy.resume();
+        let mut again = broker.declare(&second, &QueueOptions::default()).await;
+        for _ in 0..100 {
+            if again.is_ok() {
+                break;
+            }
+            async_io::Timer::after(Duration::from_millis(100)).await;
+            again = broker.declare(&second, &QueueOptions::default()).await;
+        }
+        again.expect("declare once the broker answers again");
+        broker.delete(&first).await.unwrap();
+        broker.delete(&second).await.unwrap();
+        broker.close().await.unwrap();
+    });
+}

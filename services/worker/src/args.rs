@@ -23,6 +23,11 @@ pub struct WorkerArgs {
     /// by default, caps it too).
     #[arg(long, env = "SWITCHBOARD_JOB_RETRY_MAX_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub job_retry_max_ms: u64,
+    /// How long a worker that claimed a job with an Idempotency-Key waits to hear other
+    /// workers' claims before running it, in milliseconds (two copies of one job both run only
+    /// if their claims take longer than this to reach each other).
+    #[arg(long, env = "SWITCHBOARD_JOB_CLAIM_WAIT_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub job_claim_wait_ms: u64,
     /// The processor breaker's settings.
     #[command(flatten)]
     pub breaker: WorkerBreaker,
@@ -46,5 +51,6 @@ impl WorkerArgs {
                 Duration::from_millis(self.job_retry_base_ms),
                 Duration::from_millis(self.job_retry_max_ms),
             )
+            .with_claim_wait(Duration::from_millis(self.job_claim_wait_ms))
     }
 }

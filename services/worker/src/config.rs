@@ -34,6 +34,12 @@ pub struct WorkerConfig {
     pub retry_max: Duration,
     /// Where the worker's spans go (off unless an OTLP endpoint is configured).
     pub tracer: switchboard_otlp::Tracer,
+    /// How long a worker that claimed a job with an Idempotency-Key waits to hear other
+    /// workers' claims on it before running it (`SWITCHBOARD_JOB_CLAIM_WAIT_MS`): two copies
+    /// of one job both run only if their claims take longer than this to cross.
+    pub claim_wait: Duration,
+    /// Recent jobs a worker remembers claims and outcomes of, oldest forgotten first.
+    pub claims_max: usize,
 }
 
 impl Default for WorkerConfig {
@@ -49,6 +55,8 @@ impl Default for WorkerConfig {
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(30),
             tracer: switchboard_otlp::Tracer::default(),
+            claim_wait: Duration::from_millis(50),
+            claims_max: 100_000,
         }
     }
 }
@@ -101,6 +109,12 @@ impl WorkerConfig {
     pub fn with_retry_backoff(mut self, base: Duration, max: Duration) -> Self {
         self.retry_base = base;
         self.retry_max = max.max(base);
+        self
+    }
+
+    /// Sets how long a claim on a keyed job waits for the other workers' claims.
+    pub fn with_claim_wait(mut self, wait: Duration) -> Self {
+        self.claim_wait = wait;
         self
     }
 

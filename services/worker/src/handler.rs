@@ -9,6 +9,7 @@ use switchboard_proto::{Envelope, JobEvent, JobStatus, ProcessRequest, Processor
 use switchboard_resilience::CircuitBreaker;
 use switchboard_telemetry::{AckOutcome, Metrics};
 
+use crate::claims::Claims;
 use crate::spans::Trail;
 use crate::WorkerConfig;
 
@@ -44,6 +45,9 @@ pub enum Handled {
     /// Settling failed (the consumer went away, the broker is down): the broker delivers the
     /// job again.
     Released(String),
+    /// A second copy of a job already run or running (see the `claims` module): acked
+    /// without being run.
+    Duplicate,
 }
 
 /// Runs one job: decode, call the processor through the breaker, broadcast the outcome, then
@@ -55,6 +59,10 @@ pub struct JobHandler {
     fanout: Arc<dyn Fanout>,
     breaker: CircuitBreaker,
     metrics: Metrics,
+    /// What this worker heard of recent jobs: who runs each, which are finished.
+    claims: Arc<Claims>,
+    /// This worker's name in its claims.
+    me: String,
 }
 
 impl std::fmt::Debug for JobHandler {
@@ -81,7 +89,14 @@ impl JobHandler {
         breaker: CircuitBreaker,
         metrics: Metrics,
     ) -> Self {
-        JobHandler { config, client, fanout, breaker, metrics }
+        let claims = Arc::new(Claims::new(config.claims_max));
+        let me = uuid::Uuid::new_v4().simple().to_string();
+        JobHandler { config, client, fanout, breaker, metrics, claims, me }
+    }
+
+    /// Records a job event heard on the fanout (every worker's, this one's included).
+    pub fn heard(&self, event: &JobEvent) {
+        self.claims.heard(event);
     }
 
     /// The worker's settings.
@@ -127,6 +142,13 @@ impl JobHandler {
         // Sent back from the dead-letter queue this many times: its events say so, so every
         // gateway shows the new run instead of the earlier final status.
         let redriven = redrives(job.message());
+        // A first delivery at attempt 1 is either the job or a copy of one enqueued twice.
+        // A redriven job is a deliberate new run of an id that already ended: never a copy.
+        let fresh = attempt == 1 && !job.redelivered() && redriven == 0;
+        if redriven == 0 && (self.claims.finished(&spec.id) || (fresh && self.claims.taken(&spec.id))) {
+            info!("job already run or running on a worker: this copy is dropped id={}", spec.id);
+            return self.drop_copy(job).await;
+        }
         if job.redelivered() {
             // The worker holding it went away mid-job (crashed, killed, lost its connection).
             // The lost try counts as an attempt, so a job that kills workers ends in the
@@ -151,9 +173,26 @@ impl JobHandler {
                 return self.defer(job, after).await;
             }
         };
-        if let Err(e) = self.emit(&spec, JobStatus::JOB_STATUS_RUNNING, (attempt, redriven), |_| {}).await {
+        // A job with an Idempotency-Key may have been enqueued by two gateways at once: its
+        // first `running` is a claim, and the worker runs it only if its claim wins.
+        let claim = (fresh && !spec.request_fingerprint.is_empty()).then(|| (now_micros(), self.me.clone()));
+        if let Some(claim) = &claim {
+            self.claims.claim(&spec.id, claim.clone());
+        }
+        let at = claim.as_ref().map_or_else(now_micros, |(at, _)| *at);
+        if let Err(e) =
+            self.emit(&spec, JobStatus::JOB_STATUS_RUNNING, (attempt, redriven), |e| e.at_unix_micros = at).await
+        {
             // Only a progress report: the outcome below is what must not be lost.
             warn!("running event not broadcast id={}: {e}", spec.id);
+        }
+        if let Some(claim) = claim {
+            async_io::Timer::after(self.config.claim_wait).await;
+            if !self.claims.won(&spec.id, &claim) {
+                permit.ignore();
+                info!("job claimed first by another worker: this copy is dropped id={}", spec.id);
+                return self.drop_copy(job).await;
+            }
         }
         self.metrics.job("running");
         match self.call(&spec, trail).await {
@@ -269,6 +308,7 @@ impl JobHandler {
         event.at_unix_micros = now_micros();
         // Lets every gateway tell a reused Idempotency-Key, even one that missed `queued`.
         event.request_fingerprint = spec.request_fingerprint.clone();
+        event.worker = self.me.clone();
         fill(&mut event);
         let mut message = switchboard_ports::Message::new(event.write_to_bytes().expect("in-memory message encodes"))
             .with_header(JOB_ID_HEADER, spec.id.as_bytes());
@@ -331,6 +371,18 @@ impl JobHandler {
                 Handled::Deferred(after)
             }
             Err(e) => released("deferral", e),
+        }
+    }
+
+    /// Acks a copy of a job that runs (or ran) elsewhere.
+    async fn drop_copy(&self, job: Job) -> Handled {
+        match job.ack().await {
+            Ok(()) => {
+                self.metrics.amqp_ack(&self.config.queue, AckOutcome::Ack);
+                self.metrics.job("duplicate");
+                Handled::Duplicate
+            }
+            Err(e) => released("ack", e),
         }
     }
 

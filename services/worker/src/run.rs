@@ -6,8 +6,9 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures_lite::{future, FutureExt};
 use log::{info, warn};
-use switchboard_ports::{Error, ErrorKind, Fanout, JobStream, WorkQueue};
+use switchboard_ports::{Error, ErrorKind, Fanout, FanoutListener, JobStream, WorkQueue};
 use switchboard_proto::ProcessorClient;
+use switchboard_proto::{JobEvent, ProtoMessage};
 use switchboard_resilience::CircuitBreaker;
 use switchboard_telemetry::Metrics;
 
@@ -16,6 +17,7 @@ use crate::{Handled, JobHandler, WorkerConfig};
 /// A worker's parts, ready to consume: its queue and the handler that runs each job.
 pub struct Worker {
     queue: Arc<dyn WorkQueue>,
+    fanout: Arc<dyn Fanout>,
     handler: JobHandler,
 }
 
@@ -35,8 +37,8 @@ impl Worker {
         client: ProcessorClient,
         breaker: CircuitBreaker,
     ) -> Self {
-        let handler = JobHandler::new(Arc::new(config), client, fanout, breaker, Metrics::new("worker"));
-        Worker { queue, handler }
+        let handler = JobHandler::new(Arc::new(config), client, fanout.clone(), breaker, Metrics::new("worker"));
+        Worker { queue, fanout, handler }
     }
 
     /// Records job, AMQP, gRPC and breaker metrics into `metrics` instead of a private registry.
@@ -53,12 +55,20 @@ impl Worker {
 
     /// Declares the queue and starts consuming: once this returns, jobs reach this worker.
     pub async fn start(self) -> Result<ConsumingWorker, Error> {
-        let Worker { queue, handler } = self;
+        let Worker { queue, fanout, handler } = self;
         let config = handler.config().clone();
         queue.declare(&config.queue, &config.queue_options).await?;
+        // Heard before the first job arrives: the other workers' claims and outcomes.
+        let events = match fanout.listen(&config.events_exchange).await {
+            Ok(events) => Some(events),
+            Err(e) => {
+                warn!("not listening to job events ({e}): a job enqueued twice may run twice");
+                None
+            }
+        };
         let jobs = queue.consume(&config.queue, config.prefetch.max(1)).await?;
         info!("worker consuming {} (prefetch {}, {} attempts)", config.queue, config.prefetch, config.max_attempts);
-        Ok(ConsumingWorker { config, handler, jobs })
+        Ok(ConsumingWorker { config, handler, jobs, events })
     }
 
     /// Starts, then runs until `stop` completes (see [`ConsumingWorker::run`]).
@@ -72,6 +82,7 @@ pub struct ConsumingWorker {
     config: Arc<WorkerConfig>,
     handler: JobHandler,
     jobs: JobStream,
+    events: Option<FanoutListener>,
 }
 
 impl std::fmt::Debug for ConsumingWorker {
@@ -96,10 +107,12 @@ impl ConsumingWorker {
     ///
     /// Fails with `Closed` when the broker ended the consumer (after the same drain).
     pub async fn run(self, stop: impl Future<Output = ()>, grace: Duration) -> Result<(), Error> {
-        let ConsumingWorker { config, handler, jobs } = self;
+        let ConsumingWorker { config, handler, jobs, events } = self;
         let max_in_flight = config.max_in_flight.clamp(1, usize::from(config.prefetch.max(1)));
         let mut running = FuturesUnordered::new();
         let mut stop = pin!(stop);
+        // Boxed so it can be dropped (ending its borrow of `events`) before the listener closes.
+        let mut hear = Box::pin(hear(events.as_ref(), handler.clone()));
         let mut ended = None;
         loop {
             let room = running.len() < max_in_flight;
@@ -120,7 +133,12 @@ impl ConsumingWorker {
                 stop.as_mut().await;
                 Step::Stop
             };
-            match stopped.or(finished).or(next_job).await {
+            // Never completes: events are recorded as they come while the rest waits.
+            let hearing = async {
+                hear.as_mut().await;
+                Step::Stop
+            };
+            match stopped.or(finished).or(next_job).or(hearing).await {
                 Step::Job(Some(job)) => {
                     let handler = handler.clone();
                     running.push(async move { handler.handle(job).await });
@@ -151,8 +169,27 @@ impl ConsumingWorker {
         }
         // Dropping what is left releases those jobs before the consumer stops.
         drop(running);
+        drop(hear);
+        if let Some(events) = events {
+            let _ = events.close().await;
+        }
         jobs.close().await?;
         info!("worker stopped consuming {}", config.queue);
         ended.map_or(Ok(()), Err)
     }
+}
+
+/// Feeds every job event heard to `handler`'s claims; never ends (after the listener ends,
+/// or without one, it waits forever).
+async fn hear(events: Option<&FanoutListener>, handler: JobHandler) {
+    if let Some(events) = events {
+        while let Some(message) = events.recv().await {
+            match JobEvent::parse_from_bytes(&message.payload) {
+                Ok(event) => handler.heard(&event),
+                Err(e) => log::debug!("undecodable job event ignored: {e}"),
+            }
+        }
+        warn!("job events no longer heard: a job enqueued twice may run twice");
+    }
+    future::pending::<()>().await
 }

@@ -41,7 +41,7 @@ pub(crate) fn finish(tracer: &Tracer, trail: Trail, queue: &str, attempt: u32, h
     let Some(entered) = trail.entered else { return };
     let end = now_unix_nanos();
     let failure: Option<(&'static str, String)> = match handled {
-        Handled::Done | Handled::Retried { .. } => None,
+        Handled::Done | Handled::Retried { .. } | Handled::Duplicate => None,
         Handled::Deferred(after) => Some(("breaker_open", format!("processor unavailable: deferred {after:?}"))),
         Handled::DeadLettered(reason) => Some(("dead_lettered", format!("dead-lettered: {reason}"))),
         Handled::Released(why) => Some(("released", why.clone())),

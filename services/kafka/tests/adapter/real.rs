@@ -234,6 +234,25 @@ fn publishing_to_a_missing_topic_is_invalid_and_creates_no_topic() {
 
 #[test]
 #[ignore = "needs a real Kafka: make test-real"]
+fn a_missing_topic_is_a_permanent_error_not_a_wait_for_the_delivery_timeout() {
+    // Without its own bound librdkafka waits 30 s for a missing topic to appear, longer
+    // than this delivery timeout: the publish would end as a timeout (transient) instead.
+    let mut config = real_config();
+    config.delivery_timeout = Duration::from_secs(10);
+    smol::block_on(async {
+        let topic = fresh_group("missing");
+        let publisher = KafkaPublisher::new(&config).unwrap();
+        let started = std::time::Instant::now();
+        let err = publisher.publish(&topic, Message::new("x")).await.expect_err("the topic does not exist");
+        eprintln!("a publish to a missing topic failed after {:?}: {}", started.elapsed(), err.error);
+        assert_eq!(err.error.kind(), ErrorKind::Invalid, "{}", err.error);
+        assert!(!err.error.is_transient());
+        publisher.close().await.unwrap();
+    });
+}
+
+#[test]
+#[ignore = "needs a real Kafka: make test-real"]
 fn a_message_over_the_size_limit_is_invalid_not_transient() {
     let config = real_config();
     smol::block_on(async {
