@@ -23,7 +23,7 @@ impl Filter {
         self.reason.as_ref().is_none_or(|r| entry.reason.contains(r.as_str()))
             && self.since_unix_ms.is_none_or(|s| entry.failed_unix_ms >= s)
             && self.until_unix_ms.is_none_or(|u| entry.failed_unix_ms < u)
-            && (self.ids.is_empty() || self.ids.iter().any(|id| *id == entry.id))
+            && (self.ids.is_empty() || self.ids.contains(&entry.id))
     }
 }
 
