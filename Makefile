@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: prereqs demo run-all test test-real api-check lint audit bench versus dist brokers brokers-stop fmt kill-test soak scale-test k8s-check otlp-check
+.PHONY: prereqs demo run-all test test-real api-check lint audit bench versus dist brokers brokers-stop fmt kill-test soak scale-test k8s-check otlp-check console-test
 
 ## What the build needs (cmake, C++ compiler, pkg-config, OpenSSL headers): installed if missing.
 prereqs:
@@ -37,6 +37,12 @@ api-check:
 ## package, against a live all-in-one (venv in .venv; see scripts/otlp-check.sh).
 otlp-check:
 	bash scripts/otlp-check.sh
+
+## The console in headless Chromium (Debian's chromium, playwright-core from npm, both installed
+## by the script): the all-in-one, then the separate services on tansu + RabbitMQ; screenshots
+## in target/console-test/ (see scripts/console-test.sh).
+console-test:
+	bash scripts/console-test.sh
 
 lint: k8s-check
 	$(CARGO) fmt --all -- --check
@@ -76,9 +82,9 @@ soak:
 ## One build per binary: each links only the adapters its wiring features ask for (a single
 ## workspace-wide build would unify the features, and the relay would link amiquip).
 dist:
-	@for p in switchboard switchboard-gateway switchboard-relay switchboard-processor switchboard-worker; do \
+	@for p in switchboard switchboard-gateway switchboard-relay switchboard-processor switchboard-worker switchboard-console; do \
 		$(CARGO) build --release -p $$p --bins || exit 1; done
-	@ls -1 target/release/ | grep -E '^(switchboard|gateway|relay|processor|worker)$$' | sed 's|^|target/release/|'
+	@ls -1 target/release/ | grep -E '^(switchboard|gateway|relay|processor|worker|console)$$' | sed 's|^|target/release/|'
 
 brokers:
 	bash scripts/brokers.sh start

@@ -71,10 +71,8 @@ export OTEL_TRACES_SAMPLER=always_on RUST_LOG="${RUST_LOG:-info}"
 # ---- build ----
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     say "building"
-    cargo build -q -p switchboard --bin switchboard || fail "cargo build of switchboard failed"
-    cargo build -q -p switchboard-gateway -p switchboard-relay -p switchboard-processor -p switchboard-worker \
-        -p switchboard-console --bins || fail "cargo build of the services failed"
-    cargo build -q -p switchboard-kafka --example interop || fail "cargo build of the interop example failed"
+    # One workspace build (the feature set `make test` already built), not one per package.
+    cargo build -q --workspace --bins --examples || fail "cargo build of the binaries failed"
 fi
 BIN="$ROOT/target/debug"
 for b in switchboard gateway relay processor worker console examples/interop; do

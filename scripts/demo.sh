@@ -35,7 +35,6 @@ else
     use_brokers
 fi
 build_services
-build_console
 # The services export their spans to the console started beside them (unless told otherwise).
 export OTEL_EXPORTER_OTLP_ENDPOINT="${OTEL_EXPORTER_OTLP_ENDPOINT:-http://$CONSOLE_ADDR}"
 start_services

@@ -7,7 +7,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/services.sh"
 trap stop_all EXIT
 use_brokers
 build_services
-build_console
 # The services export their spans to the console started beside them (unless told otherwise).
 export OTEL_EXPORTER_OTLP_ENDPOINT="${OTEL_EXPORTER_OTLP_ENDPOINT:-http://$CONSOLE_ADDR}"
 start_services

@@ -17,7 +17,8 @@ declare -gA SERVICE_PID_OF=()
 
 build_services() {
     [[ "${SKIP_BUILD:-0}" == 1 ]] && return 0
-    (cd "$ROOT" && cargo build -q -p switchboard-gateway -p switchboard-relay -p switchboard-processor -p switchboard-worker --bins)
+    (cd "$ROOT" && cargo build -q -p switchboard-gateway -p switchboard-relay -p switchboard-processor -p switchboard-worker \
+        -p switchboard-console --bins)
 }
 
 # admin_env NAME: `SWITCHBOARD_ADMIN_ADDR=…` from SWITCHBOARD_ADMIN_ADDR_<NAME> when set, so two
@@ -66,11 +67,6 @@ start_services() {
 
 # admin_addr NAME DEFAULT: the admin address NAME was started with.
 admin_addr() { local v="SWITCHBOARD_ADMIN_ADDR_$1"; echo "${!v:-$2}"; }
-
-build_console() {
-    [[ "${SKIP_BUILD:-0}" == 1 ]] && return 0
-    (cd "$ROOT" && cargo build -q -p switchboard-console --bins)
-}
 
 # start_console (after start_services): the console beside the services, scraping each one started here and reading
 # the same brokers (KAFKA_BROKERS, AMQP_URL). Optional: the chain works without it, so a
