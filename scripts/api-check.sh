@@ -31,13 +31,8 @@ if [[ ! -x "$VENV/bin/schemathesis" ]]; then
 fi
 "$VENV/bin/schemathesis" --version
 
-BIN="${SWITCHBOARD_BIN:-$ROOT/target/debug/switchboard}"
-if [[ "${SKIP_BUILD:-0}" != 1 && -z "${SWITCHBOARD_BIN:-}" ]]; then
-    cargo build -q -p switchboard --bin switchboard
-fi
-[[ -x "$BIN" ]] || die "no binary at $BIN"
+BIN="$(switchboard_bin)"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 GATEWAY="127.0.0.1:$(free_port)"
 PROCESSOR="127.0.0.1:$(free_port)"
 

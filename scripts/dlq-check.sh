@@ -27,11 +27,7 @@ if ! "$VENV/bin/python" -c 'import pika, confluent_kafka' 2>/dev/null; then
     "$VENV/bin/pip" install -q --disable-pip-version-check pika confluent-kafka
 fi
 
-BIN="${SWITCHBOARD_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/switchboard}"
-if [[ "${SKIP_BUILD:-0}" != 1 && -z "${SWITCHBOARD_BIN:-}" ]]; then
-    cargo build -q -p switchboard --bin switchboard
-fi
-[[ -x "$BIN" ]] || die "no binary at $BIN"
+BIN="$(switchboard_bin)"
 
 RUN="$(python3 -c 'import uuid; print(uuid.uuid4().hex)')"
 export SWITCHBOARD_REQUESTS_TOPIC="check.dl.requests.$RUN"
@@ -41,7 +37,6 @@ export SWITCHBOARD_JOBS_QUEUE="check.dl.jobs.$RUN"
 export SWITCHBOARD_JOB_EVENTS_EXCHANGE="check.dl.job-events.$RUN"
 export SWITCHBOARD_RELAY_GROUP="check-dl-relay-$RUN"
 export SWITCHBOARD_DLQ_GROUP="check-dlq-$RUN"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 GATEWAY="127.0.0.1:$(free_port)"
 
 server_pid=""

@@ -1,4 +1,4 @@
-# Sourced first by the scripts that run something and report on it (api-check, soak, versus,
+# Sourced first by the scripts that run something and report on it (api-check, otlp-check, dlq-check, soak, versus,
 # kill-test, scale-test, scale-throughput, cost): the repository root as the working directory,
 # messages prefixed by the script's name, and `run_dir NAME` for the script's logs, so each
 # script keeps only its own settings.
@@ -8,6 +8,19 @@ SCRIPT="$(basename "${BASH_SOURCE[1]}" .sh)"
 
 say() { echo "$SCRIPT: $*" >&2; }
 die() { say "FAILED: $*"; exit 1; }
+
+# The all-in-one binary, built unless SKIP_BUILD=1 or SWITCHBOARD_BIN names one: prints its path.
+switchboard_bin() {
+    local bin="${SWITCHBOARD_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/switchboard}"
+    if [[ "${SKIP_BUILD:-0}" != 1 && -z "${SWITCHBOARD_BIN:-}" ]]; then
+        cargo build -q -p switchboard --bin switchboard >&2 || die "cargo build of switchboard failed"
+    fi
+    [[ -x "$bin" ]] || die "no binary at $bin"
+    echo "$bin"
+}
+
+# A free loopback port (the kernel's pick), for a service started by the script.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # RUN_DIR=.run/NAME, created, with the previous run's logs gone.
 run_dir() {

@@ -36,13 +36,8 @@ fi
     die "opentelemetry-proto does not import from $VENV"
 "$VENV/bin/pip" show opentelemetry-proto 2>/dev/null | sed -n 's/^Version: /opentelemetry-proto /p' >&2
 
-BIN="${SWITCHBOARD_BIN:-$ROOT/target/debug/switchboard}"
-if [[ "${SKIP_BUILD:-0}" != 1 && -z "${SWITCHBOARD_BIN:-}" ]]; then
-    cargo build -q -p switchboard --bin switchboard
-fi
-[[ -x "$BIN" ]] || die "no binary at $BIN"
+BIN="$(switchboard_bin)"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 GATEWAY="127.0.0.1:$(free_port)"
 PROCESSOR="127.0.0.1:$(free_port)"
 COLLECTOR_PORT="$(free_port)"
