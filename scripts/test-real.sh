@@ -24,15 +24,15 @@ cargo test -p switchboard-kafka -p switchboard-amqp -- --include-ignored
 echo "test-real: the worker on RabbitMQ (round trip, killed worker, retries, dead letters)"
 cargo test -p switchboard-worker -- --include-ignored
 echo "test-real: the chain on Kafka"
-cargo test -p switchboard --test real_chain -- --include-ignored
+cargo test -p switchboard --test integration -- --include-ignored real_chain::
 echo "test-real: the edges on real brokers (budgets on a stalled broker, queued jobs on every gateway, Idempotency-Key)"
-cargo test -p switchboard --test real_edges -- --include-ignored
+cargo test -p switchboard --test integration -- --include-ignored real_edges::
 echo "test-real: RabbitMQ stopped and started under a gateway (rabbitmqctl stop_app/start_app; alone: nothing else uses RabbitMQ meanwhile)"
-cargo test -p switchboard --test real_outage -- --include-ignored
+cargo test -p switchboard --test integration -- --include-ignored real_outage::
 echo "test-real: messaging edges on Kafka (hostile records, permanent publish errors)"
-cargo test -p switchboard --test real_loops -- --include-ignored
+cargo test -p switchboard --test integration -- --include-ignored real_loops::
 echo "test-real: dead letters on tansu and RabbitMQ (origin headers, redrive, limit, purge, kill -9 mid-redrive)"
-cargo test -p switchboard --test real_dead_letters -- --include-ignored
+cargo test -p switchboard --test integration -- --include-ignored real_dead_letters::
 echo "test-real: dead letters seen by foreign clients (confluent-kafka, pika) and dlq --json"
 bash scripts/dlq-check.sh
 echo "test-real: demo with separate processes"

@@ -8,13 +8,11 @@
 //! listener that accepts and never answers — a proxy cannot stall Kafka, whose clients go to
 //! the advertised address once they have the metadata.
 
-mod edges_support;
-
 use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edges_support::{drain_jobs, post, until_known, Blackhole, Served, StallProxy};
+use crate::edges_support::{drain_jobs, post, until_known, Blackhole, Served, StallProxy};
 use switchboard_amqp::{AmqpConfig, AmqpWorkQueue};
 use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};

@@ -1,11 +1,9 @@
 //! Dead letters on the embedded brokers: origin headers, list/show, dry runs, redrive by
 //! reason, the redrive limit, purge; and the HTTP operations the console mounts.
 
-mod dead_letters_support;
-
 use std::sync::Arc;
 
-use dead_letters_support::*;
+use crate::dead_letters_support::*;
 use serde_json::json;
 use switchboard_dead_letters::{HttpApi, Settings, TOOL_GROUP};
 use switchboard_embedded::pubsub::MemoryBroker;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, HttpClient, HttpReply};
 use switchboard_embedded::pubsub::MemoryBroker;
-use switchboard_ports::{ErrorKind, Publisher};
+use switchboard_ports::{ErrorKind, Publisher, Subscriber};
 use switchboard_resilience::{CircuitBreaker as Breaker, Config, Metrics, SlidingWindow, State};
 use switchboard_testkit::fault::{Effect, FaultyPublisher, Switch, Trigger};
 
@@ -207,6 +207,44 @@ fn broker_publish_failures_open_the_gateway_breaker_and_recover() {
         switch.reconnect();
         recovers(&mut client).await;
         assert!(settles(|| chain.gateway_breaker().state() == State::Closed).await);
+        chain.stop().await;
+    });
+}
+
+/// A relay killed without leaving its group holds its partitions until the broker's session
+/// timeout, longer than a budget: here a second member of the relay group that takes half the
+/// partitions and never reads, acks or leaves. Requests published there are published once more,
+/// to a partition that answers, and every caller gets its reply.
+#[test]
+fn requests_on_a_hung_relays_partitions_get_a_second_chance() {
+    smol::block_on(async {
+        let broker = MemoryBroker::new();
+        let mut config = config();
+        config.gateway.request_timeout = Duration::from_secs(3);
+        let (requests, group) = (config.relay.requests_topic.clone(), config.relay.group.clone());
+        let chain = Chain::start(config, Arc::new(broker.clone()), Arc::new(broker.clone())).await.unwrap();
+        let hung = broker.subscribe(&requests, &group).await.unwrap();
+        assert_eq!(broker.member_count(&requests, &group), 2, "the hung member holds half the partitions");
+
+        // Concurrent, so requests on the live partitions answer while the others wait: the
+        // evidence a second chance needs (all 16 on the hung half: 1 run in 65 536).
+        let addr = chain.gateway_addr();
+        let calls: Vec<_> = (0..16)
+            .map(|_| smol::spawn(async move { post(&mut HttpClient::new(addr)).await }))
+            .collect();
+        for call in calls {
+            let reply = call.await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            assert_eq!(reply.json()["message"], SEED);
+        }
+        let metrics = chain.metrics().encode();
+        let republished: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("requests_republished_total{{topic=\"{requests}\"}} ")))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(republished > 0, "answered only because they were published again:\n{metrics}");
+        drop(hung);
         chain.stop().await;
     });
 }

@@ -5,12 +5,10 @@
 //! connection attempt has a timeout; with no Kafka broker
 //! reachable the gateway's breaker opens after its minimum calls and answers 503 at once.
 
-mod edges_support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edges_support::{post, Act, Blackhole, Plan, PlannedPublisher, PlannedQueue, SameFanout, Served};
+use crate::edges_support::{post, Act, Blackhole, Plan, PlannedPublisher, PlannedQueue, SameFanout, Served};
 use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_embedded::queue::MemoryWorkQueue;
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};

@@ -3,13 +3,11 @@
 //! SIGKILL mid-way then run again: every job ends done or still in the dead-letter queue, none
 //! lost. Needs `KAFKA_BROKERS` and `AMQP_URL`; fails when either is missing or unreachable.
 
-mod dead_letters_support;
-
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dead_letters_support::*;
+use crate::dead_letters_support::*;
 use switchboard::HttpClient;
 use switchboard_amqp::{AmqpConfig, AmqpWorkQueue};
 use switchboard_dead_letters::{Filter, Settings, SourceKind};

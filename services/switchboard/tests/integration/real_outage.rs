@@ -7,13 +7,11 @@
 //! broker is back the adapter reconnects (reconnect delays capped at 1 s) and jobs are
 //! accepted again. The figures are printed.
 
-mod edges_support;
-
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edges_support::{drain_jobs, post, Served};
+use crate::edges_support::{drain_jobs, post, Served};
 use switchboard_amqp::{AmqpConfig, AmqpWorkQueue};
 use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};

@@ -11,7 +11,7 @@ use switchboard::{Chain, ChainConfig};
 use switchboard_ports::{ErrorKind, Message, Publisher, Subscription};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope};
-use switchboard_relay::{Outcome, RelayConfig, RequestHandler};
+use switchboard_relay::{Handled, RelayConfig, RequestHandler};
 use switchboard_topology::topics::ReplyTopics;
 use switchboard_wiring::{BrokerArgs, PubSub};
 
@@ -135,7 +135,7 @@ fn permanent_publish_errors_are_dead_lettered_or_dropped_not_retried() {
         let request = Message::new(late.encode());
 
         let outcome = handler(&dlq).handle(&request).await;
-        let Outcome::DeadLettered(why) = outcome else { panic!("{outcome:?}") };
+        let Handled::DeadLettered(why) = outcome else { panic!("{outcome:?}") };
         assert!(why.contains("not published"), "{why}");
         let dead = ports.requests.subscribe(&dlq, &format!("test-dlq-{run}")).await.unwrap();
         let (payload, header) = next(&dead).await;
@@ -144,7 +144,7 @@ fn permanent_publish_errors_are_dead_lettered_or_dropped_not_retried() {
 
         // Not even the dead-letter topic exists: dropped (logged, counted), not retried.
         let outcome = handler(&format!("test.missing-dlq.{run}")).handle(&request).await;
-        assert!(matches!(outcome, Outcome::Dropped(_)), "{outcome:?}");
+        assert!(matches!(outcome, Handled::Dropped(_)), "{outcome:?}");
         dead.close().await.unwrap();
         ports.publisher.close().await.unwrap();
     });

@@ -3,13 +3,11 @@
 //! or the same reply (`/messages`, same gateway) without doing the work again; a key reused with
 //! another body is a 422; a malformed key a 400.
 
-mod edges_support;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use edges_support::{drain_jobs, post, until_known, Act, Plan, PlannedPublisher, PlannedQueue, SameFanout, Served};
+use crate::edges_support::{drain_jobs, post, until_known, Act, Plan, PlannedPublisher, PlannedQueue, SameFanout, Served};
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, ChainJobs};
 use switchboard_embedded::pubsub::MemoryBroker;
