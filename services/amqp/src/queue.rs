@@ -3,7 +3,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use switchboard_ports::{
-    dead_letter_queue, Closer, Error, ErrorKind, Fanout, FanoutListener, JobSettle, JobStream, Message, Outcome,
+    dead_letter_queue, Closer, Error, ErrorKind, Fanout, FanoutListener, JobSettle, JobStream, Message, JobOutcome,
     PublishError, QueueOptions, WorkQueue, ERROR_HEADER,
 };
 
@@ -255,11 +255,11 @@ impl AmqpSettle {
 
 #[async_trait]
 impl JobSettle for AmqpSettle {
-    async fn settle(&self, tag: u64, outcome: Outcome, mut message: Message, attempt: u32) -> Result<(), Error> {
+    async fn settle(&self, tag: u64, outcome: JobOutcome, mut message: Message, attempt: u32) -> Result<(), Error> {
         let copy = match outcome {
-            Outcome::Retry(after) | Outcome::Defer(after) => {
+            JobOutcome::Retry(after) | JobOutcome::Defer(after) => {
                 // A deferred job was not tried: it comes back with the same attempt number.
-                let attempt = if matches!(outcome, Outcome::Retry(_)) { attempt.saturating_add(1) } else { attempt };
+                let attempt = if matches!(outcome, JobOutcome::Retry(_)) { attempt.saturating_add(1) } else { attempt };
                 match self.options.retry_bucket(after) {
                     Some(bucket) => Outgoing {
                         exchange: String::new(),
@@ -277,7 +277,7 @@ impl JobSettle for AmqpSettle {
                     },
                 }
             }
-            Outcome::DeadLetter(reason) => {
+            JobOutcome::DeadLetter(reason) => {
                 message.headers.retain(|(n, _)| n != ERROR_HEADER);
                 message.headers.push((ERROR_HEADER.to_owned(), reason.into_bytes()));
                 Outgoing {

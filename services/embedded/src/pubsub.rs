@@ -63,6 +63,8 @@ use topic::Topic;
 #[derive(Clone)]
 pub struct MemoryBroker {
     inner: Arc<Inner>,
+    /// Where a group this handle creates starts (see [`starting_at`](MemoryBroker::starting_at)).
+    start_from: StartFrom,
 }
 
 struct Inner {
@@ -86,12 +88,20 @@ impl MemoryBroker {
     /// A broker with `config` (limits below their minimum are raised to it).
     pub fn with_config(config: BrokerConfig) -> Self {
         MemoryBroker {
+            start_from: config.start_from,
             inner: Arc::new(Inner {
                 config: config.sanitized(),
                 topics: RwLock::new(HashMap::new()),
                 closed: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// A handle on the same broker whose `subscribe` starts new groups at `start` (a work
+    /// group at the oldest message, reply readers at the newest), as a Kafka subscriber's
+    /// `auto.offset.reset` does.
+    pub fn starting_at(&self, start: StartFrom) -> MemoryBroker {
+        MemoryBroker { inner: self.inner.clone(), start_from: start }
     }
 
     /// The settings in effect.
@@ -265,7 +275,7 @@ impl Subscriber for MemoryBroker {
         if topic.is_empty() || group.is_empty() {
             return Err(Error::new(ErrorKind::Invalid, "empty topic or group name"));
         }
-        self.subscribe_from(topic, group, self.inner.config.start_from).await
+        self.subscribe_from(topic, group, self.start_from).await
     }
 
     async fn partition_count(&self, topic: &str) -> Result<i32, Error> {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use switchboard_ports::{
     dead_letter_queue, Closer, Error, ErrorKind, Fanout, FanoutListener, InspectQueues, Job, JobSettle, JobStream,
-    Message, Outcome, PublishError, QueueDepth, QueueOptions, WorkQueue, ERROR_HEADER,
+    Message, JobOutcome, PublishError, QueueDepth, QueueOptions, WorkQueue, ERROR_HEADER,
 };
 
 /// Settings of a [`MemoryWorkQueue`].
@@ -331,7 +331,7 @@ struct MemorySettle {
 impl JobSettle for MemorySettle {
     // The copy handed back is what a retry or dead letter carries (headers set by the handler
     // and the dead-letter stamp); the broker's own copy only backs an ack.
-    async fn settle(&self, tag: u64, outcome: Outcome, message: Message, _: u32) -> Result<(), Error> {
+    async fn settle(&self, tag: u64, outcome: JobOutcome, message: Message, _: u32) -> Result<(), Error> {
         let (result, undeliverable) = {
             let mut st = self.inner.lock();
             let State { queues, next_id, .. } = &mut *st;
@@ -340,13 +340,13 @@ impl JobSettle for MemorySettle {
                 .take_unacked(tag)
                 .ok_or_else(|| Error::new(ErrorKind::Closed, "job no longer held: its consumer went away"))?;
             let mut undeliverable = q.dispatch(next_id);
-            if !matches!(outcome, Outcome::Ack) {
+            if !matches!(outcome, JobOutcome::Ack) {
                 entry.message = message;
             }
             let result = match outcome {
-                Outcome::Retry(after) | Outcome::Defer(after) => {
+                JobOutcome::Retry(after) | JobOutcome::Defer(after) => {
                     let delay = q.options.retry_delays.last().map_or(Duration::ZERO, |max| after.min(*max));
-                    if matches!(outcome, Outcome::Retry(_)) {
+                    if matches!(outcome, JobOutcome::Retry(_)) {
                         entry.attempt += 1;
                     }
                     entry.redelivered = false;
@@ -359,7 +359,7 @@ impl JobSettle for MemorySettle {
                     .detach();
                     Ok(())
                 }
-                Outcome::DeadLetter(reason) => {
+                JobOutcome::DeadLetter(reason) => {
                     let dlq_name = dead_letter_queue(&self.queue);
                     match queues.get_mut(&dlq_name) {
                         Some(dlq) if dlq.ready.len() < dlq.options.max_length as usize => {

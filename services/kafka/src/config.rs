@@ -152,6 +152,13 @@ impl KafkaConfig {
         c
     }
 
+    /// Sets [`auto_offset_reset`](KafkaConfig::auto_offset_reset): where a group without
+    /// committed offsets starts.
+    pub fn with_offset_reset(mut self, reset: OffsetReset) -> Self {
+        self.auto_offset_reset = reset;
+        self
+    }
+
     /// Sets [`security`](KafkaConfig::security).
     pub fn with_security(mut self, security: crate::KafkaSecurity) -> Self {
         self.security = security;

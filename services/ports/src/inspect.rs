@@ -26,6 +26,12 @@ impl PartitionOffsets {
         (self.end - self.committed.unwrap_or(self.start)).max(0)
     }
 
+    /// The next offset the group reads: its committed offset, or with none (or one the
+    /// retention has passed) the oldest message held.
+    pub fn next_read(&self) -> i64 {
+        self.committed.map_or(self.start, |c| c.max(self.start))
+    }
+
     /// Messages held on the partition.
     pub fn held(&self) -> i64 {
         (self.end - self.start).max(0)

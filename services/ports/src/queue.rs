@@ -102,7 +102,7 @@ pub trait WorkQueue: Send + Sync {
 /// What a consumer decided for a job.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Outcome {
+pub enum JobOutcome {
     /// Done: remove it.
     Ack,
     /// Deliver it again after about this long, with the attempt count increased.
@@ -120,7 +120,7 @@ pub trait JobSettle: Send + Sync {
     /// Applies `outcome` to the job delivered with `tag` (its `message` and `attempt` handed
     /// back for a retry or dead-letter copy); returns once the broker has it: a copy is
     /// confirmed before the original is removed. On error the job goes back to its queue.
-    async fn settle(&self, tag: u64, outcome: Outcome, message: Message, attempt: u32) -> Result<(), Error>;
+    async fn settle(&self, tag: u64, outcome: JobOutcome, message: Message, attempt: u32) -> Result<(), Error>;
 
     /// The job was dropped unsettled: put it back in its queue, marked redelivered.
     fn release(&self, tag: u64);
@@ -182,20 +182,20 @@ impl Job {
 
     /// Done: the job is removed.
     pub async fn ack(self) -> Result<(), Error> {
-        self.finish(Outcome::Ack).await
+        self.finish(JobOutcome::Ack).await
     }
 
     /// Delivers the job again after about `after` (capped by
     /// [`QueueOptions::retry_delays`]), with [`attempt`](Job::attempt) + 1. On error the job
     /// goes back to the queue unchanged.
     pub async fn retry(self, after: Duration) -> Result<(), Error> {
-        self.finish(Outcome::Retry(after)).await
+        self.finish(JobOutcome::Retry(after)).await
     }
 
     /// Delivers the job again after about `after`, like [`retry`](Job::retry) but with
     /// [`attempt`](Job::attempt) unchanged: for work put off without being tried.
     pub async fn defer(self, after: Duration) -> Result<(), Error> {
-        self.finish(Outcome::Defer(after)).await
+        self.finish(JobOutcome::Defer(after)).await
     }
 
     /// Moves the job to the dead-letter queue with `reason` in [`ERROR_HEADER`] and its origin
@@ -203,7 +203,7 @@ impl Job {
     /// ([`stamp_dead_letter`](crate::stamp_dead_letter)). On error the job goes back to the
     /// queue unchanged.
     pub async fn dead_letter(self, reason: impl Into<String>) -> Result<(), Error> {
-        self.finish(Outcome::DeadLetter(reason.into())).await
+        self.finish(JobOutcome::DeadLetter(reason.into())).await
     }
 
     /// Sets header `name` (replacing any of that name) on what a retry or dead letter carries,
@@ -213,8 +213,8 @@ impl Job {
         self
     }
 
-    async fn finish(mut self, outcome: Outcome) -> Result<(), Error> {
-        if let Outcome::DeadLetter(reason) = &outcome {
+    async fn finish(mut self, outcome: JobOutcome) -> Result<(), Error> {
+        if let JobOutcome::DeadLetter(reason) = &outcome {
             // Stamped here, once for every adapter.
             let origin = crate::Origin::queue(&self.queue);
             crate::stamp_dead_letter(&mut self.message, &origin, reason, self.attempt, None);
@@ -272,7 +272,7 @@ mod tests {
 
     #[async_trait]
     impl JobSettle for Record {
-        async fn settle(&self, tag: u64, outcome: Outcome, m: Message, attempt: u32) -> Result<(), Error> {
+        async fn settle(&self, tag: u64, outcome: JobOutcome, m: Message, attempt: u32) -> Result<(), Error> {
             assert_eq!((m.payload.as_slice(), attempt), (&b"x"[..], 1));
             self.0.lock().unwrap().push(format!("{tag}:{outcome:?}"));
             Ok(())

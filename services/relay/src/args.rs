@@ -66,8 +66,14 @@ mod tests {
 
     use super::*;
 
-    /// The relay binary's flags.
-    type Cli = switchboard_wiring::CallerCli<Topics, RelayArgs>;
+    /// The relay's flags, as its binary reads them.
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        names: Topics,
+        #[command(flatten)]
+        args: RelayArgs,
+    }
 
     #[test]
     fn reply_topics_and_publish_retries_reach_the_relay_config() {

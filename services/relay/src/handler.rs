@@ -17,7 +17,7 @@ const SERVICE: &str = "relay";
 
 /// What became of one request; every outcome but `Retry` lets the delivery be acked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Handled {
     /// The processor took it and published the reply.
     Processed,
     /// Answered with a failure reply (deadline passed, processor unavailable).
@@ -83,13 +83,13 @@ impl RequestHandler {
 
     /// Handles one message whose partition and offset are unknown (its dead letter names only
     /// the requests topic as its origin).
-    pub async fn handle(&self, message: &Message) -> Outcome {
+    pub async fn handle(&self, message: &Message) -> Handled {
         self.handle_from(message, None).await
     }
 
     /// Handles one message taken from `from` (its topic, partition and offset): its span
     /// carries them, and a dead letter records them as its origin.
-    pub async fn handle_from(&self, message: &Message, from: Option<Received<'_>>) -> Outcome {
+    pub async fn handle_from(&self, message: &Message, from: Option<Received<'_>>) -> Handled {
         let tracer = &self.config.tracer;
         let mut trail = Trail::new(tracer);
         let at = from.as_ref().map(|r| (r.partition, r.offset));
@@ -101,7 +101,7 @@ impl RequestHandler {
         outcome
     }
 
-    async fn handle_traced(&self, message: &Message, origin: &Origin, trail: &mut Trail) -> Outcome {
+    async fn handle_traced(&self, message: &Message, origin: &Origin, trail: &mut Trail) -> Handled {
         let mut envelope = match Envelope::decode(&message.payload) {
             Ok(e) if !e.id.is_empty() && !e.reply_to.is_empty() => e,
             Ok(_) => {
@@ -155,7 +155,7 @@ impl RequestHandler {
         original: &Message,
         origin: &Origin,
         trail: &mut Trail,
-    ) -> Outcome {
+    ) -> Handled {
         let mut request = ProcessRequest::new();
         request.envelope = Some(envelope).into();
         // Unbounded in count: the deadline and the retry budget end the retries.
@@ -189,7 +189,7 @@ impl RequestHandler {
             // The permit is this envelope's own, batched or not: the breaker counts envelopes.
             let Some(Answer { request: sent, result, method }) = self.calls.call(request, remaining).await else {
                 permit.ignore();
-                return Outcome::Retry;
+                return Handled::Retry;
             };
             request = sent;
             let metrics = &self.config.metrics;
@@ -199,7 +199,7 @@ impl RequestHandler {
             let status = match result {
                 Ok(_) => {
                     permit.success();
-                    return Outcome::Processed;
+                    return Handled::Processed;
                 }
                 Err(grpcio::Error::RpcFailure(status)) => status,
                 Err(e) => grpcio::RpcStatus::with_message(RpcStatusCode::UNAVAILABLE, e.to_string()),
@@ -262,7 +262,7 @@ impl RequestHandler {
         why: &str,
         retry_after: Option<Duration>,
         trail: &mut Trail,
-    ) -> Outcome {
+    ) -> Handled {
         warn!("answering id={} with {:?}: {}", envelope.id, code, why);
         envelope.fail(code, why, retry_after);
         let topic = envelope.reply_to.clone();
@@ -272,8 +272,8 @@ impl RequestHandler {
         // To the partition the requesting gateway reads; the broker refuses one out of range.
         message.partition = envelope.reply_partition;
         match self.publish(&topic, message).await {
-            Ok(()) => Outcome::Answered(code),
-            Err(Unsent::Closed) => Outcome::Retry,
+            Ok(()) => Handled::Answered(code),
+            Err(Unsent::Closed) => Handled::Retry,
             Err(Unsent::Failed(e, message) | Unsent::Exhausted(e, message)) => {
                 // Nobody will hear the answer: keep the request, with why, where an operator looks.
                 let why = format!("failure reply ({code:?}: {why}) not published to {topic}: {e}");
@@ -290,7 +290,7 @@ impl RequestHandler {
         reason: &str,
         kind: &'static str,
         trail: &mut Trail,
-    ) -> Outcome {
+    ) -> Handled {
         warn!("dead-lettering a request from {}: {reason}", origin.describe());
         if trail.is_on() && trail.entered.is_none() {
             // A record the relay cannot read still gets a span, in the trace its header names.
@@ -306,21 +306,21 @@ impl RequestHandler {
             Ok(()) => {
                 self.config.metrics.dead_lettered(topic, kind);
                 trail.dead_lettered(reason);
-                Outcome::DeadLettered(reason.to_string())
+                Handled::DeadLettered(reason.to_string())
             }
-            Err(Unsent::Closed) => Outcome::Retry,
+            Err(Unsent::Closed) => Handled::Retry,
             Err(Unsent::Exhausted(e, _)) => {
                 // The broker is down for longer than the retries: keep the record unacked so it
                 // comes back once the broker does, rather than lose it.
                 warn!("dead letter not published to {topic} yet, leaving the record for redelivery: {e}");
-                Outcome::Retry
+                Handled::Retry
             }
             Err(Unsent::Failed(e, _)) => {
                 // Refused for good: redelivering would fail the same way forever, so the record
                 // is acked and lost, loudly.
                 error!("request dropped: dead letter not published to {topic}: {e} (reason: {reason})");
                 self.config.metrics.dead_lettered("none", "dead_letter_failed");
-                Outcome::Dropped(format!("{reason}; dead letter not published: {e}"))
+                Handled::Dropped(format!("{reason}; dead letter not published: {e}"))
             }
         }
     }

@@ -14,6 +14,6 @@ mod spans;
 
 pub use args::{RelayArgs, RelayBreaker};
 pub use config::RelayConfig;
-pub use handler::{Outcome, RequestHandler};
+pub use handler::{Handled, RequestHandler};
 pub use run::{run, Relay, SubscribedRelay};
 pub use spans::Received;

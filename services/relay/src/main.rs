@@ -4,13 +4,30 @@
 
 use anyhow::Context;
 use switchboard_relay::{Relay, RelayArgs};
-use switchboard_service::Service;
+use clap::Parser;
+use switchboard_grpc::tls::ProcessorClientArgs;
+use switchboard_service::{Service, ServiceArgs};
 use switchboard_topology::Topics;
-use switchboard_wiring::CallerCli;
+use switchboard_wiring::BrokerArgs;
 
-switchboard_service::service_main!("relay", run, about = "switchboard relay: Kafka requests → gRPC processor");
+#[derive(Debug, Parser)]
+#[command(version, about = "switchboard relay: Kafka requests → gRPC processor", long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    names: Topics,
+    #[command(flatten)]
+    args: RelayArgs,
+    #[command(flatten)]
+    processor: ProcessorClientArgs,
+    #[command(flatten)]
+    service: ServiceArgs,
+    #[command(flatten)]
+    brokers: BrokerArgs,
+}
 
-async fn run(cli: CallerCli<Topics, RelayArgs>) -> anyhow::Result<()> {
+switchboard_service::service_main!("relay", run);
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = cli.args.config(&cli.names)?;
     let service = Service::start("relay", &cli.service, switchboard_topology::RELAY_ADMIN_ADDR).await?;
     config.metrics = service.metrics.clone();

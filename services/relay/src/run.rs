@@ -7,7 +7,7 @@ use log::info;
 use switchboard_ports::{Error, Publisher, Subscriber, Subscription};
 use switchboard_proto::ProcessorClient;
 
-use crate::{Outcome, Received, RelayConfig, RequestHandler};
+use crate::{Handled, Received, RelayConfig, RequestHandler};
 
 /// A relay's parts, ready to run.
 pub struct Relay {
@@ -84,7 +84,7 @@ impl SubscribedRelay {
                         offset: delivery.offset(),
                     };
                     match handler.handle_from(delivery.message(), Some(from)).await {
-                        Outcome::Retry => {
+                        Handled::Retry => {
                             // The publisher is closed (stopping) or the broker has been down
                             // through every publish retry: hand the request back for
                             // redelivery, after a pause in case it comes back here first.

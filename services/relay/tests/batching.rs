@@ -10,7 +10,7 @@ use switchboard_ports::{ErrorKind, Message, Publisher, Subscriber};
 use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope};
-use switchboard_relay::{Outcome, Relay, RelayConfig, RequestHandler};
+use switchboard_relay::{Handled, Relay, RelayConfig, RequestHandler};
 use switchboard_telemetry::Metrics;
 use switchboard_testkit::fault::FaultyPublisher;
 
@@ -123,7 +123,7 @@ fn a_lone_request_goes_at_once_as_a_plain_process_call() {
         // is far; a linger would show as a timeout only in a slower test, so the outcome and
         // the call that carried it are what is checked).
         let outcome = handler.handle(&request("alone", Duration::from_secs(30))).await;
-        assert_eq!(outcome, Outcome::Processed);
+        assert_eq!(outcome, Handled::Processed);
         assert_eq!(calls(&metrics, PROCESS, "OK"), 1);
         assert_eq!(calls(&metrics, PROCESS_BATCH, "OK"), 0);
         processor.shutdown().await;
@@ -148,7 +148,7 @@ fn a_failing_processor_fails_each_envelope_and_the_breaker_counts_each() {
         let outcomes = futures::future::join_all(messages.iter().map(|m| handler.handle(m))).await;
         for (id, outcome) in ids.iter().zip(&outcomes) {
             assert!(
-                matches!(outcome, Outcome::Answered(failure::Code::UNAVAILABLE | failure::Code::DEADLINE_EXCEEDED)),
+                matches!(outcome, Handled::Answered(failure::Code::UNAVAILABLE | failure::Code::DEADLINE_EXCEEDED)),
                 "{id}: {outcome:?}"
             );
         }

@@ -10,7 +10,7 @@ use switchboard_ports::{Message, Publisher, TopicAdmin};
 use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope};
-use switchboard_relay::{Outcome, Relay, RelayConfig, RequestHandler};
+use switchboard_relay::{Handled, Relay, RelayConfig, RequestHandler};
 
 const REQUESTS: &str = "switchboard.requests";
 const REPLIES: &str = "switchboard.replies";
@@ -70,7 +70,7 @@ fn a_request_naming_the_requests_topic_as_its_reply_topic_is_dead_lettered_not_p
         let processor = processor(&broker);
         let handler = handler(&broker, &processor);
         let outcome = handler.handle(&message(&request("loop-1", REQUESTS))).await;
-        let Outcome::DeadLettered(why) = outcome else { panic!("processed a request whose reply loops: {outcome:?}") };
+        let Handled::DeadLettered(why) = outcome else { panic!("processed a request whose reply loops: {outcome:?}") };
         assert!(why.contains("not an allowed reply topic"), "{why}");
         assert_eq!(written(&broker, REQUESTS), 0, "nothing written back onto the requests topic");
         assert_eq!(dead_letters(&broker, 1).await, vec![why]);
@@ -85,12 +85,12 @@ fn a_reply_topic_named_by_a_message_is_never_written_to_nor_created() {
         let processor = processor(&broker);
         let handler = handler(&broker, &processor);
         let outcome = handler.handle(&message(&request("create-1", "no.such.topic"))).await;
-        assert!(matches!(outcome, Outcome::DeadLettered(ref why) if why.contains("no.such.topic")), "{outcome:?}");
+        assert!(matches!(outcome, Handled::DeadLettered(ref why) if why.contains("no.such.topic")), "{outcome:?}");
         // Expired too: the failure answer must not go there either.
         let mut late = request("create-2", "other.topic");
         late.deadline_unix_ms = switchboard_proto::convert::now_millis() - 1;
         let outcome = handler.handle(&message(&late)).await;
-        assert!(matches!(outcome, Outcome::DeadLettered(_)), "{outcome:?}");
+        assert!(matches!(outcome, Handled::DeadLettered(_)), "{outcome:?}");
         assert_eq!(broker.partitions("no.such.topic"), None, "topic created by a message");
         assert_eq!(broker.partitions("other.topic"), None, "topic created by a failure answer");
         processor.shutdown().await;
@@ -115,7 +115,7 @@ fn an_envelope_already_carrying_a_reply_is_dead_lettered_not_processed_again() {
         for e in [processed, failed] {
             let outcome = handler.handle(&message(&e)).await;
             assert!(
-                matches!(outcome, Outcome::DeadLettered(ref why) if why.contains("a reply, not a request")),
+                matches!(outcome, Handled::DeadLettered(ref why) if why.contains("a reply, not a request")),
                 "{}: {outcome:?}",
                 e.id
             );
@@ -137,7 +137,7 @@ fn a_failure_answer_that_can_never_be_published_dead_letters_the_request() {
         let mut late = request("late-1", REPLIES);
         late.deadline_unix_ms = switchboard_proto::convert::now_millis() - 1;
         let outcome = handler.handle(&message(&late)).await;
-        let Outcome::DeadLettered(why) = outcome else { panic!("a permanent publish error retried: {outcome:?}") };
+        let Handled::DeadLettered(why) = outcome else { panic!("a permanent publish error retried: {outcome:?}") };
         assert!(why.contains("not published"), "{why}");
         assert_eq!(dead_letters(&broker, 1).await, vec![why]);
         processor.shutdown().await;
@@ -152,7 +152,7 @@ fn a_dead_letter_refused_for_good_is_dropped_loudly_not_retried() {
         let processor = processor(&broker);
         let handler = handler(&broker, &processor);
         let outcome = handler.handle(&Message::new(&b"\xff\xff garbage"[..])).await;
-        assert_ne!(outcome, Outcome::Retry, "a permanent error is retried forever");
+        assert_ne!(outcome, Handled::Retry, "a permanent error is retried forever");
         let shown = format!("{outcome:?}");
         assert!(shown.contains("dead letter not published"), "{shown}");
         processor.shutdown().await;

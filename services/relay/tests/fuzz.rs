@@ -10,7 +10,7 @@ use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_ports::Message;
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope};
-use switchboard_relay::{Outcome, RelayConfig, RequestHandler};
+use switchboard_relay::{Handled, RelayConfig, RequestHandler};
 
 /// A handler whose processor address answers nothing: a call would fail the property (its
 /// outcome would not be `DeadLettered`).
@@ -21,7 +21,7 @@ fn handler(broker: &MemoryBroker) -> RequestHandler {
     RequestHandler::new(Arc::new(config), client, Arc::new(broker.clone()), breaker)
 }
 
-fn handle(handler: &RequestHandler, payload: Vec<u8>) -> Outcome {
+fn handle(handler: &RequestHandler, payload: Vec<u8>) -> Handled {
     smol::block_on(handler.handle(&Message::new(payload)))
 }
 
@@ -32,7 +32,7 @@ proptest! {
     fn arbitrary_bytes_are_dead_lettered(payload in proptest::collection::vec(any::<u8>(), 0..512)) {
         let broker = MemoryBroker::new();
         let outcome = handle(&handler(&broker), payload);
-        prop_assert!(matches!(outcome, Outcome::DeadLettered(_)), "{:?}", outcome);
+        prop_assert!(matches!(outcome, Handled::DeadLettered(_)), "{:?}", outcome);
     }
 
     #[test]
@@ -56,7 +56,7 @@ proptest! {
         }
         let broker = MemoryBroker::new();
         let outcome = handle(&handler(&broker), e.encode());
-        prop_assert!(matches!(outcome, Outcome::DeadLettered(_)), "{:?}", outcome);
+        prop_assert!(matches!(outcome, Handled::DeadLettered(_)), "{:?}", outcome);
         prop_assert_eq!(broker.end_offsets("switchboard.requests"), None, "nothing written to the requests topic");
     }
 
@@ -70,7 +70,7 @@ proptest! {
         }
         let broker = MemoryBroker::new();
         let outcome = handle(&handler(&broker), e.encode());
-        prop_assert!(matches!(outcome, Outcome::DeadLettered(ref why) if why.contains("a reply")), "{:?}", outcome);
+        prop_assert!(matches!(outcome, Handled::DeadLettered(ref why) if why.contains("a reply")), "{:?}", outcome);
         prop_assert_eq!(broker.end_offsets("switchboard.replies"), None);
     }
 }

@@ -10,7 +10,7 @@ use switchboard_ports::{ErrorKind, Message, Subscriber};
 use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::Envelope;
-use switchboard_relay::{Outcome, RelayConfig, RequestHandler};
+use switchboard_relay::{Handled, RelayConfig, RequestHandler};
 use switchboard_testkit::fault::{Effect, FaultyPublisher, Trigger};
 
 fn run<T>(f: impl std::future::Future<Output = T>) -> T {
@@ -52,7 +52,7 @@ fn a_dead_letter_that_keeps_failing_transiently_is_retried_a_bounded_number_of_t
         let handler = handler(config(3), publisher.clone(), &processor);
         let outcome = handler.handle(&Message::new(&b"\x00garbage"[..])).await;
         // Not lost during an outage: the record stays unacked and comes back later.
-        assert_eq!(outcome, Outcome::Retry);
+        assert_eq!(outcome, Handled::Retry);
         assert_eq!(publisher.stats().calls(), 4, "one try and three retries");
         processor.shutdown().await;
     });
@@ -73,7 +73,7 @@ fn a_failure_answer_failing_transiently_is_retried_then_dead_lettered_with_the_r
         let dlq = broker.subscribe_from("switchboard.requests.dlq", "t", StartFrom::Earliest).await.unwrap();
         let handler = handler(config(2), publisher.clone(), &processor);
         let outcome = handler.handle(&expired_request("late-1")).await;
-        let Outcome::DeadLettered(why) = outcome else { panic!("{outcome:?}") };
+        let Handled::DeadLettered(why) = outcome else { panic!("{outcome:?}") };
         assert!(why.contains("not published") && why.contains("after 2 retries"), "{why}");
         let dead = dlq.recv().await.unwrap();
         assert_eq!(dead.message().header_str("x-switchboard-error"), Some(why.as_str()));
@@ -93,7 +93,7 @@ fn a_failure_answer_published_on_a_retry_is_answered() {
         let replies = broker.subscribe("switchboard.replies", "t").await.unwrap();
         let handler = handler(config(2), publisher, &processor);
         let outcome = handler.handle(&expired_request("late-2")).await;
-        assert!(matches!(outcome, Outcome::Answered(_)), "{outcome:?}");
+        assert!(matches!(outcome, Handled::Answered(_)), "{outcome:?}");
         let reply = Envelope::decode(&replies.recv().await.unwrap().message().payload).unwrap();
         assert_eq!(reply.id, "late-2");
         assert!(reply.is_reply());

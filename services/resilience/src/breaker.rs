@@ -17,7 +17,7 @@ use crate::config::{Config, SlidingWindow};
 use crate::error::{CallError, Rejected};
 use crate::events::{Event, Listeners, Reason};
 use crate::metrics::{self, Counters, Metrics};
-use crate::outcome::Outcome;
+use crate::outcome::CallOutcome;
 use crate::padded::Padded;
 use crate::permit::Permit;
 use crate::window::{percent, Counts, Record, Window};
@@ -230,17 +230,17 @@ impl CircuitBreaker {
     /// ```
     #[inline]
     pub fn call<T, E>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, CallError<E>> {
-        self.call_with(Outcome::of, f)
+        self.call_with(CallOutcome::of, f)
     }
 
     /// Runs `f` unless the breaker rejects it; `classify` says how its result counts.
     ///
     /// ```
-    /// use switchboard_resilience::{CallError, CircuitBreaker, Outcome};
+    /// use switchboard_resilience::{CallError, CircuitBreaker, CallOutcome};
     ///
     /// let breaker = CircuitBreaker::default();
     /// let not_found: Result<(), CallError<u16>> =
-    ///     breaker.call_with(Outcome::ignore_if(|s: &u16| *s < 500), || Err(404));
+    ///     breaker.call_with(CallOutcome::ignore_if(|s: &u16| *s < 500), || Err(404));
     /// assert_eq!(not_found, Err(CallError::Failed(404)));
     /// let m = breaker.metrics();
     /// assert_eq!((m.ignored, m.failures), (1, 0));
@@ -248,7 +248,7 @@ impl CircuitBreaker {
     #[inline]
     pub fn call_with<T, E>(
         &self,
-        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        classify: impl FnOnce(&Result<T, E>) -> CallOutcome,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, CallError<E>> {
         let permit = self.try_acquire()?;
@@ -270,13 +270,13 @@ impl CircuitBreaker {
     /// # });
     /// ```
     pub async fn call_async<T, E>(&self, future: impl Future<Output = Result<T, E>>) -> Result<T, CallError<E>> {
-        self.call_async_with(Outcome::of, future).await
+        self.call_async_with(CallOutcome::of, future).await
     }
 
     /// Awaits `future` unless the breaker rejects it; `classify` says how its result counts.
     pub async fn call_async_with<T, E>(
         &self,
-        classify: impl FnOnce(&Result<T, E>) -> Outcome,
+        classify: impl FnOnce(&Result<T, E>) -> CallOutcome,
         future: impl Future<Output = Result<T, E>>,
     ) -> Result<T, CallError<E>> {
         let permit = self.try_acquire()?;
@@ -402,11 +402,11 @@ impl Inner {
     }
 
     #[inline]
-    pub(crate) fn finish(&self, word: u64, start: u64, outcome: Option<Outcome>) {
+    pub(crate) fn finish(&self, word: u64, start: u64, outcome: Option<CallOutcome>) {
         let failed = match outcome {
-            Some(Outcome::Success) => false,
-            Some(Outcome::Failure) => true,
-            Some(Outcome::Ignored) | None => {
+            Some(CallOutcome::Success) => false,
+            Some(CallOutcome::Failure) => true,
+            Some(CallOutcome::Ignored) | None => {
                 self.counters.add(if outcome.is_some() { metrics::IGNORED } else { metrics::RELEASED });
                 if word & 3 == HALF_OPEN && self.state.load(Acquire) == word {
                     self.give_back_probe();

@@ -32,11 +32,11 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use switchboard_resilience::{CallError, CircuitBreaker, Config, Outcome};
+//! use switchboard_resilience::{CallError, CircuitBreaker, Config, CallOutcome};
 //!
 //! let breaker = CircuitBreaker::new(Config::from_env("ORDERS_BREAKER")?);
 //! let status: Result<u16, CallError<u16>> =
-//!     breaker.call_with(Outcome::ignore_if(|s: &u16| *s < 500), || Ok(200));
+//!     breaker.call_with(CallOutcome::ignore_if(|s: &u16| *s < 500), || Ok(200));
 //! match status {
 //!     Ok(200) => {}
 //!     Err(CallError::Rejected(r)) => println!("503 Retry-After: {}", r.retry_after_secs()),
@@ -67,7 +67,7 @@ pub use config::{Config, ConfigBuilder, SlidingWindow, MAX_HALF_OPEN_CALLS, MAX_
 pub use error::{CallError, ConfigError, ConfigErrorKind, Rejected};
 pub use events::{Event, Reason};
 pub use metrics::Metrics;
-pub use outcome::Outcome;
+pub use outcome::CallOutcome;
 pub use permit::Permit;
 pub use publisher::BreakerPublisher;
 pub use retry::{Delays, Jitter, RetryBudget, RetryPolicy};

@@ -2,7 +2,7 @@
 
 /// How a finished call counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
+pub enum CallOutcome {
     /// Counts as a success (and as slow if it took too long).
     Success,
     /// Counts as a failure (and as slow if it took too long).
@@ -12,12 +12,12 @@ pub enum Outcome {
     Ignored,
 }
 
-impl Outcome {
+impl CallOutcome {
     /// `Ok` is a success, `Err` a failure; what [`CircuitBreaker::call`](crate::CircuitBreaker::call) uses.
-    pub fn of<T, E>(result: &Result<T, E>) -> Outcome {
+    pub fn of<T, E>(result: &Result<T, E>) -> CallOutcome {
         match result {
-            Ok(_) => Outcome::Success,
-            Err(_) => Outcome::Failure,
+            Ok(_) => CallOutcome::Success,
+            Err(_) => CallOutcome::Failure,
         }
     }
 
@@ -25,18 +25,18 @@ impl Outcome {
     /// `ignore` is true is ignored, any other `Err` is a failure.
     ///
     /// ```
-    /// use switchboard_resilience::Outcome;
+    /// use switchboard_resilience::CallOutcome;
     ///
-    /// let classify = Outcome::ignore_if(|status: &u16| *status < 500);
-    /// assert_eq!(classify(&Err::<(), u16>(404)), Outcome::Ignored);
-    /// assert_eq!(classify(&Err::<(), u16>(503)), Outcome::Failure);
-    /// assert_eq!(classify(&Ok::<(), u16>(())), Outcome::Success);
+    /// let classify = CallOutcome::ignore_if(|status: &u16| *status < 500);
+    /// assert_eq!(classify(&Err::<(), u16>(404)), CallOutcome::Ignored);
+    /// assert_eq!(classify(&Err::<(), u16>(503)), CallOutcome::Failure);
+    /// assert_eq!(classify(&Ok::<(), u16>(())), CallOutcome::Success);
     /// ```
-    pub fn ignore_if<T, E>(ignore: impl Fn(&E) -> bool) -> impl Fn(&Result<T, E>) -> Outcome {
+    pub fn ignore_if<T, E>(ignore: impl Fn(&E) -> bool) -> impl Fn(&Result<T, E>) -> CallOutcome {
         move |result| match result {
-            Ok(_) => Outcome::Success,
-            Err(e) if ignore(e) => Outcome::Ignored,
-            Err(_) => Outcome::Failure,
+            Ok(_) => CallOutcome::Success,
+            Err(e) if ignore(e) => CallOutcome::Ignored,
+            Err(_) => CallOutcome::Failure,
         }
     }
 }

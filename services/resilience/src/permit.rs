@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::breaker::{tag_state, Inner, State};
-use crate::outcome::Outcome;
+use crate::outcome::CallOutcome;
 
 /// Permission for one call, from [`CircuitBreaker::try_acquire`](crate::CircuitBreaker::try_acquire).
 ///
@@ -34,24 +34,24 @@ impl Permit<'_> {
     /// The call succeeded.
     #[inline]
     pub fn success(self) {
-        self.record(Outcome::Success)
+        self.record(CallOutcome::Success)
     }
 
     /// The call failed.
     #[inline]
     pub fn failure(self) {
-        self.record(Outcome::Failure)
+        self.record(CallOutcome::Failure)
     }
 
     /// The call counts as neither (a caller error).
     #[inline]
     pub fn ignore(self) {
-        self.record(Outcome::Ignored)
+        self.record(CallOutcome::Ignored)
     }
 
     /// Reports `outcome`.
     #[inline]
-    pub fn record(mut self, outcome: Outcome) {
+    pub fn record(mut self, outcome: CallOutcome) {
         self.done = true;
         self.inner.finish(self.word, self.start, Some(outcome));
     }
@@ -60,7 +60,7 @@ impl Permit<'_> {
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if !self.done {
-            let outcome = std::thread::panicking().then_some(Outcome::Failure);
+            let outcome = std::thread::panicking().then_some(CallOutcome::Failure);
             self.inner.finish(self.word, self.start, outcome);
         }
     }

@@ -43,7 +43,7 @@ mod shutdown;
 pub use admin::{health_response, metrics_response, AdminServer};
 pub use breaker::WindowKind;
 pub use mimalloc::MiMalloc;
-pub use service::{main, main_shared, Program, Service, ServiceArgs};
+pub use service::{main, Service, ServiceArgs};
 pub use shutdown::{GraceExpired, Shutdown, ShutdownArgs, ShutdownError, ShutdownReason, DEFAULT_GRACE, GRACE_ENV};
 pub use switchboard_resilience::{Config as BreakerConfig, ConfigError as BreakerConfigError};
 

@@ -24,41 +24,17 @@ pub struct ServiceArgs {
 
 /// The global allocator and `fn main` of a switchboard binary: mimalloc instead of glibc
 /// malloc (fewer CPU µs per transaction, BENCHMARKS.md, "Changes tried"), then [`main`](crate::main)
-/// with `run`. With `about = "…"` the flags are a struct shared by several binaries
-/// ([`main_shared`](crate::main_shared)): the binary's package name, version and `about` text
-/// head its `--help`.
+/// with `run`.
 #[macro_export]
 macro_rules! service_main {
     ($service:literal, $run:path) => {
-        $crate::service_main!(@main $crate::main($service, $run));
-    };
-    ($service:literal, $run:path, about = $about:literal) => {
-        $crate::service_main!(@main $crate::main_shared(
-            $service,
-            $crate::Program { name: env!("CARGO_PKG_NAME"), version: env!("CARGO_PKG_VERSION"), about: $about },
-            $run
-        ));
-    };
-    (@main $call:expr) => {
         #[global_allocator]
         static ALLOCATOR: $crate::MiMalloc = $crate::MiMalloc;
 
         fn main() {
-            $call
+            $crate::main($service, $run)
         }
     };
-}
-
-/// What heads a binary's `--help` and `--version` when its flags struct is shared
-/// ([`main_shared`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Program {
-    /// The package name (`--version` prints it).
-    pub name: &'static str,
-    /// The package version.
-    pub version: &'static str,
-    /// The one-line description.
-    pub about: &'static str,
 }
 
 /// The `main` of every switchboard binary: the log format named after `service`, the flags
@@ -69,29 +45,8 @@ where
     C: clap::Parser,
     F: Future<Output = anyhow::Result<()>>,
 {
-    parse_and_run(service, C::command(), run)
-}
-
-/// [`main`] for a flags struct declared once for several binaries (the relay and the worker
-/// share one): `program` names the binary, as a struct of its own would.
-pub fn main_shared<C, F>(service: &'static str, program: Program, run: impl FnOnce(C) -> F)
-where
-    C: clap::Parser,
-    F: Future<Output = anyhow::Result<()>>,
-{
-    let command = C::command().name(program.name).version(program.version).about(program.about);
-    parse_and_run(service, command, run)
-}
-
-fn parse_and_run<C, F>(service: &'static str, mut command: clap::Command, run: impl FnOnce(C) -> F)
-where
-    C: clap::FromArgMatches,
-    F: Future<Output = anyhow::Result<()>>,
-{
     switchboard_telemetry::init_logging(service);
-    // As `clap::Parser::parse`: a bad flag prints the usage and exits 2.
-    let cli = C::from_arg_matches(&command.clone().get_matches()).unwrap_or_else(|e| e.format(&mut command).exit());
-    let result = smol::block_on(run(cli));
+    let result = smol::block_on(run(C::parse()));
     // Buffered log lines first, so the error below is the last line of the log.
     switchboard_telemetry::flush_logs();
     if let Err(e) = result {

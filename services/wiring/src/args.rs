@@ -11,7 +11,6 @@ use switchboard_ports::TopicAdmin;
 #[cfg(any(feature = "kafka", feature = "embedded"))]
 use crate::pubsub::PubSub;
 #[cfg(feature = "kafka")]
-use crate::pubsub::StartingAt;
 
 /// The defaults of --amqp-connect-timeout-ms and --embedded-retention.
 #[cfg(feature = "amqp")]
@@ -215,14 +214,16 @@ impl BrokerArgs {
             admin.ensure_topic(topic, self.partitions).await?;
         }
         log::info!("kafka at {brokers}: topics {topics:?} ready");
-        let subscriber = KafkaSubscriber::new(&config);
         let browse = switchboard_kafka::KafkaTopicLog::new(&config, publisher.clone())
             .browser(switchboard_topology::DEAD_LETTER_GROUP);
         Ok(PubSub {
             dead_letters: Some(Arc::new(browse)),
             publisher,
-            requests: Arc::new(StartingAt::new(subscriber.clone(), OffsetReset::Earliest)),
-            replies: Arc::new(StartingAt::new(subscriber, OffsetReset::Latest)),
+            // Set once per subscriber: the relays' work group starts at the oldest request
+            // (none published before the first relay joined is lost), a gateway's replies at
+            // the newest (older ones answer requests nobody waits for).
+            requests: Arc::new(KafkaSubscriber::new(&config.clone().with_offset_reset(OffsetReset::Earliest))),
+            replies: Arc::new(KafkaSubscriber::new(&config.clone().with_offset_reset(OffsetReset::Latest))),
             kind: "kafka",
             inspect: Some(Arc::new(switchboard_kafka::KafkaInspector::new(&config))),
         })

@@ -11,13 +11,11 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod args;
-mod caller;
 mod pubsub;
 mod queue;
 mod security;
 
 pub use args::{BrokerArgs, BrokerError};
-pub use caller::CallerCli;
 pub use pubsub::PubSub;
 pub use queue::Queues;
 #[cfg(any(feature = "kafka", feature = "amqp"))]

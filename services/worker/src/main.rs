@@ -4,18 +4,31 @@
 
 use anyhow::Context;
 use switchboard_resilience::CircuitBreaker;
-use switchboard_service::Service;
+use clap::Parser;
+use switchboard_grpc::tls::ProcessorClientArgs;
+use switchboard_service::{Service, ServiceArgs};
 use switchboard_topology::JobNames;
-use switchboard_wiring::CallerCli;
+use switchboard_wiring::BrokerArgs;
 use switchboard_worker::{Worker, WorkerArgs};
 
-switchboard_service::service_main!(
-    "worker",
-    run,
-    about = "switchboard worker: RabbitMQ jobs → gRPC processor → job events"
-);
+#[derive(Debug, Parser)]
+#[command(version, about = "switchboard worker: RabbitMQ jobs → gRPC processor → job events", long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    names: JobNames,
+    #[command(flatten)]
+    args: WorkerArgs,
+    #[command(flatten)]
+    processor: ProcessorClientArgs,
+    #[command(flatten)]
+    service: ServiceArgs,
+    #[command(flatten)]
+    brokers: BrokerArgs,
+}
 
-async fn run(cli: CallerCli<JobNames, WorkerArgs>) -> anyhow::Result<()> {
+switchboard_service::service_main!("worker", run);
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let breaker = CircuitBreaker::new(cli.args.breaker.config()?);
     let service = Service::start("worker", &cli.service, switchboard_topology::WORKER_ADMIN_ADDR).await?;
     switchboard_telemetry::ready_unless_open(&service.readiness, "processor", &breaker, "processor breaker open");

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use switchboard_ports::{Error, ErrorKind, Message, PublishError, Publisher, TopicBrowser, TopicLog};
+use switchboard_ports::{Error, ErrorKind, InspectTopics, Message, PublishError, Publisher, TopicBrowser, TopicLog};
 
 use super::group::Group;
 use super::{lock, MemoryBroker};
@@ -25,19 +25,11 @@ fn unknown(topic: &str) -> Error {
 impl TopicLog for MemoryBroker {
     /// A topic not created yet has no partitions to read: nothing was published to it.
     async fn bounds(&self, topic: &str, group: &str) -> Result<Vec<(i64, i64)>, Error> {
-        let Some(t) = self.existing(topic) else { return Ok(Vec::new()) };
-        let committed = lock(&t.groups).get(group).map(|g| g.committed_offsets());
-        let bounds = t
-            .partitions
-            .iter()
-            .enumerate()
-            .map(|(p, part)| {
-                let log = lock(&part.log);
-                let from = committed.as_ref().and_then(|c| c.get(p).copied()).unwrap_or(log.base);
-                (from.max(log.base), log.end())
-            })
-            .collect();
-        Ok(bounds)
+        if self.existing(topic).is_none() {
+            return Ok(Vec::new());
+        }
+        let offsets = self.topic_offsets(topic, group).await?;
+        Ok(offsets.iter().map(|p| (p.next_read(), p.end)).collect())
     }
 
     async fn read(

@@ -22,7 +22,8 @@ pub struct BrokerConfig {
     /// subscribing to a topic not created by `ensure_topic` fails with `ErrorKind::Invalid`,
     /// as with brokers such as tansu that do not auto-create.
     pub auto_create_topics: bool,
-    /// Where a new consumer group starts (default [`StartFrom::Latest`]). Overridable per call
+    /// Where a new consumer group starts (default [`StartFrom::Latest`]). Overridable per
+    /// handle with [`MemoryBroker::starting_at`](super::MemoryBroker::starting_at) and per call
     /// with [`MemoryBroker::subscribe_from`](super::MemoryBroker::subscribe_from).
     pub start_from: StartFrom,
     /// Messages retained per partition (default 100 000, at least 1): the broker's memory

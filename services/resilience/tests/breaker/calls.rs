@@ -3,7 +3,7 @@
 use std::pin::pin;
 
 use futures_lite::future;
-use switchboard_resilience::{CallError, Outcome, State};
+use switchboard_resilience::{CallError, CallOutcome, State};
 
 use crate::support::*;
 
@@ -27,7 +27,7 @@ fn call_async_with_ignores_what_the_classifier_ignores() {
     let (b, _) = breaker(config());
     future::block_on(async {
         for _ in 0..10 {
-            let classify = Outcome::ignore_if(|e: &&str| *e == "bad request");
+            let classify = CallOutcome::ignore_if(|e: &&str| *e == "bad request");
             let _ = b.call_async_with(classify, async { Err::<(), _>("bad request") }).await;
         }
     });

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use switchboard_resilience::{CircuitBreaker, Config, ManualClock, Outcome, SlidingWindow, State};
+use switchboard_resilience::{CircuitBreaker, Config, ManualClock, CallOutcome, SlidingWindow, State};
 
 use crate::support::*;
 
@@ -168,7 +168,7 @@ fn half_open_lets_only_the_permitted_probes_through() {
 #[test]
 fn ignored_errors_count_as_neither_success_nor_failure() {
     let (b, _) = breaker(config());
-    let classify = Outcome::ignore_if(|status: &u16| *status < 500);
+    let classify = CallOutcome::ignore_if(|status: &u16| *status < 500);
     for _ in 0..20 {
         let r = b.call_with(&classify, || Err::<(), u16>(404));
         assert_eq!(r.unwrap_err().into_failed(), Some(404), "the caller still gets its error");
