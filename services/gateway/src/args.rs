@@ -14,6 +14,11 @@ pub struct GatewayArgs {
     /// Time budget of one request in milliseconds (becomes the envelope deadline).
     #[arg(long, env = "SWITCHBOARD_REQUEST_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub request_timeout_ms: u64,
+    /// Percent of a request's budget after which a request whose Kafka partition answered
+    /// nothing since (its relay died and still holds it) is published once more to a
+    /// partition that answers; 0 turns this off.
+    #[arg(long, env = "SWITCHBOARD_SECOND_CHANCE_PERCENT", default_value_t = crate::second_chance::DEFAULT_AFTER_PERCENT, value_parser = clap::value_parser!(u32).range(0..=99))]
+    pub second_chance_percent: u32,
     /// Largest accepted request body in bytes.
     #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 65536)]
     pub max_body_bytes: usize,
@@ -59,6 +64,7 @@ impl GatewayArgs {
             requests_topic: topics.requests.clone(),
             replies_topic: topics.replies.clone(),
             request_timeout: Duration::from_millis(self.request_timeout_ms),
+            second_chance_percent: self.second_chance_percent,
             max_body_bytes: self.max_body_bytes,
             max_pending: self.max_pending as usize,
             max_connections: self.max_connections as usize,

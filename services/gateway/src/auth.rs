@@ -86,7 +86,8 @@ impl BearerTokens {
     /// Whether `path` is served without a token: the probes and the API description always,
     /// `/metrics` unless configured otherwise.
     fn open(&self, path: &str) -> bool {
-        matches!(path, "/healthz" | "/readyz" | "/openapi.json") || (path == "/metrics" && !self.protect_metrics)
+        use crate::route_table::{HEALTHZ, METRICS, OPENAPI, READYZ};
+        [HEALTHZ, READYZ, OPENAPI].iter().any(|r| r.path == path) || (path == METRICS.path && !self.protect_metrics)
     }
 }
 

@@ -3,9 +3,6 @@ use std::time::Duration;
 
 use switchboard_telemetry::{Metrics, Readiness};
 
-/// Route templates, the only values of the `route` label of the HTTP metrics.
-pub const ROUTES: [&str; 7] = ["/messages", "/jobs", "/jobs/:id", "/healthz", "/readyz", "/metrics", "/openapi.json"];
-
 /// Gateway settings; defaults match the documented topic names and limits.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -20,6 +17,10 @@ pub struct GatewayConfig {
     pub instance_id: String,
     /// Time budget of one request, carried in the envelope as its deadline.
     pub request_timeout: Duration,
+    /// Share of a request's budget, in percent, after which a request whose partition of the
+    /// requests topic answered nothing since it was published goes once more to a partition
+    /// that answers (see [`SecondChance`](crate::SecondChance)); 0: never.
+    pub second_chance_percent: u32,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Requests waiting for a reply at once (the gateway's bulkhead); beyond it the gateway
@@ -62,6 +63,7 @@ impl Default for GatewayConfig {
             replies_topic: switchboard_topology::REPLIES_TOPIC.into(),
             instance_id: crate::default_instance_id(),
             request_timeout: Duration::from_secs(5),
+            second_chance_percent: crate::second_chance::DEFAULT_AFTER_PERCENT,
             max_body_bytes: 64 * 1024,
             max_pending: 10_000,
             max_connections: 10_000,
@@ -71,7 +73,7 @@ impl Default for GatewayConfig {
             idempotency_max_keys: 10_000,
             breaker: switchboard_resilience::Config::default(),
             grace: Duration::from_secs(10),
-            metrics: Metrics::builder("gateway").routes(ROUTES).build(),
+            metrics: Metrics::builder("gateway").routes(crate::route_table::templates()).build(),
             readiness: Readiness::new(),
             tracer: switchboard_otlp::Tracer::default(),
             tls: None,

@@ -1,24 +1,15 @@
 use tide::{Request, Response, StatusCode};
 
+use crate::route_table::route_of;
+
 /// A JSON error response: `{"error": {"code": "...", "message": "..."}}`.
 pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     Response::from(switchboard_http_server::json_error(status, code, message))
 }
 
-/// The methods each route answers, for `Allow` on a 405 (GET routes answer HEAD too).
-fn allowed(route: &str) -> &'static str {
-    match route {
-        "/messages" | "/jobs" => "POST",
-        _ => "GET, HEAD",
-    }
-}
-
 /// The methods `path` answers, `None` for a path the gateway does not serve.
 pub(crate) fn allowed_on(path: &str) -> Option<&'static str> {
-    match crate::routes::route_of(path) {
-        switchboard_telemetry::OTHER => None,
-        route => Some(allowed(route)),
-    }
+    route_of(path).map(|r| r.methods)
 }
 
 /// Makes every error the JSON error object, whoever produced it: tide's router (404, 405),
@@ -29,21 +20,24 @@ pub(crate) struct JsonErrors;
 #[tide::utils::async_trait]
 impl<S: Clone + Send + Sync + 'static> tide::Middleware<S> for JsonErrors {
     async fn handle(&self, req: Request<S>, next: tide::Next<'_, S>) -> tide::Result {
-        let route = crate::routes::route_of(req.url().path());
+        let route = route_of(req.url().path());
         let mut res = next.run(req).await;
         let status = res.status();
         if !(status.is_client_error() || status.is_server_error()) {
             return Ok(res);
         }
-        if status == StatusCode::MethodNotAllowed && res.header("Allow").is_none() {
-            res.insert_header("Allow", allowed(route));
+        if let (StatusCode::MethodNotAllowed, Some(route), None) = (status, route, res.header("Allow")) {
+            res.insert_header("Allow", route.methods);
         }
         if res.is_empty() == Some(false) {
             return Ok(res);
         }
         let message = match (status, res.error()) {
             (StatusCode::NotFound, _) => "no such endpoint (see GET /openapi.json)".to_owned(),
-            (StatusCode::MethodNotAllowed, _) => format!("{route} answers {} only", allowed(route)),
+            (StatusCode::MethodNotAllowed, _) => match route {
+                Some(r) => format!("{} answers {} only", r.path, r.methods),
+                None => "method not allowed".to_owned(),
+            },
             // A handler's error: its message for a client error, nothing internal otherwise.
             (s, Some(e)) if s.is_client_error() => e.to_string(),
             (s, _) => s.canonical_reason().to_owned(),

@@ -37,7 +37,7 @@ pub fn reply_partition(instance_id: &str, partitions: i32) -> i32 {
 
 /// FNV-1a: stable across runs and Rust releases (unlike `DefaultHasher`), so a restarted
 /// instance finds its partition again.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 

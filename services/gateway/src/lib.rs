@@ -14,17 +14,20 @@ mod instance;
 mod jobs;
 mod pending;
 mod replies;
+pub mod route_table;
 mod routes;
+mod second_chance;
 mod security;
 mod serve;
 mod spans;
 
 pub use args::{GatewayArgs, GatewayBreaker};
 pub use auth::{BearerTokens, TokenFileError};
-pub use config::{GatewayConfig, ROUTES};
+pub use config::GatewayConfig;
 pub use instance::{default_instance_id, reply_partition};
 pub use jobs::{JobState, JobStore, JobView, JobsArgs, JobsConfig};
-pub use pending::{Pending, PendingFull, Slot, Waiter};
+pub use pending::{Pending, PendingFull, Slot, Waiter, Wake};
+pub use second_chance::SecondChance;
 pub use security::EdgeSecurityArgs;
 pub use serve::Gateway;
 

@@ -6,6 +6,8 @@ use futures_lite::FutureExt;
 use parking_lot::Mutex;
 use switchboard_proto::Envelope;
 
+use crate::SecondChance;
+
 /// How long the deadline sweeper sleeps at most while requests wait, and how long it waits with
 /// none before parking until the next request: a new request's deadline is noticed within this.
 const TICK: Duration = Duration::from_millis(50);
@@ -19,10 +21,12 @@ const TICK: Duration = Duration::from_millis(50);
 ///
 /// Deadlines are kept in order and expired by one sweeper task ([`Pending::expire`]) instead of
 /// a timer per request: a reactor timer costs a wake-up of the reactor thread on every insert.
+/// The same sweeper gives requests their [`SecondChance`] when one is configured.
 #[derive(Debug)]
 pub struct Pending {
     inner: Mutex<Inner>,
     capacity: usize,
+    second_chance: Option<SecondChance>,
     /// Rings the sweeper when a deadline comes before its next wake-up.
     doorbell: (async_channel::Sender<()>, async_channel::Receiver<()>),
 }
@@ -31,6 +35,8 @@ pub struct Pending {
 struct Inner {
     waiting: HashMap<String, Entry>,
     deadlines: BTreeMap<(Instant, u64), String>,
+    /// When waiting requests may take their second chance, in order.
+    second_chances: BTreeMap<(Instant, u64), String>,
     next_seq: u64,
     /// When the sweeper wakes next; `None` while it is parked.
     sweeper_wakes: Option<Instant>,
@@ -40,16 +46,39 @@ struct Inner {
 
 #[derive(Debug)]
 struct Entry {
-    reply: async_channel::Sender<Envelope>,
+    wake: async_channel::Sender<Wake>,
     deadline: (Instant, u64),
+    /// The requests partition the request was last published to, when the gateway chose it.
+    partition: Option<i32>,
+    /// When the request was registered (published just after).
+    since: Instant,
+    second_chance: Option<(Instant, u64)>,
 }
 
 impl Inner {
-    fn remove(&mut self, id: &str) -> Option<async_channel::Sender<Envelope>> {
+    fn remove(&mut self, id: &str) -> Option<Entry> {
         let entry = self.waiting.remove(id)?;
         self.deadlines.remove(&entry.deadline);
-        Some(entry.reply)
+        if let Some(at) = entry.second_chance {
+            self.second_chances.remove(&at);
+        }
+        Some(entry)
     }
+
+    fn key(&mut self, at: Instant) -> (Instant, u64) {
+        self.next_seq += 1;
+        (at, self.next_seq)
+    }
+}
+
+/// What wakes a [`Waiter`].
+#[derive(Debug)]
+pub enum Wake {
+    /// The reply.
+    Reply(Envelope),
+    /// No reply yet and none likely from where the request waits: publish it again to this
+    /// partition (see [`SecondChance`]).
+    Republish(i32),
 }
 
 /// The map is full.
@@ -59,34 +88,74 @@ pub struct PendingFull;
 impl Pending {
     /// A map holding at most `capacity` waiting requests.
     pub fn new(capacity: usize) -> Arc<Self> {
+        Self::build(capacity, None)
+    }
+
+    /// A map holding at most `capacity` waiting requests, each registered with its partition
+    /// given a second chance when that partition falls silent.
+    pub fn with_second_chance(capacity: usize, second_chance: SecondChance) -> Arc<Self> {
+        Self::build(capacity, Some(second_chance))
+    }
+
+    fn build(capacity: usize, second_chance: Option<SecondChance>) -> Arc<Self> {
         Arc::new(Pending {
             inner: Mutex::new(Inner {
                 waiting: HashMap::new(),
                 deadlines: BTreeMap::new(),
+                second_chances: BTreeMap::new(),
                 next_seq: 0,
                 sweeper_wakes: None,
                 live: 0,
             }),
             capacity,
+            second_chance,
             doorbell: async_channel::bounded(1),
         })
+    }
+
+    /// The partition a request with `id` is to be published to, when this map gives second
+    /// chances (the gateway then chooses partitions itself).
+    pub fn partition_of(&self, id: &str) -> Option<i32> {
+        self.second_chance.as_ref().map(|sc| sc.partition_of(id))
     }
 
     /// Registers `id` until `deadline`; the returned waiter gets its reply, or `None` once the
     /// deadline has passed (with [`Pending::expire`] running), and frees the entry when dropped.
     pub fn register(self: &Arc<Self>, id: &str, deadline: Instant) -> Result<Waiter, PendingFull> {
-        let (tx, rx) = async_channel::bounded(1);
+        self.register_on(id, deadline, None)
+    }
+
+    /// Like [`register`](Pending::register), for a request published to `partition`: with a
+    /// [`SecondChance`], its waiter may also be told to publish it again elsewhere.
+    pub fn register_on(
+        self: &Arc<Self>,
+        id: &str,
+        deadline: Instant,
+        partition: Option<i32>,
+    ) -> Result<Waiter, PendingFull> {
+        // Room for a second-chance wake and the reply after it.
+        let (tx, rx) = async_channel::bounded(2);
+        let now = Instant::now();
         let mut inner = self.inner.lock();
         if inner.live >= self.capacity {
             return Err(PendingFull);
         }
         inner.live += 1;
         let slot = Slot { pending: self.clone() };
-        let key = (deadline, inner.next_seq);
-        inner.next_seq += 1;
+        let key = inner.key(deadline);
         inner.deadlines.insert(key, id.to_string());
-        inner.waiting.insert(id.to_string(), Entry { reply: tx, deadline: key });
-        let ring = inner.sweeper_wakes.is_none_or(|at| deadline < at);
+        let second_chance = match (&self.second_chance, partition) {
+            (Some(sc), Some(_)) => {
+                let at = inner.key(sc.due(now, deadline));
+                inner.second_chances.insert(at, id.to_string());
+                Some(at)
+            }
+            _ => None,
+        };
+        let entry = Entry { wake: tx, deadline: key, partition, since: now, second_chance };
+        inner.waiting.insert(id.to_string(), entry);
+        let first = second_chance.map_or(deadline, |(at, _)| at);
+        let ring = inner.sweeper_wakes.is_none_or(|at| first < at);
         drop(inner);
         if ring {
             let _ = self.doorbell.0.try_send(());
@@ -108,11 +177,13 @@ impl Pending {
     /// Hands `reply` to its waiter; false when nobody waits for it (timed out, or another
     /// gateway's request).
     pub fn complete(&self, reply: Envelope) -> bool {
-        let tx = self.inner.lock().remove(&reply.id);
-        match tx {
-            Some(tx) => tx.try_send(reply).is_ok(),
-            None => false,
+        let Some(entry) = self.inner.lock().remove(&reply.id) else {
+            return false;
+        };
+        if let (Some(sc), Some(p)) = (&self.second_chance, entry.partition) {
+            sc.answered(p, Instant::now());
         }
+        entry.wake.try_send(Wake::Reply(reply)).is_ok()
     }
 
     /// True while a request waits for the reply with `id`.
@@ -130,9 +201,26 @@ impl Pending {
         self.len() == 0
     }
 
-    /// Ends the wait of every request whose deadline has passed; returns how many.
+    /// Ends the wait of every request whose deadline has passed, and tells those whose second
+    /// chance is due where to publish again; returns how many waits ended.
     fn expire_due(&self, now: Instant) -> usize {
         let mut inner = self.inner.lock();
+        while let Some(entry) = inner.second_chances.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let id = entry.remove();
+            let (Some(sc), Some(entry)) = (&self.second_chance, inner.waiting.get_mut(&id)) else {
+                continue;
+            };
+            entry.second_chance = None;
+            let Some(from) = entry.partition else { continue };
+            if let Some(to) = sc.target(from, entry.since) {
+                // From now on a reply is counted for the partition it was sent to last.
+                entry.partition = Some(to);
+                let _ = entry.wake.try_send(Wake::Republish(to));
+            }
+        }
         let mut expired = 0;
         while let Some(entry) = inner.deadlines.first_entry() {
             if entry.key().0 > now {
@@ -140,7 +228,9 @@ impl Pending {
             }
             let id = entry.remove();
             // Dropping the sender ends the waiter's `reply()` with `None`.
-            inner.waiting.remove(&id);
+            if let Some(at) = inner.waiting.remove(&id).and_then(|e| e.second_chance) {
+                inner.second_chances.remove(&at);
+            }
             expired += 1;
         }
         expired
@@ -161,7 +251,10 @@ impl Pending {
                 this.expire_due(now);
                 let wake = {
                     let mut inner = this.inner.lock();
-                    let earliest = inner.deadlines.first_key_value().map(|(k, _)| k.0);
+                    let earliest = [&inner.deadlines, &inner.second_chances]
+                        .into_iter()
+                        .filter_map(|times| times.first_key_value().map(|(k, _)| k.0))
+                        .min();
                     idle_since = if earliest.is_some() { None } else { idle_since.or(Some(now)) };
                     let wake = match (earliest, idle_since) {
                         (Some(at), _) => Some(at.min(now + TICK)),
@@ -194,7 +287,7 @@ impl Pending {
 #[derive(Debug)]
 pub struct Waiter {
     id: String,
-    rx: async_channel::Receiver<Envelope>,
+    rx: async_channel::Receiver<Wake>,
     slot: Slot,
 }
 
@@ -212,7 +305,18 @@ impl Drop for Slot {
 
 impl Waiter {
     /// The reply; `None` if the deadline passed (or the entry was dropped) without one.
+    /// Second-chance wakes are passed over: see [`next`](Waiter::next) to act on them.
     pub async fn reply(&self) -> Option<Envelope> {
+        loop {
+            match self.next().await? {
+                Wake::Reply(reply) => return Some(reply),
+                Wake::Republish(_) => continue,
+            }
+        }
+    }
+
+    /// The reply or a second chance, in the order they came; `None` once the deadline passed.
+    pub async fn next(&self) -> Option<Wake> {
         self.rx.recv().await.ok()
     }
 }
@@ -294,6 +398,44 @@ mod tests {
         assert!(!p.is_waiting("a") && !p.is_waiting("c"));
         assert_eq!(p.len(), 3, "expired waits still hold their slots");
         assert_eq!(p.register("d", later()).map(drop), Ok(()), "capacity 10 is not reached");
+    }
+
+    #[test]
+    fn a_request_on_a_silent_partition_is_told_where_to_go_once_its_share_of_the_budget_passed() {
+        let p = Pending::with_second_chance(10, SecondChance::new(2, 40));
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(10);
+        let silent = p.register_on("silent", deadline, Some(0)).unwrap();
+        // A request on partition 1 is answered after "silent" was published: 1 answers.
+        let _answered = p.register_on("answered", deadline, Some(1)).unwrap();
+        assert!(p.complete(reply("answered")));
+        assert_eq!(p.expire_due(start + Duration::from_secs(3)), 0, "not due before 40 % of the budget");
+        assert!(silent.rx.try_recv().is_err());
+        assert_eq!(p.expire_due(start + Duration::from_secs(5)), 0, "due, but no wait ends");
+        assert!(matches!(silent.rx.try_recv(), Ok(Wake::Republish(1))));
+        assert!(p.inner.lock().second_chances.is_empty(), "once only");
+        // The reply, whichever partition answered, still reaches the waiter, and counts for 1.
+        assert!(p.complete(reply("silent")));
+        assert_eq!(smol::block_on(silent.reply()).unwrap().id, "silent");
+    }
+
+    #[test]
+    fn a_request_on_a_partition_that_answers_others_waits_without_a_second_chance() {
+        let p = Pending::with_second_chance(10, SecondChance::new(2, 40));
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(10);
+        let slow = p.register_on("slow", deadline, Some(0)).unwrap();
+        let _other = p.register_on("other", deadline, Some(1)).unwrap();
+        let _later = p.register_on("later", deadline, Some(0)).unwrap();
+        assert!(p.complete(reply("other")));
+        assert!(p.complete(reply("later")), "partition 0 answered after `slow` was published");
+        p.expire_due(start + Duration::from_secs(5));
+        assert!(slow.rx.try_recv().is_err(), "0 is alive, only slow: no second publish");
+        // Without a second chance configured, nothing is ever scheduled.
+        let plain = Pending::new(10);
+        let _w = plain.register_on("x", deadline, Some(0)).unwrap();
+        assert!(plain.inner.lock().second_chances.is_empty());
+        assert_eq!(plain.partition_of("x"), None);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tide::{Request, Response, StatusCode};
 use crate::errors::error;
 use crate::idempotency::{self, Claim, Replays, Stored};
 use crate::spans::{Publish, Trail};
-use crate::{GatewayConfig, Pending};
+use crate::{route_table, GatewayConfig, Pending, Wake};
 
 const SERVICE: &str = "gateway";
 
@@ -48,14 +48,14 @@ pub(crate) fn app(state: State) -> tide::Server<State> {
     if let Some(tokens) = app.state().config.auth.clone() {
         app.with(crate::auth::Authenticate(tokens));
     }
-    app.at("/messages").post(move |req| post_message(replays.clone(), req));
-    app.at("/healthz").get(|_| async { Ok(json(StatusCode::Ok, &serde_json::json!({"status": "ok"}))) });
-    app.at("/readyz").get(|req: Request<State>| async move {
+    app.at(route_table::MESSAGES.path).post(move |req| post_message(replays.clone(), req));
+    app.at(route_table::HEALTHZ.path).get(|_| async { Ok(json(StatusCode::Ok, &serde_json::json!({"status": "ok"}))) });
+    app.at(route_table::READYZ.path).get(|req: Request<State>| async move {
         Ok(Response::from(req.state().readiness.report().await.into_response()))
     });
-    app.at("/metrics")
+    app.at(route_table::METRICS.path)
         .get(|req: Request<State>| async move { Ok(Response::from(metrics_response(&req.state().metrics))) });
-    app.at("/openapi.json").get(|_| async {
+    app.at(route_table::OPENAPI.path).get(|_| async {
         let mut res = Response::new(StatusCode::Ok);
         res.set_content_type(tide::http::mime::JSON);
         res.set_body(crate::OPENAPI);
@@ -71,26 +71,13 @@ struct Track;
 impl tide::Middleware<State> for Track {
     async fn handle(&self, req: Request<State>, next: tide::Next<'_, State>) -> tide::Result {
         let metrics = req.state().metrics.clone();
-        let route = route_of(req.url().path());
+        let route = route_table::route_of(req.url().path()).map_or(switchboard_telemetry::OTHER, |r| r.path);
         let method = req.method();
         let _in_flight = metrics.http_in_flight();
         let started = Instant::now();
         let res = next.run(req).await;
         metrics.http_request(route, method.as_ref(), u16::from(res.status()), started.elapsed());
         Ok(res)
-    }
-}
-
-pub(crate) fn route_of(path: &str) -> &'static str {
-    match path {
-        "/messages" => "/messages",
-        "/jobs" => "/jobs",
-        "/healthz" => "/healthz",
-        "/readyz" => "/readyz",
-        "/metrics" => "/metrics",
-        "/openapi.json" => "/openapi.json",
-        p if p.starts_with("/jobs/") => "/jobs/:id",
-        _ => switchboard_telemetry::OTHER,
     }
 }
 
@@ -153,7 +140,7 @@ async fn post_message(replays: Arc<Replays>, mut req: Request<State>) -> tide::R
         return Ok(transaction(&state, text, traceparent.as_deref(), deadline).await);
     };
     // A repeated key gets the first request's reply instead of a second transaction.
-    match replays.claim(&key, &idempotency::fingerprint("/messages", &text)) {
+    match replays.claim(&key, &idempotency::fingerprint(route_table::MESSAGES.path, &text)) {
         Claim::Conflict => Ok(idempotency::reused()),
         Claim::Replay(stored) => Ok(stored.response(true)),
         Claim::Wait(waiting) => {
@@ -190,7 +177,7 @@ async fn transaction(state: &State, text: String, traceparent: Option<&str>, dea
     let res = exchange(state, text, entered.ctx, deadline, &mut trail).await;
     if trail.is_on() {
         let to = Publish {
-            route: "/messages",
+            route: route_table::MESSAGES.path,
             system: "kafka",
             destination: &state.config.requests_topic,
             stage: Stage::KafkaPublisher,
@@ -215,16 +202,13 @@ async fn exchange(state: &State, text: String, trace: TraceContext, deadline: In
     }
 
     // The slot is held until this function returns: through the publish and the wait.
-    let Ok(waiter) = state.pending.register(&id, deadline) else {
+    let partition = state.pending.partition_of(&id);
+    let Ok(waiter) = state.pending.register_on(&id, deadline, partition) else {
         trail.fail("overloaded", "too many requests in flight");
         return unavailable("too many requests in flight", 1);
     };
     envelope.record(Stage::KafkaPublisher, SERVICE);
-    let mut message =
-        Message::new(envelope.encode()).with_key(id.as_bytes()).with_header("correlation-id", id.as_bytes());
-    if let Some(tp) = envelope.traceparent() {
-        message = message.with_header("traceparent", tp.as_bytes());
-    }
+    let message = request_message(&envelope, partition);
     let topic = &state.config.requests_topic;
     let publish_started = envelope.hops.last().map_or(0, |h| switchboard_otlp::micros_to_nanos(h.at_unix_micros));
     let published = within(deadline, state.publisher.publish(topic, message)).await;
@@ -242,11 +226,7 @@ async fn exchange(state: &State, text: String, trace: TraceContext, deadline: In
             return publish_failed(&e.error, retry_after_secs(&e.error), "publish_rejected");
         }
         None => {
-            // Abandoned at the budget: the breaker's permit went with the future, so count
-            // the stalled call as a failure, or a stalled broker would never open the breaker.
-            if let Ok(permit) = state.breaker.try_acquire() {
-                permit.failure();
-            }
+            // Abandoned at the budget: the breaker counted the unanswered publish as failed.
             warn!("request not confirmed by the broker within the budget id={id}");
             trail.fail("deadline", "the broker did not confirm the request in time");
             return deadline_exceeded("the broker did not confirm the request in time");
@@ -255,10 +235,16 @@ async fn exchange(state: &State, text: String, trace: TraceContext, deadline: In
     info!("KAFKA Publisher: {} id={id}", envelope.body);
 
     // `None` once the gateway's deadline sweeper ends the wait.
-    let Some(reply) = waiter.reply().await else {
-        warn!("no reply within {budget:?} id={id}");
-        trail.fail("deadline", "the chain did not answer in time");
-        return deadline_exceeded("the chain did not answer in time");
+    let reply = loop {
+        match waiter.next().await {
+            Some(Wake::Reply(reply)) => break reply,
+            Some(Wake::Republish(to)) => republish(state, &envelope, to, deadline).await,
+            None => {
+                warn!("no reply within {budget:?} id={id}");
+                trail.fail("deadline", "the chain did not answer in time");
+                return deadline_exceeded("the chain did not answer in time");
+            }
+        }
     };
     drop(waiter);
     if let Some(f) = reply.failure.as_ref() {
@@ -267,6 +253,34 @@ async fn exchange(state: &State, text: String, trace: TraceContext, deadline: In
     let mut res = respond(reply);
     res.insert_header(TRACEPARENT, trace.to_string());
     res
+}
+
+/// The requests-topic record of `envelope`: keyed and correlated by its id, carrying its trace;
+/// on `partition` when the gateway chose one.
+fn request_message(envelope: &Envelope, partition: Option<i32>) -> Message {
+    let id = envelope.id.as_bytes();
+    let mut message = Message::new(envelope.encode()).with_key(id).with_header("correlation-id", id);
+    if let Some(tp) = envelope.traceparent() {
+        message = message.with_header("traceparent", tp.as_bytes());
+    }
+    message.partition = partition;
+    message
+}
+
+/// The request's second chance: the same envelope (id, deadline, hops) once more, to a
+/// partition that answers. Whichever reply comes first is the caller's; a failed publish
+/// leaves the request waiting on its first one.
+async fn republish(state: &State, envelope: &Envelope, to: i32, deadline: Instant) {
+    let topic = &state.config.requests_topic;
+    let published = within(deadline, state.publisher.publish(topic, request_message(envelope, Some(to)))).await;
+    match published {
+        Some(Ok(())) => {
+            state.metrics.republished(topic);
+            info!("request published again, to partition {to}: its own answered nothing since id={}", envelope.id);
+        }
+        Some(Err(e)) => warn!("request not published again id={}: {e}", envelope.id),
+        None => warn!("request not published again within its budget id={}", envelope.id),
+    }
 }
 
 /// The `error.type` of a failure reply: the relay says which, in its code and message.

@@ -49,7 +49,17 @@ impl Gateway {
             "gateway instance {:?} reads partition {reply_partition} of {} ({partitions} partitions)",
             config.instance_id, config.replies_topic
         );
-        let pending = Pending::new(config.max_pending);
+        let pending = match config.second_chance_percent {
+            0 => Pending::new(config.max_pending),
+            percent => match subscriber.partition_count(&config.requests_topic).await {
+                Ok(n) => Pending::with_second_chance(config.max_pending, crate::SecondChance::new(n, percent)),
+                Err(e) => {
+                    // The broker picks partitions then, and requests get no second chance.
+                    warn!("requests topic {}: partition count unknown ({e}): no second chances", config.requests_topic);
+                    Pending::new(config.max_pending)
+                }
+            },
+        };
         let metrics = config.metrics.clone();
         let running = Arc::new(AtomicBool::new(true));
         let consume = crate::replies::consume(

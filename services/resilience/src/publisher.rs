@@ -7,9 +7,11 @@ use crate::breaker::CircuitBreaker;
 
 /// A [`Publisher`] that publishes through `inner` unless `breaker` is open.
 ///
-/// Unavailable, timed-out and other broker errors count as failures. Invalid requests
-/// (the caller's fault) and a closed publisher (our own shutdown) are ignored: they say
-/// nothing about the broker's health. A rejected publish fails with
+/// Unavailable, timed-out and other broker errors count as failures, and so does a publish
+/// abandoned before the broker answered (its future dropped, as when the caller's deadline
+/// passes): a stalled broker answers nothing at all, and must still open the breaker. Invalid
+/// requests (the caller's fault) and a closed publisher (our own shutdown) are ignored: they
+/// say nothing about the broker's health. A rejected publish fails with
 /// [`ErrorKind::Unavailable`], the message handed back, and the [`Rejected`](crate::Rejected)
 /// (with its retry-after) as the error's `source()`.
 ///
@@ -81,17 +83,32 @@ impl<P: Publisher> Publisher for BreakerPublisher<P> {
                 return Err(PublishError::new(error, message));
             }
         };
+        let mut unanswered = Unanswered(Some(permit));
         let result = self.inner.publish(topic, message).await;
-        match &result {
-            Ok(()) => permit.success(),
-            Err(e) if counts_as_failure(&e.error) => permit.failure(),
-            Err(_) => permit.ignore(),
+        if let Some(permit) = unanswered.0.take() {
+            match &result {
+                Ok(()) => permit.success(),
+                Err(e) if counts_as_failure(&e.error) => permit.failure(),
+                Err(_) => permit.ignore(),
+            }
         }
         result
     }
 
     async fn close(&self) -> Result<(), Error> {
         self.inner.close().await
+    }
+}
+
+/// A permit whose publish is still waiting for the broker: dropped that way (the caller gave
+/// up), the call counts as failed.
+struct Unanswered<'a>(Option<crate::Permit<'a>>);
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if let Some(permit) = self.0.take() {
+            permit.failure();
+        }
     }
 }
 
@@ -158,5 +175,31 @@ mod tests {
         });
         let m = p.breaker().metrics();
         assert_eq!((m.state, m.ignored, m.failures, m.successes), (State::Closed, 3, 0, 1));
+    }
+
+    /// Never answers: a stalled broker.
+    struct Stalled;
+
+    #[async_trait]
+    impl Publisher for Stalled {
+        async fn publish(&self, _: &str, _: Message) -> Result<(), PublishError> {
+            futures_lite::future::pending().await
+        }
+
+        async fn close(&self) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn publishes_abandoned_before_the_broker_answered_count_as_failures() {
+        let config = Config::builder().min_calls(3).build().unwrap();
+        let p = BreakerPublisher::new(Stalled, CircuitBreaker::with_clock(config, ManualClock::new()));
+        for _ in 0..3 {
+            let publish = p.publish("t", Message::new("m"));
+            assert!(block_on(futures_lite::future::poll_once(publish)).is_none(), "still waiting");
+        }
+        let m = p.breaker().metrics();
+        assert_eq!((m.state, m.failures), (State::Open, 3));
     }
 }

@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient};
 use switchboard_console::{ConsoleArgs, Sources};
-use switchboard_gateway::{GatewayArgs, GatewayConfig, JobsArgs, ROUTES};
+use switchboard_gateway::{route_table, GatewayArgs, GatewayConfig, JobsArgs};
 use switchboard_processor::ProcessorArgs;
 use switchboard_relay::RelayArgs;
 use switchboard_service::ShutdownArgs;
@@ -96,7 +96,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     };
     let mut config = ChainConfig {
         gateway: GatewayConfig {
-            metrics: Metrics::builder("switchboard").routes(ROUTES).build(),
+            metrics: Metrics::builder("switchboard").routes(route_table::templates()).build(),
             ..cli.gateway.config(&cli.topics)?
         },
         relay: cli.relay.config(&cli.topics)?,

@@ -145,8 +145,8 @@ impl std::fmt::Debug for Jobs {
 /// Registers `POST /jobs` and `GET /jobs/:id` on `app`.
 pub(crate) fn routes(app: &mut tide::Server<State>, jobs: Arc<Jobs>) {
     let post = jobs.clone();
-    app.at("/jobs").post(move |req| post::post_job(post.clone(), req));
-    app.at("/jobs/:id").get(move |req| get_job(jobs.clone(), req));
+    app.at(crate::route_table::JOBS.path).post(move |req| post::post_job(post.clone(), req));
+    app.at(crate::route_table::JOB.path).get(move |req| get_job(jobs.clone(), req));
 }
 
 async fn get_job(jobs: Arc<Jobs>, req: Request<State>) -> tide::Result {

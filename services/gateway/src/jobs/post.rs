@@ -42,7 +42,7 @@ pub(super) async fn post_job(jobs: Arc<Jobs>, mut req: Request<State>) -> tide::
     // Every gateway derives the same id from the key, and knows the job (with the fingerprint
     // of its request) once it is accepted anywhere.
     let id = idempotency::job_id(&key);
-    let fingerprint = idempotency::fingerprint("/jobs", &text);
+    let fingerprint = idempotency::fingerprint(crate::route_table::JOBS.path, &text);
     Ok(match jobs.in_flight.claim(&key, &fingerprint) {
         Claim::Conflict => idempotency::reused(),
         Claim::Replay(stored) => stored.response(true),
@@ -91,7 +91,7 @@ async fn submit(
     let res = enqueue(jobs, state, id, text, claim, entered.ctx, deadline, &mut trail).await;
     if trail.is_on() {
         let to = Publish {
-            route: "/jobs",
+            route: crate::route_table::JOBS.path,
             system: "rabbitmq",
             destination: &jobs.config.queue,
             stage: Stage::RabbitmqPublisher,

@@ -58,6 +58,7 @@ struct Inner {
     published: Family<TopicOutcomeLabels, Counter>,
     consumed: Family<TopicLabels, Counter>,
     offsets_committed: Family<TopicLabels, Counter>,
+    republished: Family<TopicLabels, Counter>,
     amqp_acks: Family<QueueOutcomeLabels, Counter>,
     dead_lettered: Family<DeadLetterLabels, Counter>,
     breaker_state: Family<BreakerLabels, Gauge>,
@@ -176,6 +177,7 @@ impl MetricsBuilder {
             published: Family::default(),
             consumed: Family::default(),
             offsets_committed: Family::default(),
+            republished: Family::default(),
             amqp_acks: Family::default(),
             dead_lettered: Family::default(),
             breaker_state: Family::default(),
@@ -209,6 +211,11 @@ impl MetricsBuilder {
         r.register("messages_published", "Messages handed to a broker, by outcome", inner.published.clone());
         r.register("messages_consumed", "Messages received from a broker", inner.consumed.clone());
         r.register("offsets_committed", "Kafka offset commits", inner.offsets_committed.clone());
+        r.register(
+            "requests_republished",
+            "Requests published a second time, to a partition that answers, because theirs had not",
+            inner.republished.clone(),
+        );
         r.register("amqp_acks", "AMQP deliveries settled, by outcome", inner.amqp_acks.clone());
         r.register("dead_lettered", "Messages sent to a dead-letter topic or queue", inner.dead_lettered.clone());
         r.register(
@@ -343,6 +350,11 @@ impl Metrics {
     /// Counts `n` trace spans the OTLP collector accepted.
     pub fn spans_exported(&self, n: u64) {
         self.inner.spans_exported.inc_by(n);
+    }
+
+    /// Counts a request published a second time to `topic` (the gateway's second chance).
+    pub fn republished(&self, topic: &str) {
+        self.inner.republished.get_or_create(&TopicLabels { topic: self.inner.topics.admit(topic) }).inc();
     }
 
     /// Counts `n` trace spans dropped for `reason` (`queue_full`, `export_failed`, `backoff`, …).
