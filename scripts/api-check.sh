@@ -50,13 +50,7 @@ env -u KAFKA_BROKERS -u AMQP_URL GATEWAY_ADDR="$GATEWAY" PROCESSOR_ADDR="$PROCES
     RUST_LOG="${API_CHECK_LOG:-warn}" "$BIN" run >"$RUN_DIR/switchboard.log" 2>&1 &
 server_pid=$!
 
-healthy() { python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "http://$GATEWAY/healthz" 2>/dev/null; }
-for _ in $(seq 1 300); do
-    if healthy; then break; fi
-    kill -0 "$server_pid" 2>/dev/null || die "switchboard exited at start; see $RUN_DIR/switchboard.log"
-    sleep 0.1
-done
-healthy || die "switchboard did not come up in 30 s"
+wait_for_http "http://$GATEWAY/healthz" "$server_pid" 30 "$RUN_DIR/switchboard.log"
 
 seed=()
 [[ -n "${API_CHECK_SEED:-}" ]] && seed=(--seed "$API_CHECK_SEED")

@@ -34,11 +34,7 @@ else
     trap stop_all EXIT
     use_brokers
 fi
-build_services
-# The services export their spans to the console started beside them (unless told otherwise).
-export OTEL_EXPORTER_OTLP_ENDPOINT="${OTEL_EXPORTER_OTLP_ENDPOINT:-http://$CONSOLE_ADDR}"
-start_services
-start_console
+start_all
 
 body=$(printf '{"message": "%s"}' "$MESSAGE")
 reply=$("${CURL[@]}" --max-time 30 -H 'Content-Type: application/json' -d "$body" "$SCHEME://$GATEWAY_ADDR/messages")

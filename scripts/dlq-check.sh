@@ -53,13 +53,7 @@ say "starting $BIN run on $GATEWAY (Kafka $KAFKA_BROKERS, RabbitMQ)"
 GATEWAY_ADDR="$GATEWAY" PROCESSOR_ADDR="127.0.0.1:$(free_port)" RUST_LOG="${DLQ_CHECK_LOG:-info}" \
     "$BIN" run >"$RUN_DIR/switchboard.log" 2>&1 &
 server_pid=$!
-ready() { python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "http://$GATEWAY/readyz" 2>/dev/null; }
-for _ in $(seq 1 600); do
-    if ready; then break; fi
-    kill -0 "$server_pid" 2>/dev/null || die "switchboard exited at start; see $RUN_DIR/switchboard.log"
-    sleep 0.1
-done
-ready || die "switchboard not ready in 60 s; see $RUN_DIR/switchboard.log"
+wait_for_http "http://$GATEWAY/readyz" "$server_pid" 60 "$RUN_DIR/switchboard.log"
 
 say "poison request (confluent-kafka) and poison job (pika); both read back from their dead-letter queues"
 "$VENV/bin/python" "$ROOT/scripts/dlq_check.py" check || die "origin headers not seen by the foreign clients; see $RUN_DIR/switchboard.log"

@@ -22,6 +22,19 @@ switchboard_bin() {
 # A free loopback port (the kernel's pick), for a service started by the script.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
+# wait_for_http URL PID SECONDS LOG: until URL answers 2xx; fails loudly as soon as PID exits,
+# or when SECONDS pass.
+wait_for_http() {
+    local url="$1" pid="$2" secs="$3" log="$4" i
+    for ((i = 0; i < secs * 10; i++)); do
+        python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$url" 2>/dev/null &&
+            return 0
+        kill -0 "$pid" 2>/dev/null || die "the process serving $url exited at start; see $log"
+        sleep 0.1
+    done
+    die "$url did not answer within $secs s; see $log"
+}
+
 # RUN_DIR=.run/NAME, created, with the previous run's logs gone.
 run_dir() {
     RUN_DIR="$ROOT/.run/$1"

@@ -67,13 +67,7 @@ env -u KAFKA_BROKERS -u AMQP_URL -u OTEL_SDK_DISABLED -u OTEL_TRACES_EXPORTER -u
     RUST_LOG="${OTLP_CHECK_LOG:-info}" "$BIN" run >"$RUN_DIR/switchboard.log" 2>&1 &
 server_pid=$!
 
-healthy() { python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "http://$GATEWAY/healthz" 2>/dev/null; }
-for _ in $(seq 1 300); do
-    if healthy; then break; fi
-    kill -0 "$server_pid" 2>/dev/null || die "switchboard exited at start; see $RUN_DIR/switchboard.log"
-    sleep 0.1
-done
-healthy || die "switchboard did not come up in 30 s"
+wait_for_http "http://$GATEWAY/healthz" "$server_pid" 30 "$RUN_DIR/switchboard.log"
 
 say "POST /messages with traceparent 00-$TRACE-$CALLER-01"
 python3 - "$GATEWAY" "00-$TRACE-$CALLER-01" <<'PY' || die "the request through the chain failed"

@@ -6,11 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/services.sh"
 
 trap stop_all EXIT
 use_brokers
-build_services
-# The services export their spans to the console started beside them (unless told otherwise).
-export OTEL_EXPORTER_OTLP_ENDPOINT="${OTEL_EXPORTER_OTLP_ENDPOINT:-http://$CONSOLE_ADDR}"
-start_services
-start_console
+start_all
 echo "run-all: gateway on http://$GATEWAY_ADDR, processor on $PROCESSOR_ADDR, Kafka at $KAFKA_BROKERS; console on http://$CONSOLE_ADDR; Ctrl-C stops" >&2
 trap 'exit 0' INT TERM
 tail -n +1 -F "$RUN_DIR"/{processor,relay,gateway}.log

@@ -15,7 +15,8 @@
 # the verdict line says groups_unchecked instead of counting none).
 #
 # Settings: SCALE_TEST_RATE (total requests/s, default 100), SCALE_TEST_GAP (seconds between
-# kills, default 6), SCALE_TEST_JOBS (default 200), SCALE_TEST_PORT_BASE (default 18500:
+# kills, default 6), SCALE_TEST_VICTIMS (who is killed, in order; default "gateway-2 relay-1
+# processor-1 worker-1"), SCALE_TEST_JOBS (default 200), SCALE_TEST_PORT_BASE (default 18500:
 # gateways BASE+80.., processors BASE+51.., admin ports BASE+101..). Starts tansu via
 # scripts/brokers.sh unless KAFKA_BROKERS is set; AMQP_URL defaults to the local RabbitMQ.
 # SKIP_BUILD=1 uses the binaries in target/release (SCALE_TEST_BIN_DIR: another directory).
@@ -30,6 +31,7 @@ BASE="${SCALE_TEST_PORT_BASE:-18500}"
 RATE="${SCALE_TEST_RATE:-100}"
 GAP="${SCALE_TEST_GAP:-6}"
 JOBS="${SCALE_TEST_JOBS:-200}"
+read -r -a VICTIMS <<<"${SCALE_TEST_VICTIMS:-gateway-2 relay-1 processor-1 worker-1}"
 DEADLINE_MS="${SWITCHBOARD_REQUEST_TIMEOUT_MS:-5000}"
 BIN="${SCALE_TEST_BIN_DIR:-$ROOT/target/release}"
 # Topics, group and queue of this run only: a shared broker may hold another run's backlog.
@@ -154,11 +156,11 @@ for i in 0 1 2; do
     done
 done
 
-# Requests per gateway: the load lasts the four kills plus a gap on each side.
-seconds=$((GAP * 5 + 4))
+# Requests per gateway: the load lasts the kills plus a gap on each side.
+seconds=$((GAP * (${#VICTIMS[@]} + 1) + 4))
 per_rate=$(awk -v r="$RATE" 'BEGIN {printf "%.3f", r / 3}')
 per_requests=$(awk -v r="$RATE" -v s="$seconds" 'BEGIN {printf "%d", r / 3 * s}')
-say "$RATE requests/s over 3 gateways for ${seconds}s, $JOBS jobs; kill -9 gateway-2, relay-1, processor-1, worker-1 ${GAP}s apart"
+say "$RATE requests/s over 3 gateways for ${seconds}s, $JOBS jobs; kill -9 ${VICTIMS[*]} ${GAP}s apart"
 for i in 0 1 2; do
     jobs_args=()
     [[ $i == 0 && $JOBS -gt 0 ]] && jobs_args=(--jobs "$JOBS" --jobs-rate "$(awk -v j="$JOBS" -v s="$seconds" 'BEGIN {printf "%.2f", j / s}')")
@@ -169,7 +171,7 @@ for i in 0 1 2; do
 done
 
 rc=0
-for victim in gateway-2 relay-1 processor-1 worker-1; do
+for victim in "${VICTIMS[@]}"; do
     sleep "$GAP"
     crash "$victim" || rc=1
 done

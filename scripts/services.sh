@@ -126,3 +126,12 @@ stop_all() {
     if [[ $STARTED_BROKERS == 1 ]]; then bash "$ROOT/scripts/brokers.sh" stop; fi
     STARTED_BROKERS=0
 }
+
+# start_all: builds and starts every service and the console, the services exporting their
+# spans to that console (unless OTEL_EXPORTER_OTLP_ENDPOINT names another collector).
+start_all() {
+    build_services
+    export OTEL_EXPORTER_OTLP_ENDPOINT="${OTEL_EXPORTER_OTLP_ENDPOINT:-http://$CONSOLE_ADDR}"
+    start_services
+    start_console
+}

@@ -3,7 +3,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use switchboard_ports::{
-    dead_letter_queue, Closer, Error, ErrorKind, Fanout, FanoutListener, JobSettle, JobStream, Message, JobOutcome,
+    dead_letter_queue, Closer, Error, ErrorKind, Fanout, FanoutListener, JobOutcome, JobSettle, JobStream, Message,
     PublishError, QueueOptions, WorkQueue, ERROR_HEADER,
 };
 

@@ -1,10 +1,9 @@
 //! The jobs view: every job heard on the job-events fanout (the same events the gateways'
 //! stores follow), the most recent ones kept.
 
-use std::collections::{HashMap, VecDeque};
-
 use parking_lot::Mutex;
 use serde::Serialize;
+use switchboard_bounded_map::BoundedMap;
 use switchboard_proto::{JobEvent, JobStatus, ProtoMessage};
 
 /// One job as the console shows it.
@@ -32,8 +31,7 @@ fn rank(status: &str) -> u8 {
 /// move forward and the first final one wins, as in the gateways' stores.
 #[derive(Debug)]
 pub(crate) struct Jobs {
-    max: usize,
-    inner: Mutex<(HashMap<String, JobItem>, VecDeque<String>)>,
+    inner: Mutex<BoundedMap<JobItem>>,
 }
 
 /// Longest text kept of a job's result or error.
@@ -41,7 +39,7 @@ const MAX_TEXT: usize = 1024;
 
 impl Jobs {
     pub(crate) fn new(max: usize) -> Self {
-        Jobs { max: max.max(1), inner: Mutex::new((HashMap::new(), VecDeque::new())) }
+        Jobs { inner: Mutex::new(BoundedMap::new(max)) }
     }
 
     /// Applies one fanout message; returns the job as it now stands when it changed.
@@ -70,8 +68,7 @@ impl Jobs {
             .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
             .map(str::to_ascii_lowercase);
         let text = |s: String| (!s.is_empty()).then(|| crate::otlp::capped(s, MAX_TEXT));
-        let mut guard = self.inner.lock();
-        let (jobs, order) = &mut *guard;
+        let mut jobs = self.inner.lock();
         let item = match jobs.get_mut(&event.id) {
             Some(known) => {
                 let stale = rank(status) < rank(known.status)
@@ -100,10 +97,6 @@ impl Jobs {
                 known.clone()
             }
             None => {
-                while jobs.len() >= self.max {
-                    let Some(old) = order.pop_front() else { break };
-                    jobs.remove(&old);
-                }
                 let item = JobItem {
                     id: event.id.clone(),
                     status,
@@ -113,8 +106,7 @@ impl Jobs {
                     trace_id,
                     updated_unix_ms: now_unix_ms,
                 };
-                order.push_back(event.id.clone());
-                jobs.insert(event.id, item.clone());
+                jobs.insert(event.id, item.clone(), std::time::Instant::now());
                 item
             }
         };
@@ -123,9 +115,7 @@ impl Jobs {
 
     /// The jobs, most recently heard of first, at most `limit`.
     pub(crate) fn list(&self, limit: usize) -> Vec<JobItem> {
-        let guard = self.inner.lock();
-        let (jobs, order) = &*guard;
-        order.iter().rev().filter_map(|id| jobs.get(id)).take(limit).cloned().collect()
+        self.inner.lock().newest_first().map(|(_, job)| job.clone()).take(limit).collect()
     }
 }
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_ports::{
-    dead_letter_queue, Closer, Error, ErrorKind, Fanout, FanoutListener, InspectQueues, Job, JobSettle, JobStream,
-    Message, JobOutcome, PublishError, QueueDepth, QueueOptions, WorkQueue, ERROR_HEADER,
+    dead_letter_queue, Closer, Error, ErrorKind, Fanout, FanoutListener, InspectQueues, Job, JobOutcome, JobSettle,
+    JobStream, Message, PublishError, QueueDepth, QueueOptions, WorkQueue, ERROR_HEADER,
 };
 
 /// Settings of a [`MemoryWorkQueue`].

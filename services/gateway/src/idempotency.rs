@@ -2,12 +2,12 @@
 //! Field"): parsing and validating the key, fingerprinting the request, and [`Replays`], the
 //! bounded map that hands a repeated request the first one's reply.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
 use parking_lot::Mutex;
+use switchboard_bounded_map::BoundedMap;
 use tide::{Request, Response, StatusCode};
 
 use crate::errors::error;
@@ -124,22 +124,12 @@ impl Stored {
 /// they started. Bounded: beyond `max` keys the oldest is forgotten.
 #[derive(Debug)]
 pub(crate) struct Replays {
-    max: usize,
-    ttl: Duration,
-    inner: Mutex<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    entries: HashMap<String, Entry>,
-    /// Start order, which is also expiry order: (started, seq, key).
-    order: VecDeque<(Instant, u64, String)>,
-    next_seq: u64,
+    /// By key, in start order.
+    entries: Mutex<BoundedMap<Entry>>,
 }
 
 #[derive(Debug)]
 struct Entry {
-    seq: u64,
     fingerprint: String,
     outcome: Arc<OnceLock<Stored>>,
     /// Closed when the first request finishes (or gives up): wakes the requests waiting on it.
@@ -162,15 +152,15 @@ pub(crate) enum Claim {
 impl Replays {
     /// A map of at most `max` (at least 1) keys, each kept `ttl`.
     pub(crate) fn new(max: usize, ttl: Duration) -> Arc<Self> {
-        Arc::new(Replays { max: max.max(1), ttl, inner: Mutex::new(Inner::default()) })
+        Arc::new(Replays { entries: Mutex::new(BoundedMap::with_ttl(max, ttl)) })
     }
 
     /// Claims `key` for a request with `fingerprint`.
     pub(crate) fn claim(self: &Arc<Self>, key: &str, fingerprint: &str) -> Claim {
         let now = Instant::now();
-        let mut inner = self.inner.lock();
-        inner.expire(now, self.ttl);
-        if let Some(entry) = inner.entries.get(key) {
+        let mut entries = self.entries.lock();
+        entries.expire(now);
+        if let Some(entry) = entries.get(key) {
             if entry.fingerprint != fingerprint {
                 return Claim::Conflict;
             }
@@ -179,43 +169,17 @@ impl Replays {
                 None => Claim::Wait(Waiting { outcome: entry.outcome.clone(), finished: entry.finished.clone() }),
             };
         }
-        while inner.entries.len() >= self.max {
-            let Some((_, seq, oldest)) = inner.order.pop_front() else { break };
-            inner.remove(&oldest, seq);
-        }
-        let seq = inner.next_seq;
-        inner.next_seq += 1;
         let (done, finished) = async_channel::bounded(1);
         let outcome = Arc::new(OnceLock::new());
-        let entry = Entry { seq, fingerprint: fingerprint.to_owned(), outcome: outcome.clone(), finished };
-        inner.entries.insert(key.to_owned(), entry);
-        inner.order.push_back((now, seq, key.to_owned()));
+        let entry = Entry { fingerprint: fingerprint.to_owned(), outcome: outcome.clone(), finished };
+        let seq = entries.insert(key, entry, now);
         Claim::First(First { replays: self.clone(), key: key.to_owned(), seq, outcome, _done: done })
     }
 
     /// Keys held.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.inner.lock().entries.len()
-    }
-}
-
-impl Inner {
-    fn expire(&mut self, now: Instant, ttl: Duration) {
-        while let Some((started, _, _)) = self.order.front() {
-            if now.saturating_duration_since(*started) < ttl {
-                break;
-            }
-            let (_, seq, key) = self.order.pop_front().expect("front exists");
-            self.remove(&key, seq);
-        }
-    }
-
-    /// Removes `key` if it is still the entry `seq` (not a newer claim of the same key).
-    fn remove(&mut self, key: &str, seq: u64) {
-        if self.entries.get(key).is_some_and(|e| e.seq == seq) {
-            self.entries.remove(key);
-        }
+        self.entries.lock().len()
     }
 }
 
@@ -236,7 +200,7 @@ impl First {
     pub(crate) fn finish(self, outcome: Stored, keep: bool) {
         let _ = self.outcome.set(outcome);
         if !keep {
-            self.replays.inner.lock().remove(&self.key, self.seq);
+            self.replays.entries.lock().remove_generation(&self.key, self.seq);
         }
         // Dropping `_done` wakes the waiters.
     }
@@ -245,7 +209,7 @@ impl First {
 impl Drop for First {
     fn drop(&mut self) {
         if self.outcome.get().is_none() {
-            self.replays.inner.lock().remove(&self.key, self.seq);
+            self.replays.entries.lock().remove_generation(&self.key, self.seq);
         }
     }
 }

@@ -31,6 +31,6 @@ pub use message::{Headers, Message};
 pub use offsets::OffsetTracker;
 pub use pubsub::{Publisher, Subscriber, TopicAdmin};
 pub use queue::{
-    dead_letter_queue, Fanout, Job, JobSettle, JobOutcome, QueueOptions, WorkQueue, ATTEMPT_HEADER, ERROR_HEADER,
+    dead_letter_queue, Fanout, Job, JobOutcome, JobSettle, QueueOptions, WorkQueue, ATTEMPT_HEADER, ERROR_HEADER,
 };
 pub use stream::{Closer, FanoutListener, JobStream, Stream, Streamed, Subscription};

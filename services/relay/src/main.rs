@@ -3,9 +3,9 @@
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
-use switchboard_relay::{Relay, RelayArgs};
 use clap::Parser;
 use switchboard_grpc::tls::ProcessorClientArgs;
+use switchboard_relay::{Relay, RelayArgs};
 use switchboard_service::{Service, ServiceArgs};
 use switchboard_topology::Topics;
 use switchboard_wiring::BrokerArgs;

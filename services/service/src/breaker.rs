@@ -169,8 +169,6 @@ impl BreakerFlags {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use clap::Parser;
     use switchboard_resilience::SlidingWindow;
 
@@ -194,27 +192,33 @@ mod tests {
         assert_eq!(parse(&[]).unwrap().breaker.config().unwrap(), switchboard_resilience::Config::default());
     }
 
+    /// The flags and the resilience crate's environment reader (for library users) read the
+    /// same settings into the same config.
     #[test]
-    fn every_flag_is_read() {
-        let cli = parse(&[
-            "--test-breaker-failure-rate=25.5",
-            "--test-breaker-slow-call-rate=80",
-            "--test-breaker-slow-call-ms=1500",
-            "--test-breaker-wait-open-ms=2000",
-            "--test-breaker-window=30",
-            "--test-breaker-window-kind=Time",
-            "--test-breaker-min-calls=7",
-            "--test-breaker-half-open-calls=3",
-        ])
+    fn every_flag_is_read_as_the_environment_reader_reads_it() {
+        let settings = [
+            ("FAILURE_RATE", "25.5"),
+            ("SLOW_CALL_RATE", "80"),
+            ("SLOW_CALL_MS", "1500"),
+            ("WAIT_OPEN_MS", "2000"),
+            ("WINDOW", "30"),
+            ("WINDOW_KIND", "Time"),
+            ("MIN_CALLS", "7"),
+            ("HALF_OPEN_CALLS", "3"),
+        ];
+        let flags: Vec<String> = settings
+            .iter()
+            .map(|(name, value)| format!("--test-breaker-{}={value}", name.to_lowercase().replace('_', "-")))
+            .collect();
+        let from_flags =
+            parse(&flags.iter().map(String::as_str).collect::<Vec<_>>()).unwrap().breaker.config().unwrap();
+        let from_env = switchboard_resilience::Config::from_lookup("CB", |var| {
+            settings.iter().find(|(name, _)| var.strip_prefix("CB_") == Some(*name)).map(|(_, v)| (*v).to_owned())
+        })
         .unwrap();
-        let c = cli.breaker.config().unwrap();
-        assert_eq!(c.failure_rate(), 25.5);
-        assert_eq!(c.slow_call_rate(), 80.0);
-        assert_eq!(c.slow_call_duration(), Duration::from_millis(1500));
-        assert_eq!(c.wait_open(), Duration::from_secs(2));
-        assert_eq!(c.window(), SlidingWindow::Time(30));
-        assert_eq!(c.min_calls(), 7);
-        assert_eq!(c.half_open_calls(), 3);
+        assert_eq!(from_flags, from_env);
+        assert_ne!(from_flags, switchboard_resilience::Config::default(), "every setting differs from its default");
+        assert_eq!(from_flags.window(), SlidingWindow::Time(30));
     }
 
     #[test]

@@ -12,8 +12,10 @@
 //! What is left: two copies started at once whose claims take longer than the claim wait to
 //! reach each other both run (each broadcasts `done`; gateways keep the first).
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use switchboard_bounded_map::BoundedMap;
 use switchboard_proto::{JobEvent, JobStatus};
 
 /// A claim on a job: when the `running` event was emitted, then by whom (the tie-break).
@@ -30,35 +32,24 @@ struct Known {
 /// What this worker heard of recent jobs, bounded: the oldest job is forgotten first.
 #[derive(Debug)]
 pub(crate) struct Claims {
-    capacity: usize,
-    inner: Mutex<(HashMap<String, Known>, VecDeque<String>)>,
+    jobs: Mutex<BoundedMap<Known>>,
 }
 
 impl Claims {
     pub(crate) fn new(capacity: usize) -> Self {
-        Claims { capacity: capacity.max(1), inner: Mutex::new((HashMap::new(), VecDeque::new())) }
+        Claims { jobs: Mutex::new(BoundedMap::new(capacity)) }
     }
 
-    fn lock(&self) -> MutexGuard<'_, (HashMap<String, Known>, VecDeque<String>)> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, BoundedMap<Known>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn with<T>(&self, id: &str, f: impl FnOnce(&mut Known) -> T) -> T {
-        let mut guard = self.lock();
-        let (jobs, order) = &mut *guard;
-        if !jobs.contains_key(id) {
-            while order.len() >= self.capacity {
-                if let Some(old) = order.pop_front() {
-                    jobs.remove(&old);
-                }
-            }
-            order.push_back(id.to_owned());
-        }
-        f(jobs.entry(id.to_owned()).or_default())
+        f(self.lock().get_or_insert_with(id, Instant::now(), Known::default))
     }
 
     fn peek<T>(&self, id: &str, f: impl FnOnce(&Known) -> T) -> Option<T> {
-        self.lock().0.get(id).map(f)
+        self.lock().get(id).map(f)
     }
 
     /// Records what a job event says: a claim (`running`, attempt 1, with its worker) or an

@@ -3,9 +3,9 @@
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
-use switchboard_resilience::CircuitBreaker;
 use clap::Parser;
 use switchboard_grpc::tls::ProcessorClientArgs;
+use switchboard_resilience::CircuitBreaker;
 use switchboard_service::{Service, ServiceArgs};
 use switchboard_topology::JobNames;
 use switchboard_wiring::BrokerArgs;

@@ -1,8 +1,8 @@
-use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::Serialize;
+use switchboard_bounded_map::BoundedMap;
 
 /// Where a job stands, as `GET /jobs/{id}` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,22 +78,14 @@ impl JobView {
 /// a new run (its `redrives` count is higher), whose statuses replace the earlier run's.
 #[derive(Debug)]
 pub struct JobStore {
-    max: usize,
-    ttl: Duration,
-    inner: Mutex<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    jobs: HashMap<String, (Instant, JobView)>,
-    /// First-heard order, which is also expiry order: (first heard, id).
-    order: VecDeque<(Instant, String)>,
+    /// By id, in first-heard order.
+    jobs: Mutex<BoundedMap<JobView>>,
 }
 
 impl JobStore {
     /// A store of at most `max` (at least 1) jobs, each kept `ttl`.
     pub fn new(max: usize, ttl: Duration) -> Self {
-        JobStore { max: max.max(1), ttl, inner: Mutex::new(Inner::default()) }
+        JobStore { jobs: Mutex::new(BoundedMap::with_ttl(max, ttl)) }
     }
 
     /// Applies `update` if it moves the job forward; returns whether it changed anything.
@@ -103,9 +95,9 @@ impl JobStore {
 
     /// [`apply`](JobStore::apply) at time `now`.
     pub fn apply_at(&self, update: JobView, now: Instant) -> bool {
-        let mut inner = self.inner.lock();
-        inner.expire(now, self.ttl);
-        if let Some((_, current)) = inner.jobs.get_mut(&update.id) {
+        let mut jobs = self.jobs.lock();
+        jobs.expire(now);
+        if let Some(current) = jobs.get_mut(&update.id) {
             if update.redrives < current.redrives {
                 return false;
             }
@@ -127,12 +119,7 @@ impl JobStore {
             current.fingerprint = fingerprint;
             return true;
         }
-        while inner.jobs.len() >= self.max {
-            let Some((_, oldest)) = inner.order.pop_front() else { break };
-            inner.jobs.remove(&oldest);
-        }
-        inner.order.push_back((now, update.id.clone()));
-        inner.jobs.insert(update.id.clone(), (now, update));
+        jobs.insert(update.id.clone(), update, now);
         true
     }
 
@@ -143,31 +130,19 @@ impl JobStore {
 
     /// [`get`](JobStore::get) at time `now`.
     pub fn get_at(&self, id: &str, now: Instant) -> Option<JobView> {
-        let mut inner = self.inner.lock();
-        inner.expire(now, self.ttl);
-        inner.jobs.get(id).map(|(_, v)| v.clone())
+        let mut jobs = self.jobs.lock();
+        jobs.expire(now);
+        jobs.get(id).cloned()
     }
 
     /// Jobs held.
     pub fn len(&self) -> usize {
-        self.inner.lock().jobs.len()
+        self.jobs.lock().len()
     }
 
     /// True when no job is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-impl Inner {
-    fn expire(&mut self, now: Instant, ttl: Duration) {
-        while let Some((first_heard, _)) = self.order.front() {
-            if now.saturating_duration_since(*first_heard) < ttl {
-                break;
-            }
-            let (_, id) = self.order.pop_front().expect("front exists");
-            self.jobs.remove(&id);
-        }
     }
 }
 

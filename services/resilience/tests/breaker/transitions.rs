@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use switchboard_resilience::{CircuitBreaker, Config, ManualClock, CallOutcome, SlidingWindow, State};
+use switchboard_resilience::{CallOutcome, CircuitBreaker, Config, ManualClock, SlidingWindow, State};
 
 use crate::support::*;
 

@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::edges_support::{drain_jobs, post, until_known, Act, Plan, PlannedPublisher, PlannedQueue, SameFanout, Served};
+use crate::edges_support::{
+    drain_jobs, post, until_known, Act, Plan, PlannedPublisher, PlannedQueue, SameFanout, Served,
+};
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, ChainJobs};
 use switchboard_embedded::pubsub::MemoryBroker;

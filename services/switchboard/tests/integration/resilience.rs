@@ -229,9 +229,8 @@ fn requests_on_a_hung_relays_partitions_get_a_second_chance() {
         // Concurrent, so requests on the live partitions answer while the others wait: the
         // evidence a second chance needs (all 16 on the hung half: 1 run in 65 536).
         let addr = chain.gateway_addr();
-        let calls: Vec<_> = (0..16)
-            .map(|_| smol::spawn(async move { post(&mut HttpClient::new(addr)).await }))
-            .collect();
+        let calls: Vec<_> =
+            (0..16).map(|_| smol::spawn(async move { post(&mut HttpClient::new(addr)).await })).collect();
         for call in calls {
             let reply = call.await;
             assert_eq!(reply.status, 200, "{}", reply.body);

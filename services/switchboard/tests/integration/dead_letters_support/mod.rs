@@ -2,7 +2,6 @@
 //! and tansu + RabbitMQ (`real_dead_letters.rs`). Each drives the real chain (gateway, relay,
 //! processor, worker) and the `switchboard-dead-letters` operations the CLI and console use.
 
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,6 @@
 //! that shows every header, a gateway served on its own task, and test-local port wrappers that
 //! stall, fail or count calls.
 
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
