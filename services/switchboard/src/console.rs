@@ -23,7 +23,7 @@ pub(crate) async fn start(
     let mut config = args.config();
     let gateway = chain.gateway_addr().to_string();
     for service in ["gateway", "relay", "processor", "worker"] {
-        config.targets.push(Target { service: service.into(), addr: gateway.clone() });
+        config.targets.push(Target::http(service, gateway.clone()));
     }
     config.watched.topics = vec![(topics.requests.clone(), relay_group.to_owned())];
     config.watched.requests_dlq = topics.requests_dlq.clone();
