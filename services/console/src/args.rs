@@ -26,6 +26,12 @@ pub struct ConsoleArgs {
     /// use https:// targets off a trusted network.
     #[arg(long, env = "SWITCHBOARD_CONSOLE_SCRAPE_TOKEN_FILE")]
     pub scrape_token_file: Option<PathBuf>,
+    /// RabbitMQ's management API, e.g. http://127.0.0.1:15672, for queue depths with the
+    /// messages delivered and not yet acked (AMQP alone cannot tell those). Credentials from
+    /// the URL, else from AMQP_URL's; the vhost is AMQP_URL's. Unset: depths over AMQP,
+    /// unacked unknown. `--help` never shows its value.
+    #[arg(long, env = "SWITCHBOARD_RABBITMQ_MANAGEMENT_URL", hide_env_values = true, value_name = "URL")]
+    pub rabbitmq_management_url: Option<String>,
     /// Transactions kept (the oldest is forgotten first).
     #[arg(long, env = "CONSOLE_MAX_TRANSACTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_transactions: u64,
