@@ -32,6 +32,7 @@ pub struct ManagementApi {
 }
 
 struct Call {
+    queue: String,
     url: String,
     reply: crate::connection::Reply<Result<QueueDepth, Error>>,
 }
@@ -114,7 +115,7 @@ impl ManagementApi {
                     if call.reply.is_closed() {
                         continue;
                     }
-                    let answer = depth(&agent, &call.url, &authorization, &thread_shown);
+                    let answer = depth(&agent, &call, &authorization, &thread_shown);
                     let _ = call.reply.try_send(answer);
                 }
             })
@@ -124,8 +125,9 @@ impl ManagementApi {
 }
 
 /// One `GET` of a queue, its answer turned into a depth.
-fn depth(agent: &ureq::Agent, url: &str, authorization: &str, shown: &str) -> Result<QueueDepth, Error> {
-    let mut answer = agent.get(url).header("authorization", authorization).call().map_err(|e| {
+fn depth(agent: &ureq::Agent, call: &Call, authorization: &str, shown: &str) -> Result<QueueDepth, Error> {
+    let queue = &call.queue;
+    let mut answer = agent.get(&call.url).header("authorization", authorization).call().map_err(|e| {
         let kind = if matches!(e, ureq::Error::Timeout(_)) { ErrorKind::Timeout } else { ErrorKind::Unavailable };
         Error::new(kind, format!("management API {shown}: {e}"))
     })?;
@@ -137,8 +139,8 @@ fn depth(agent: &ureq::Agent, url: &str, authorization: &str, shown: &str) -> Re
         .read_to_vec()
         .map_err(|e| Error::new(ErrorKind::Unavailable, format!("management API {shown}: {e}")))?;
     match status {
-        200 => parse(&body).map_err(|e| Error::new(ErrorKind::Other, format!("management API {shown}: {e}"))),
-        404 => Err(invalid(format!("management API {shown}: no such queue"))),
+        200 => parse(&body).map_err(|e| Error::new(ErrorKind::Other, format!("management API {shown}, {queue}: {e}"))),
+        404 => Err(invalid(format!("management API {shown}: no queue {queue}"))),
         401 | 403 => Err(invalid(format!("management API {shown}: the credentials were refused ({status})"))),
         _ => Err(Error::new(ErrorKind::Unavailable, format!("management API {shown}: answered {status}"))),
     }
@@ -160,7 +162,7 @@ impl InspectQueues for ManagementApi {
     async fn queue_depth(&self, queue: &str) -> Result<QueueDepth, Error> {
         let url = format!("{}{}", self.shown, utf8_percent_encode(queue, NON_ALPHANUMERIC));
         let (reply, answer) = oneshot();
-        self.calls.try_send(Call { url, reply }).map_err(|e| match e {
+        self.calls.try_send(Call { queue: queue.to_owned(), url, reply }).map_err(|e| match e {
             async_channel::TrySendError::Full(_) => {
                 Error::new(ErrorKind::Unavailable, "management API: too many calls waiting")
             }
