@@ -43,27 +43,20 @@ impl std::fmt::Debug for ScrapeClient {
     }
 }
 
-impl Default for ScrapeClient {
-    /// The webpki roots, no token.
-    fn default() -> Self {
-        ScrapeClient { tls: connector(webpki_roots()), authorization: None }
-    }
-}
-
 fn webpki_roots() -> RootCertStore {
     RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }
 }
 
-fn connector(roots: RootCertStore) -> TlsConnector {
+fn connector(roots: RootCertStore) -> Result<TlsConnector, String> {
     // The ring provider named explicitly, as the servers do (http-server's tls.rs): a
     // process-wide default would panic were two providers ever compiled in.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
+        .map_err(|e| format!("scrape TLS setup: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
+    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 impl ScrapeClient {
@@ -85,7 +78,7 @@ impl ScrapeClient {
             None => None,
             Some(path) => Some(Arc::from(format!("Bearer {}", read_token(path)?))),
         };
-        Ok(ScrapeClient { tls: connector(roots), authorization })
+        Ok(ScrapeClient { tls: connector(roots)?, authorization })
     }
 
     /// `GET {path}` from `target`, all of it within `timeout`.

@@ -24,11 +24,6 @@ pub struct Target {
 }
 
 impl Target {
-    /// A plain HTTP target.
-    pub fn http(service: impl Into<String>, addr: impl Into<String>) -> Self {
-        Target { service: service.into(), addr: addr.into(), https: false }
-    }
-
     /// The address as shown and in errors: `https://host:port` for HTTPS, `host:port` else.
     pub fn shown(&self) -> String {
         if self.https {
@@ -330,7 +325,7 @@ mod tests {
     #[test]
     fn history_keeps_the_last_points_and_merges_instances() {
         let targets = vec!["gateway=a:1".parse().unwrap(), "gateway=b:1".parse().unwrap()];
-        let scraper = Scraper::new(targets, ScrapeClient::default(), Duration::from_secs(1), 3);
+        let scraper = Scraper::new(targets, ScrapeClient::load(None, None).unwrap(), Duration::from_secs(1), 3);
         let start = Instant::now();
         for tick in 0..5u32 {
             let n = f64::from(tick) * 10.0;
@@ -347,8 +342,12 @@ mod tests {
 
     #[test]
     fn a_target_that_stops_answering_is_down_with_the_reason() {
-        let scraper =
-            Scraper::new(vec!["relay=a:1".parse().unwrap()], ScrapeClient::default(), Duration::from_secs(1), 10);
+        let scraper = Scraper::new(
+            vec!["relay=a:1".parse().unwrap()],
+            ScrapeClient::load(None, None).unwrap(),
+            Duration::from_secs(1),
+            10,
+        );
         scraper.record(vec![ok(5.0)], Instant::now(), 1);
         let gone = Scraped { up: false, ready: false, snapshot: None, error: Some("connect a:1: refused".into()) };
         scraper.record(vec![gone], Instant::now(), 2);
