@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Brokers for real-broker runs: tansu (Kafka API) on 127.0.0.1:9092 and RabbitMQ on 5672.
+# Brokers for real-broker runs: tansu (Kafka API) on 127.0.0.1:9092 and RabbitMQ on 5672, with
+# its management API on 15672 (the plugin enabled on a local RabbitMQ).
 #
 #   scripts/brokers.sh start    start what is down, create the project topics
 #   scripts/brokers.sh stop     stop what `start` started (nothing else)
@@ -21,6 +22,7 @@ TANSU_ADDR="${TANSU_ADDR:-127.0.0.1:9092}"   # another port lets parallel runs e
 TANSU_ADVERTISED="${TANSU_ADVERTISED:-tcp://$TANSU_ADDR}"
 RABBIT_HOST="127.0.0.1"
 RABBIT_PORT="${RABBITMQ_PORT:-5672}"
+MANAGEMENT_PORT="${RABBITMQ_MANAGEMENT_PORT:-15672}"
 WAIT_SECS="${BROKER_WAIT_SECS:-30}"
 
 REQUESTS_TOPIC="${SWITCHBOARD_REQUESTS_TOPIC:-switchboard.requests}"
@@ -124,9 +126,25 @@ start_kafka() {
     create_topics
 }
 
+# The management API serves the console's queue depths with unacked messages and the
+# management test of test-real. Enabling the plugin is idempotent and persists in RabbitMQ's
+# enabled_plugins file; an API that already answers is left alone.
+enable_management() {
+    if answers "$RABBIT_HOST" "$MANAGEMENT_PORT"; then
+        say "RabbitMQ management API answers on $RABBIT_HOST:$MANAGEMENT_PORT"; return
+    fi
+    command -v rabbitmq-plugins >/dev/null 2>&1 \
+        || die "RabbitMQ's management API is down on $RABBIT_HOST:$MANAGEMENT_PORT and rabbitmq-plugins is not installed"
+    say "enabling rabbitmq_management"
+    rabbitmq-plugins enable rabbitmq_management >&2 || die "rabbitmq-plugins enable rabbitmq_management failed"
+    wait_for "RabbitMQ management API" "$RABBIT_HOST" "$MANAGEMENT_PORT"
+}
+
 start_rabbit() {
     if answers "$RABBIT_HOST" "$RABBIT_PORT"; then
-        say "RabbitMQ answers on $RABBIT_HOST:$RABBIT_PORT"; return
+        say "RabbitMQ answers on $RABBIT_HOST:$RABBIT_PORT"
+        enable_management
+        return
     fi
     command -v rabbitmq-server >/dev/null 2>&1 \
         || die "RabbitMQ is down on $RABBIT_HOST:$RABBIT_PORT and rabbitmq-server is not installed"
@@ -135,6 +153,7 @@ start_rabbit() {
     rabbitmq-server -detached >&2 || die "rabbitmq-server -detached failed"
     touch "$RABBIT_MARK"
     wait_for RabbitMQ "$RABBIT_HOST" "$RABBIT_PORT"
+    enable_management
 }
 
 stop_all() {
@@ -162,6 +181,7 @@ status() {
     if answers "${addr%:*}" "${addr##*:}"; then echo "kafka    up   $addr"; else echo "kafka    DOWN $addr"; rc=1; fi
     if [[ -f "$PID_FILE" ]]; then echo "         (tansu pid $(cat "$PID_FILE") started by this script)"; fi
     if answers "$RABBIT_HOST" "$RABBIT_PORT"; then echo "rabbitmq up   $RABBIT_HOST:$RABBIT_PORT"; else echo "rabbitmq DOWN $RABBIT_HOST:$RABBIT_PORT"; rc=1; fi
+    if answers "$RABBIT_HOST" "$MANAGEMENT_PORT"; then echo "rabbitmq management up   $RABBIT_HOST:$MANAGEMENT_PORT"; else echo "rabbitmq management DOWN $RABBIT_HOST:$MANAGEMENT_PORT"; rc=1; fi
     return "$rc"
 }
 
@@ -170,6 +190,7 @@ print_env() {
 export SWITCHBOARD_REAL_BROKERS=1
 export KAFKA_BROKERS=${KAFKA_BROKERS:-$TANSU_ADDR}
 export AMQP_URL=${AMQP_URL:-amqp://guest:guest@$RABBIT_HOST:$RABBIT_PORT/%2f}
+export SWITCHBOARD_RABBITMQ_MANAGEMENT_URL=${SWITCHBOARD_RABBITMQ_MANAGEMENT_URL:-http://$RABBIT_HOST:$MANAGEMENT_PORT}
 export SWITCHBOARD_REQUESTS_TOPIC=$REQUESTS_TOPIC
 export SWITCHBOARD_REPLIES_TOPIC=$REPLIES_TOPIC
 export SWITCHBOARD_DLQ_TOPIC=$DLQ_TOPIC

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real-broker suite: conformance of the Kafka and AMQP adapters, the chain end to end on
 # Kafka in-process, the demo with every service as its own process, and the kill test. Starts tansu (unless
-# KAFKA_BROKERS is set) and RabbitMQ if it is down; an unreachable broker fails the run.
+# KAFKA_BROKERS is set) and RabbitMQ if it is down, and enables RabbitMQ's management plugin (the
+# queue depths with unacked messages); an unreachable broker or management API fails the run.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -19,7 +20,7 @@ fi
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 export SWITCHBOARD_REAL_BROKERS=1
 
-echo "test-real: adapters and conformance on Kafka ($KAFKA_BROKERS) and RabbitMQ"
+echo "test-real: adapters and conformance on Kafka ($KAFKA_BROKERS) and RabbitMQ (its management API too)"
 cargo test -p switchboard-kafka -p switchboard-amqp -- --include-ignored
 echo "test-real: the worker on RabbitMQ (round trip, killed worker, retries, dead letters)"
 cargo test -p switchboard-worker -- --include-ignored

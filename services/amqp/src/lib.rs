@@ -11,7 +11,8 @@
 //!
 //! Topology of a queue `jobs` (see [`AmqpWorkQueue`]): `jobs` (bounded, `reject-publish`),
 //! `jobs.dlq`, and one TTL queue per retry delay (`jobs.retry.1000ms`…) dead-lettering back
-//! into `jobs`.
+//! into `jobs`. [`ManagementApi`] reads their depths, unacked messages included, from
+//! RabbitMQ's management HTTP API.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
@@ -23,10 +24,13 @@ mod connection;
 mod consumer;
 mod error;
 mod headers;
+mod management;
 mod queue;
 mod tls;
 mod topology;
 
 pub use config::{AmqpConfig, DEFAULT_URL};
+pub use management::ManagementApi;
 pub use queue::AmqpWorkQueue;
 pub use tls::{redact, AmqpTls};
+pub use topology::retry_queues;

@@ -135,7 +135,8 @@ pub(crate) async fn publish(owner: &async_channel::Sender<Command>, outgoing: Ou
 }
 
 /// Ready messages and consumers from a passive declare on a channel of its own; `unacked` is
-/// `None`: AMQP does not report it (RabbitMQ's management API would).
+/// `None`: AMQP does not report it ([`ManagementApi`](crate::ManagementApi) reads it from
+/// RabbitMQ's management API).
 #[async_trait]
 impl switchboard_ports::InspectQueues for AmqpWorkQueue {
     async fn queue_depth(&self, queue: &str) -> Result<switchboard_ports::QueueDepth, Error> {

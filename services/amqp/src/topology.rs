@@ -12,6 +12,12 @@ pub(crate) fn retry_queue(queue: &str, delay: Duration) -> String {
     format!("{queue}.retry.{}ms", delay.as_millis())
 }
 
+/// The retry queues [`declare`] makes for `queue` under `options`, shortest delay first:
+/// where its jobs wait out a retry delay (for dashboards; nothing else reads them).
+pub fn retry_queues(queue: &str, options: &QueueOptions) -> Vec<String> {
+    options.retry_delays.iter().map(|delay| retry_queue(queue, *delay)).collect()
+}
+
 fn bounded(max_length: u32) -> FieldTable {
     let mut args = FieldTable::new();
     args.insert("x-max-length".into(), AmqpValue::LongLongInt(i64::from(max_length)));

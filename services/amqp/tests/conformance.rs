@@ -1,8 +1,11 @@
-//! The work-queue conformance suite and the reconnect test against a real RabbitMQ
-//! (`AMQP_URL`, default 127.0.0.1:5672). Ignored by default; run with
-//! `cargo test -p switchboard-amqp -- --include-ignored` (make test-real). They fail when the
-//! broker is unreachable.
+//! The work-queue conformance suite, the reconnect test and the management API's depths
+//! against a real RabbitMQ (`AMQP_URL`, default 127.0.0.1:5672; its management API at
+//! `SWITCHBOARD_RABBITMQ_MANAGEMENT_URL`, default 127.0.0.1:15672). Ignored by default; run
+//! with `cargo test -p switchboard-amqp -- --include-ignored` (make test-real). They fail when
+//! the broker or its management API is unreachable.
 
+#[path = "real/management.rs"]
+mod management;
 #[path = "real/reconnect.rs"]
 mod reconnect;
 #[path = "real/refusals.rs"]

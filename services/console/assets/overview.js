@@ -155,6 +155,9 @@ function brokerNode(name, kind, topic, queue, ov) {
       lines.push(`${queue.consumers ?? '–'} consumer${queue.consumers === 1 ? '' : 's'}`);
       lagging = (queue.messages || 0) > 0;
     } else lines.push('not reported');
+    // Jobs waiting out a retry delay sit in the queue's retry queues (RabbitMQ), not in it.
+    const retrying = (ov.queues || []).filter((q) => q.name.startsWith(name + '.retry.'));
+    if (retrying.length) lines.push(`retrying ${retrying.reduce((n, q) => n + (q.messages || 0), 0)}`);
     const dlq = (ov.queues || []).find((q) => q.name === name + '.dlq');
     if (dlq) lines.push(`dead letters ${dlq.messages ?? 0}`);
   }

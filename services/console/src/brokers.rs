@@ -25,6 +25,17 @@ pub struct Watched {
     pub jobs_dlq: String,
 }
 
+impl Watched {
+    /// Watches the jobs queue `queue`: itself, then `retry_queues` (where its jobs wait out a
+    /// retry delay: RabbitMQ's TTL queues), then its dead-letter queue, which is also what the
+    /// jobs' dead letters count.
+    pub fn jobs_queue(&mut self, queue: &str, retry_queues: Vec<String>) {
+        let dlq = switchboard_ports::dead_letter_queue(queue);
+        self.queues = std::iter::once(queue.to_owned()).chain(retry_queues).chain([dlq.clone()]).collect();
+        self.jobs_dlq = dlq;
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct TopicView {
     pub name: String,
@@ -173,6 +184,14 @@ mod tests {
     use switchboard_embedded::pubsub::MemoryBroker;
     use switchboard_embedded::queue::MemoryWorkQueue;
     use switchboard_ports::{Message, Publisher, QueueOptions, Subscriber, TopicAdmin, WorkQueue};
+
+    #[test]
+    fn the_retry_queues_sit_between_the_jobs_queue_and_its_dead_letters() {
+        let mut watched = crate::ConsoleConfig::default().watched;
+        watched.jobs_queue("work", vec!["work.retry.1000ms".into(), "work.retry.5000ms".into()]);
+        assert_eq!(watched.queues, ["work", "work.retry.1000ms", "work.retry.5000ms", "work.dlq"]);
+        assert_eq!(watched.jobs_dlq, "work.dlq");
+    }
 
     #[test]
     fn lag_depth_and_dead_letters_of_the_embedded_brokers() {

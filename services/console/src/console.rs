@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use switchboard_ports::{Fanout, InspectQueues, InspectTopics};
 
 use crate::app::{Shared, State};
 use crate::brokers::{Brokers, DeadLetterCounts, Watched};
+use crate::client::ScrapeClient;
 use crate::dead_letters::{DeadLetters, NoDeadLetters};
 use crate::events::Hub;
 use crate::jobs::Jobs;
@@ -43,6 +45,12 @@ pub struct ConsoleConfig {
     pub max_jobs: usize,
     /// Instances to scrape.
     pub targets: Vec<Target>,
+    /// PEM CA bundle `https://` targets' certificates are checked against (`None`: the webpki
+    /// roots).
+    pub scrape_ca_file: Option<PathBuf>,
+    /// File whose first line is the bearer token sent with every scrape (`None`: no token);
+    /// read once at bind, never logged.
+    pub scrape_token_file: Option<PathBuf>,
     /// Longest wait for one scrape or broker read.
     pub scrape_timeout: Duration,
     /// Topics, queues and dead letters shown.
@@ -71,6 +79,8 @@ impl Default for ConsoleConfig {
             metrics_minutes: 15,
             max_jobs: 1000,
             targets: Vec::new(),
+            scrape_ca_file: None,
+            scrape_token_file: None,
             scrape_timeout: Duration::from_millis(800),
             watched: Watched {
                 topics: vec![(switchboard_topology::REQUESTS_TOPIC.into(), switchboard_topology::RELAY_GROUP.into())],
@@ -147,6 +157,8 @@ impl Console {
     /// Binds the listener, starts listening for job events (when a fanout is given) and the
     /// tasks that scrape and push; serving starts with [`serve`](Console::serve).
     pub async fn bind(config: ConsoleConfig, sources: Sources) -> anyhow::Result<Console> {
+        let client = ScrapeClient::load(config.scrape_ca_file.as_deref(), config.scrape_token_file.as_deref())
+            .map_err(|e| anyhow::anyhow!("console: {e}"))?;
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|e| anyhow::anyhow!("console: cannot listen on {}: {e}", config.addr))?;
@@ -154,6 +166,7 @@ impl Console {
             store: Store::new(config.max_transactions, config.max_spans),
             scraper: Scraper::new(
                 config.targets.clone(),
+                client,
                 config.scrape_timeout,
                 (config.metrics_minutes as usize).saturating_mul(60),
             ),

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use switchboard_console::{Console, ConsoleArgs, Sources};
 use switchboard_dead_letters::{DeadLetters, HttpApi, Settings, Source, SourceKind};
+use switchboard_ports::QueueOptions;
 use switchboard_service::ShutdownArgs;
 use switchboard_topology::{JobNames, Topics};
 use switchboard_wiring::BrokerArgs;
@@ -42,10 +43,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = cli.console.config();
     config.watched.topics = vec![(cli.topics.requests.clone(), cli.relay_group.clone())];
     config.watched.requests_dlq = cli.topics.requests_dlq.clone();
-    let jobs_dlq = switchboard_ports::dead_letter_queue(&cli.jobs.jobs_queue);
-    let jobs_dlq_name = jobs_dlq.clone();
-    config.watched.queues = vec![cli.jobs.jobs_queue.clone(), jobs_dlq.clone()];
-    config.watched.jobs_dlq = jobs_dlq;
+    let jobs_dlq_name = switchboard_ports::dead_letter_queue(&cli.jobs.jobs_queue);
+    config.watched.jobs_queue(&cli.jobs.jobs_queue, Vec::new());
     config.job_events_exchange = cli.jobs.job_events_exchange.clone();
     if let Some(path) = &cli.auth_tokens_file {
         config.auth = Some(switchboard_gateway::BearerTokens::from_file(path, true).context("console tokens")?);
@@ -63,11 +62,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.brokers.rabbitmq().await {
         Some(queues) => {
             let queues = queues?;
+            // The retry queues of the delays gateways and workers declare the jobs queue with
+            // (QueueOptions' defaults: no flag changes them), so only those are read.
+            let retry_queues = queues.retry_queues(&cli.jobs.jobs_queue, &QueueOptions::default());
+            config.watched.jobs_queue(&cli.jobs.jobs_queue, retry_queues);
             sources.queues = queues.inspect;
             sources.fanout = Some(queues.fanout);
             dead.push(Source { kind: SourceKind::Jobs, dlq: jobs_dlq_name.clone(), browse: queues.dead_letters });
         }
         None => log::info!("no AMQP_URL: queue depths and jobs not shown"),
+    }
+    if let Some(url) = &cli.console.rabbitmq_management_url {
+        // Depths with unacked messages, instead of AMQP's ready messages only.
+        sources.queues = Some(cli.brokers.rabbitmq_management(url, config.scrape_timeout)?);
     }
     if !dead.is_empty() {
         let ops = DeadLetters::new(dead, Settings::default());

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::client::ScrapeClient;
 use crate::rates::{self, Delta, Snapshot};
 
 /// One instance to scrape: the service it belongs to and its HTTP address (a gateway's own
@@ -18,20 +19,44 @@ pub struct Target {
     pub service: String,
     /// `host:port` serving `/readyz` and `/metrics`.
     pub addr: String,
+    /// Scraped over HTTPS (the target was given as `name=https://host:port`).
+    pub https: bool,
+}
+
+impl Target {
+    /// The address as shown and in errors: `https://host:port` for HTTPS, `host:port` else.
+    pub fn shown(&self) -> String {
+        if self.https {
+            format!("https://{}", self.addr)
+        } else {
+            self.addr.clone()
+        }
+    }
 }
 
 impl std::str::FromStr for Target {
     type Err = String;
 
-    /// `name=host:port`.
+    /// `name=host:port` (HTTP), `name=http://host:port` or `name=https://host:port`.
     fn from_str(s: &str) -> Result<Self, String> {
-        let (service, addr) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected NAME=HOST:PORT"))?;
+        let expected = || format!("{s:?}: expected NAME=HOST:PORT or NAME=https://HOST:PORT");
+        let (service, addr) = s.split_once('=').ok_or_else(expected)?;
         let (service, addr) = (service.trim(), addr.trim());
-        let port_ok = addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        let (https, addr) = match addr.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (true, rest),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (false, rest),
+            Some(_) => return Err(expected()),
+            None => (false, addr),
+        };
+        // A trailing '/' is tolerated; any other path is not: the paths scraped are fixed.
+        let addr = addr.strip_suffix('/').unwrap_or(addr);
+        let port_ok = addr.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && !host.contains(['/', '@', '?', '#']) && port.parse::<u16>().is_ok()
+        });
         if service.is_empty() || !port_ok {
-            return Err(format!("{s:?}: expected NAME=HOST:PORT"));
+            return Err(expected());
         }
-        Ok(Target { service: service.to_owned(), addr: addr.to_owned() })
+        Ok(Target { service: service.to_owned(), addr: addr.to_owned(), https })
     }
 }
 
@@ -87,6 +112,7 @@ struct State {
 
 /// The scraped state of every target.
 pub(crate) struct Scraper {
+    client: ScrapeClient,
     timeout: Duration,
     max_points: usize,
     state: Mutex<State>,
@@ -103,8 +129,9 @@ pub(crate) fn unix_ms() -> u64 {
 }
 
 impl Scraper {
-    /// Scrapes `targets` within `timeout` each, keeping `max_points` points per service.
-    pub(crate) fn new(targets: Vec<Target>, timeout: Duration, max_points: usize) -> Self {
+    /// Scrapes `targets` through `client` within `timeout` each, keeping `max_points` points
+    /// per service.
+    pub(crate) fn new(targets: Vec<Target>, client: ScrapeClient, timeout: Duration, max_points: usize) -> Self {
         let mut history: Vec<(String, VecDeque<Point>)> = Vec::new();
         for t in &targets {
             if !history.iter().any(|(name, _)| *name == t.service) {
@@ -115,8 +142,8 @@ impl Scraper {
             .into_iter()
             .map(|target| Instance {
                 view: InstanceView {
-                    addr: target.addr.clone(),
-                    admin: target.addr.clone(),
+                    addr: target.shown(),
+                    admin: target.shown(),
                     up: false,
                     ready: false,
                     rps: 0.0,
@@ -130,14 +157,15 @@ impl Scraper {
                 last: None,
             })
             .collect();
-        Scraper { timeout, max_points: max_points.max(1), state: Mutex::new(State { instances, history }) }
+        Scraper { client, timeout, max_points: max_points.max(1), state: Mutex::new(State { instances, history }) }
     }
 
     /// Scrapes every target at once and records the tick.
     pub(crate) async fn tick(&self) {
         let targets: Vec<Target> = self.state.lock().instances.iter().map(|i| i.target.clone()).collect();
         let timeout = self.timeout;
-        let scrapes: Vec<_> = targets.into_iter().map(|t| smol::spawn(scrape(t, timeout))).collect();
+        let scrapes: Vec<_> =
+            targets.into_iter().map(|t| smol::spawn(scrape(self.client.clone(), t, timeout))).collect();
         let mut results = Vec::with_capacity(scrapes.len());
         for s in scrapes {
             results.push(s.await);
@@ -233,12 +261,10 @@ struct Scraped {
     error: Option<String>,
 }
 
-async fn scrape(target: Target, timeout: Duration) -> Scraped {
-    let (ready, metrics) = futures_lite::future::zip(
-        crate::client::get(&target.addr, "/readyz", timeout),
-        crate::client::get(&target.addr, "/metrics", timeout),
-    )
-    .await;
+async fn scrape(client: ScrapeClient, target: Target, timeout: Duration) -> Scraped {
+    let (ready, metrics) =
+        futures_lite::future::zip(client.get(&target, "/readyz", timeout), client.get(&target, "/metrics", timeout))
+            .await;
     let up = ready.is_ok() || metrics.is_ok();
     let is_ready = ready.as_ref().is_ok_and(|a| a.status == 200);
     match metrics {
@@ -271,6 +297,15 @@ mod tests {
         assert!("relay=127.0.0.1".parse::<Target>().is_err());
         assert!("relay=host:99999".parse::<Target>().is_err());
         assert!("gw=[::1]:8080".parse::<Target>().is_ok());
+        assert!(!t.https);
+        let t: Target = "gateway=https://localhost:8443".parse().unwrap();
+        assert_eq!((t.addr.as_str(), t.https, t.shown().as_str()), ("localhost:8443", true, "https://localhost:8443"));
+        let t: Target = "gateway=http://127.0.0.1:8080/".parse().unwrap();
+        assert_eq!((t.addr.as_str(), t.https), ("127.0.0.1:8080", false));
+        assert!("gateway=ftp://h:1".parse::<Target>().is_err());
+        assert!("gateway=https://h:1/metrics".parse::<Target>().is_err());
+        assert!("gateway=https://user@h:1".parse::<Target>().is_err());
+        assert!("gateway=https://:1".parse::<Target>().is_err());
     }
 
     fn ok(requests: f64) -> Scraped {
@@ -290,7 +325,7 @@ mod tests {
     #[test]
     fn history_keeps_the_last_points_and_merges_instances() {
         let targets = vec!["gateway=a:1".parse().unwrap(), "gateway=b:1".parse().unwrap()];
-        let scraper = Scraper::new(targets, Duration::from_secs(1), 3);
+        let scraper = Scraper::new(targets, ScrapeClient::load(None, None).unwrap(), Duration::from_secs(1), 3);
         let start = Instant::now();
         for tick in 0..5u32 {
             let n = f64::from(tick) * 10.0;
@@ -307,7 +342,12 @@ mod tests {
 
     #[test]
     fn a_target_that_stops_answering_is_down_with_the_reason() {
-        let scraper = Scraper::new(vec!["relay=a:1".parse().unwrap()], Duration::from_secs(1), 10);
+        let scraper = Scraper::new(
+            vec!["relay=a:1".parse().unwrap()],
+            ScrapeClient::load(None, None).unwrap(),
+            Duration::from_secs(1),
+            10,
+        );
         scraper.record(vec![ok(5.0)], Instant::now(), 1);
         let gone = Scraped { up: false, ready: false, snapshot: None, error: Some("connect a:1: refused".into()) };
         scraper.record(vec![gone], Instant::now(), 2);

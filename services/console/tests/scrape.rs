@@ -1,5 +1,6 @@
-//! The services view scrapes a real admin server (the one every service runs) and the
-//! brokers view reads the embedded brokers through their inspection ports.
+//! The services view scrapes a real admin server (the one every service runs) and a gateway
+//! over HTTPS with a token-protected /metrics, and the brokers view reads the embedded brokers
+//! through their inspection ports.
 
 mod support;
 
@@ -117,5 +118,86 @@ fn lag_and_depths_of_the_embedded_brokers_show_on_the_overview() {
         assert_eq!((job["id"].as_str(), job["status"].as_str()), (Some("job-1"), Some("done")));
         assert_eq!(job["result"], "HELLO WORLD");
         assert_eq!(job["trace_id"], "0af7651916cd43dd8448eb211c80319c");
+    });
+}
+
+/// A gateway on HTTPS (the test CA's certificate) whose /metrics needs a bearer token; the
+/// token's file for the console.
+async fn https_gateway() -> (std::net::SocketAddr, std::path::PathBuf) {
+    use sha2::{Digest, Sha256};
+    const TOKEN: &str = "scrape-token-0123456789";
+    let certs = switchboard_testkit::certs::test_certs();
+    let hashes = certs.path("scrape-tokens.sha256");
+    let hash: String = Sha256::digest(TOKEN).iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&hashes, format!("{hash}\n")).unwrap();
+    let token_file = certs.path("scrape-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let args = switchboard_gateway::EdgeSecurityArgs {
+        gateway_tls_cert: Some(certs.path("server.pem")),
+        gateway_tls_key: Some(certs.path("server.key")),
+        gateway_tls_client_ca: None,
+        auth_tokens_file: Some(hashes),
+        auth_open_metrics: false,
+    };
+    let mut config = switchboard_gateway::GatewayConfig { addr: "127.0.0.1:0".parse().unwrap(), ..Default::default() };
+    args.apply(&mut config).unwrap();
+    let broker = MemoryBroker::new();
+    let gateway = switchboard_gateway::Gateway::bind(config, Arc::new(broker.clone()), Arc::new(broker)).await.unwrap();
+    let addr = gateway.local_addr().unwrap();
+    smol::spawn(gateway.serve(futures_lite::future::pending())).detach();
+    (addr, token_file)
+}
+
+#[test]
+fn an_https_target_is_scraped_with_the_token_and_refused_under_another_ca() {
+    run(async {
+        let certs = switchboard_testkit::certs::test_certs();
+        let (gateway, token_file) = https_gateway().await;
+        let target = || vec![format!("gateway=https://127.0.0.1:{}", gateway.port()).parse().unwrap()];
+        let scraping = |ca: &str, token: Option<std::path::PathBuf>| ConsoleConfig {
+            targets: target(),
+            scrape_ca_file: Some(certs.path(ca)),
+            scrape_token_file: token,
+            ..ConsoleConfig::default()
+        };
+        let instance = |o: &serde_json::Value| o["services"][0]["instances"][0].clone();
+        let scraped = |o: &serde_json::Value| instance(o)["error"].as_str() != Some("not scraped yet");
+
+        // Trusting the CA that signed the gateway's certificate, with the token: ready, and
+        // /metrics answered (no error).
+        let trusted = start(scraping("ca.pem", Some(token_file.clone())), Sources::default()).await;
+        let overview = overview_until(trusted, |o| instance(o)["ready"] == true).await;
+        let gw = instance(&overview);
+        assert_eq!(gw["addr"], format!("https://127.0.0.1:{}", gateway.port()));
+        assert_eq!((gw["up"].as_bool(), gw["ready"].as_bool()), (Some(true), Some(true)), "{gw}");
+        assert!(gw["error"].is_null(), "{gw}");
+
+        // Without the token the probe passes and /metrics is refused: the reason is shown.
+        let no_token = start(scraping("ca.pem", None), Sources::default()).await;
+        let gw = instance(&overview_until(no_token, |o| scraped(o)).await);
+        assert_eq!(gw["up"], true);
+        assert_eq!(gw["error"], "GET /metrics answered 401", "{gw}");
+
+        // Trusting another CA: no TLS session, so nothing is scraped, and the reason is shown.
+        let other_ca = start(scraping("wrong-ca.pem", Some(token_file)), Sources::default()).await;
+        let gw = instance(&overview_until(other_ca, |o| scraped(o)).await);
+        assert_eq!((gw["up"].as_bool(), gw["ready"].as_bool()), (Some(false), Some(false)), "{gw}");
+        let error = gw["error"].as_str().unwrap_or_default();
+        assert!(error.starts_with("TLS with https://127.0.0.1:") && error.contains("certificate"), "{gw}");
+        assert!(!error.contains("scrape-token-0123456789"));
+    });
+}
+
+#[test]
+fn a_missing_scrape_ca_or_token_file_stops_the_console_naming_the_file() {
+    run(async {
+        for config in [
+            ConsoleConfig { scrape_ca_file: Some("/nonexistent/ca.pem".into()), ..ConsoleConfig::default() },
+            ConsoleConfig { scrape_token_file: Some("/nonexistent/token".into()), ..ConsoleConfig::default() },
+        ] {
+            let config = ConsoleConfig { addr: "127.0.0.1:0".parse().unwrap(), ..config };
+            let e = switchboard_console::Console::bind(config, Sources::default()).await.unwrap_err().to_string();
+            assert!(e.contains("/nonexistent/"), "{e}");
+        }
     });
 }

@@ -19,4 +19,4 @@ mod tls;
 pub use fdlimit::{fit_connections, FD_RESERVE};
 pub use serve::{error_code, json_error, serve_http, Connection, HttpLimits};
 pub use singletons::SINGLETON_HEADERS;
-pub use tls::{load_certs, ServerTls, TlsFiles};
+pub use tls::{load_certs, ServerTls, SharedStream, TlsFiles};

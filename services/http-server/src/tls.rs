@@ -100,38 +100,40 @@ impl ServerTls {
         self.mutual
     }
 
-    pub(crate) async fn accept<IO>(&self, io: IO) -> io::Result<Shared<futures_rustls::server::TlsStream<IO>>>
+    pub(crate) async fn accept<IO>(&self, io: IO) -> io::Result<SharedStream<futures_rustls::server::TlsStream<IO>>>
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        self.acceptor.accept(io).await.map(Shared::new)
+        self.acceptor.accept(io).await.map(SharedStream::new)
     }
 }
 
-/// One stream behind a lock, cloneable: async-h1 reads the request through one clone and
-/// writes the response through another. Each poll holds the lock only while it runs.
+/// One stream behind a lock, cloneable: async-h1 reads through one clone and writes through
+/// another (the server here, the console's scraper as a client). Each poll holds the lock only
+/// while it runs.
 #[derive(Debug)]
-pub(crate) struct Shared<S>(Arc<Mutex<S>>);
+pub struct SharedStream<S>(Arc<Mutex<S>>);
 
-impl<S> Clone for Shared<S> {
+impl<S> Clone for SharedStream<S> {
     fn clone(&self) -> Self {
-        Shared(self.0.clone())
+        SharedStream(self.0.clone())
     }
 }
 
-impl<S> Shared<S> {
-    fn new(stream: S) -> Self {
-        Shared(Arc::new(Mutex::new(stream)))
+impl<S> SharedStream<S> {
+    /// Wraps `stream` (a TLS stream, which cannot be cloned itself).
+    pub fn new(stream: S) -> Self {
+        SharedStream(Arc::new(Mutex::new(stream)))
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Shared<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for SharedStream<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut *self.0.lock()).poll_read(cx, buf)
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Shared<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for SharedStream<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut *self.0.lock()).poll_write(cx, buf)
     }

@@ -9,6 +9,16 @@ use switchboard_topology::{JobNames, Topics};
 /// The console's serving task; dropping it stops the console.
 pub(crate) type Running = Option<smol::Task<std::io::Result<()>>>;
 
+/// What the console takes from the chain's own settings.
+pub(crate) struct FromChain {
+    /// The gateway's accepted tokens, for the console's own pages.
+    pub auth: Option<BearerTokens>,
+    /// The gateway serves HTTPS: its scrape target is `https://` (trusting --scrape-ca-file).
+    pub gateway_https: bool,
+    /// The jobs queue's retry queues, shown beside it.
+    pub retry_queues: Vec<String>,
+}
+
 /// Starts the console and logs its URL. A console that cannot start (its port taken) is
 /// logged and left out: the chain serves without it.
 pub(crate) async fn start(
@@ -16,22 +26,20 @@ pub(crate) async fn start(
     topics: &Topics,
     jobs: &JobNames,
     relay_group: &str,
-    auth: Option<BearerTokens>,
+    seen: FromChain,
     chain: &Chain,
     sources: Sources,
 ) -> Running {
     let mut config = args.config();
     let gateway = chain.gateway_addr().to_string();
     for service in ["gateway", "relay", "processor", "worker"] {
-        config.targets.push(Target { service: service.into(), addr: gateway.clone() });
+        config.targets.push(Target { service: service.into(), addr: gateway.clone(), https: seen.gateway_https });
     }
     config.watched.topics = vec![(topics.requests.clone(), relay_group.to_owned())];
     config.watched.requests_dlq = topics.requests_dlq.clone();
-    let jobs_dlq = switchboard_ports::dead_letter_queue(&jobs.jobs_queue);
-    config.watched.queues = vec![jobs.jobs_queue.clone(), jobs_dlq.clone()];
-    config.watched.jobs_dlq = jobs_dlq;
+    config.watched.jobs_queue(&jobs.jobs_queue, seen.retry_queues);
     config.job_events_exchange = jobs.job_events_exchange.clone();
-    config.auth = auth;
+    config.auth = seen.auth;
     match Console::bind(config, sources).await {
         Ok(console) => {
             match console.local_addr() {

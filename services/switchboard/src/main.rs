@@ -10,8 +10,9 @@ use std::net::SocketAddr;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient};
-use switchboard_console::{ConsoleArgs, Sources};
+use switchboard_console::{ConsoleArgs, ConsoleConfig, Sources};
 use switchboard_gateway::{route_table, GatewayArgs, GatewayConfig, JobsArgs};
+use switchboard_ports::QueueOptions;
 use switchboard_processor::ProcessorArgs;
 use switchboard_relay::RelayArgs;
 use switchboard_service::ShutdownArgs;
@@ -72,10 +73,16 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     let kind = ports.kind;
     // Jobs on RabbitMQ when AMQP_URL is set, else on the embedded work queue.
     let queues = cli.brokers.connect_queues().await?;
-    // The console reads the same brokers the services use.
+    // The console reads the same brokers the services use: the retry queues of the delays the
+    // chain declares the jobs queue with, and the depths from RabbitMQ's management API if given.
+    let retry_queues = queues.retry_queues(&cli.jobs.names.jobs_queue, &QueueOptions::default());
+    let queue_depths = match &cli.console.rabbitmq_management_url {
+        Some(url) => Some(cli.brokers.rabbitmq_management(url, ConsoleConfig::default().scrape_timeout)?),
+        None => queues.inspect.clone(),
+    };
     let console_sources = Sources {
         topics: ports.inspect.clone(),
-        queues: queues.inspect.clone(),
+        queues: queue_depths,
         fanout: Some(queues.fanout.clone()),
         dead_letters: Some(std::sync::Arc::new(switchboard_dead_letters::HttpApi::new(
             switchboard::dead_letters(
@@ -113,7 +120,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     }
     let exporter = switchboard_otlp::Exporter::start(export)?;
     let config = config.traced_by(&exporter);
-    let result = serve(cli, config, ports, kind, console_sources).await;
+    let result = serve(cli, config, ports, kind, console_sources, retry_queues).await;
     exporter.shutdown();
     result
 }
@@ -124,12 +131,17 @@ async fn serve(
     ports: switchboard_wiring::PubSub,
     kind: &str,
     console_sources: Sources,
+    retry_queues: Vec<String>,
 ) -> anyhow::Result<()> {
     match cli.command.take().unwrap_or(Command::Run) {
         Command::Run => {
             let shutdown = cli.shutdown.install()?;
             config.gateway.grace = shutdown.grace_period();
-            let auth = config.gateway.auth.clone();
+            let seen = console::FromChain {
+                auth: config.gateway.auth.clone(),
+                gateway_https: config.gateway.tls.is_some(),
+                retry_queues,
+            };
             let chain = Chain::start_on(config, ports).await?;
             log::info!(
                 "switchboard up: REST on http://{}, gRPC on {} ({kind} broker)",
@@ -141,7 +153,7 @@ async fn serve(
                 &cli.topics,
                 &cli.jobs.names,
                 &cli.relay.relay_group,
-                auth,
+                seen,
                 &chain,
                 console_sources,
             )

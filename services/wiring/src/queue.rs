@@ -49,6 +49,18 @@ impl Queues {
             inspect: Some(Arc::new(broker)),
         }
     }
+
+    /// The queues where `queue`'s jobs wait out a retry delay under `options`, shortest delay
+    /// first: RabbitMQ's TTL queues; none on the embedded work queue, which keeps them inside
+    /// `queue`.
+    pub fn retry_queues(&self, queue: &str, options: &switchboard_ports::QueueOptions) -> Vec<String> {
+        #[cfg(feature = "amqp")]
+        if self.kind == "rabbitmq" {
+            return switchboard_amqp::retry_queues(queue, options);
+        }
+        let _ = (queue, options);
+        Vec::new()
+    }
 }
 
 impl std::fmt::Debug for Queues {
@@ -81,16 +93,40 @@ impl BrokerArgs {
         Some(self.amqp_work_queue().await?.map(Queues::rabbitmq))
     }
 
+    /// The URL of `AMQP_URL`, else the one in `AMQP_URL_FILE`; `None` when neither is set.
+    #[cfg(feature = "amqp")]
+    fn amqp_url_value(&self) -> Option<Result<String, crate::BrokerError>> {
+        match (&self.amqp_url, &self.security.amqp_url_file) {
+            (Some(url), _) => Some(Ok(url.clone())),
+            (None, Some(file)) => Some(
+                crate::read_secret_file(file).map_err(|e| crate::BrokerError::Security(format!("AMQP_URL_FILE {e}"))),
+            ),
+            (None, None) => None,
+        }
+    }
+
+    /// Queue depths, unacked messages included, from RabbitMQ's management API at
+    /// `management_url`, each read bounded by `timeout`: for the vhost of `AMQP_URL` (or
+    /// `AMQP_URL_FILE`), with its credentials unless `management_url` carries its own.
+    #[cfg(feature = "amqp")]
+    pub fn rabbitmq_management(
+        &self,
+        management_url: &str,
+        timeout: Duration,
+    ) -> Result<Arc<dyn switchboard_ports::InspectQueues>, crate::BrokerError> {
+        let amqp_url = self.amqp_url_value().transpose()?;
+        let api = switchboard_amqp::ManagementApi::new(management_url, amqp_url.as_deref(), timeout)
+            .map_err(crate::BrokerError::Amqp)?;
+        log::info!("rabbitmq queue depths from the management API ({api:?})");
+        Ok(Arc::new(api))
+    }
+
     /// The RabbitMQ connection of `AMQP_URL` (or `AMQP_URL_FILE`); `None` when neither is set.
     #[cfg(feature = "amqp")]
     pub async fn amqp_work_queue(&self) -> Option<Result<AmqpWorkQueue, crate::BrokerError>> {
-        let url = match (&self.amqp_url, &self.security.amqp_url_file) {
-            (Some(url), _) => url.clone(),
-            (None, Some(file)) => match crate::read_secret_file(file) {
-                Ok(url) => url,
-                Err(e) => return Some(Err(crate::BrokerError::Security(format!("AMQP_URL_FILE {e}")))),
-            },
-            (None, None) => return None,
+        let url = match self.amqp_url_value()? {
+            Ok(url) => url,
+            Err(e) => return Some(Err(e)),
         };
         let tls = match self.security.amqp_tls() {
             Ok(tls) => tls,
