@@ -10,7 +10,6 @@ use switchboard_ports::TopicAdmin;
 
 #[cfg(any(feature = "kafka", feature = "embedded"))]
 use crate::pubsub::PubSub;
-#[cfg(feature = "kafka")]
 
 /// The defaults of --amqp-connect-timeout-ms and --embedded-retention.
 #[cfg(feature = "amqp")]
