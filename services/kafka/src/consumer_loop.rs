@@ -1,6 +1,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_channel::{Sender, TrySendError};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -10,6 +10,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use switchboard_ports::{Delivery, Error, Message, Settle};
 
 use crate::error::port_error;
+use crate::gaps::{OffsetGaps, Verdict};
 use crate::group_state::{EpochSettle, GroupState};
 use crate::rebalance::GroupContext;
 
@@ -33,6 +34,7 @@ impl ConsumerLoop {
     pub(crate) fn run(self) -> Result<(), Error> {
         let mut pending: VecDeque<(u64, Delivery)> = VecDeque::new();
         let mut settles: HashMap<u64, Arc<dyn Settle>> = HashMap::new();
+        let mut gaps = OffsetGaps::default();
         let mut paused = false;
         let mut announced = false;
         let resume_below = self.deliveries.capacity().unwrap_or(1) / 2;
@@ -95,7 +97,7 @@ impl ConsumerLoop {
             match self.consumer.poll(wait) {
                 None => {}
                 Some(Ok(m)) => {
-                    if let Some((epoch, d)) = self.delivery(&m, &mut settles) {
+                    if let Some((epoch, d)) = self.delivery(&m, &mut settles, &mut gaps) {
                         pending.push_back((epoch, d));
                     }
                 }
@@ -112,10 +114,17 @@ impl ConsumerLoop {
         &self,
         m: &BorrowedMessage<'_>,
         settles: &mut HashMap<u64, Arc<dyn Settle>>,
+        gaps: &mut OffsetGaps,
     ) -> Option<(u64, Delivery)> {
         let epoch = {
             let mut s = self.state.lock();
             let epoch = *s.owned.get(&m.partition())?;
+            // A record after a gap the broker's fetch left: read the gap again first.
+            if let Verdict::Refetch(from) = gaps.check(m.partition(), epoch, m.offset(), Instant::now()) {
+                drop(s);
+                crate::gaps::seek_back(&self.consumer, &self.topic, m.partition(), from, m.offset());
+                return None;
+            }
             s.tracker.delivered(m.partition(), m.offset());
             epoch
         };

@@ -36,6 +36,7 @@ mod admin;
 mod config;
 mod consumer_loop;
 mod error;
+mod gaps;
 mod group_state;
 mod inspect;
 mod publisher;

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -14,6 +14,7 @@ use switchboard_ports::{Closer, Delivery, Error, ErrorKind, Message, Settle, Sub
 
 use crate::consumer_loop::to_message;
 use crate::error::port_error;
+use crate::gaps::{OffsetGaps, Verdict};
 use crate::KafkaConfig;
 
 /// Partitions of `topic`, from the broker's metadata (`Invalid` when the topic is unknown).
@@ -37,12 +38,14 @@ pub(crate) fn assign(config: &KafkaConfig, topic: &str, partitions: &[i32]) -> R
         ));
     }
     let mut tpl = TopicPartitionList::with_capacity(partitions.len());
+    let mut gaps = OffsetGaps::default();
     for &p in partitions {
         // The end is read now rather than left to `Offset::End`, which librdkafka resolves at
         // the first fetch: a reply appended in between would be skipped.
         let (_, high) =
             consumer.fetch_watermarks(topic, p, config.request_timeout).map_err(|e| port_error("watermarks", e))?;
         tpl.add_partition_offset(topic, p, Offset::Offset(high)).map_err(|e| port_error("assign", e))?;
+        gaps.start(p, 0, high);
     }
     consumer.assign(&tpl).map_err(|e| port_error("assign", e))?;
 
@@ -65,6 +68,16 @@ pub(crate) fn assign(config: &KafkaConfig, topic: &str, partitions: &[i32]) -> R
                     }
                     Some(Ok(m)) => m,
                 };
+                // A record after a gap the broker's fetch left: read the gap again first.
+                match gaps.check(m.partition(), 0, m.offset(), Instant::now()) {
+                    Verdict::Deliver => {}
+                    Verdict::Refetch(from) => {
+                        let (partition, found) = (m.partition(), m.offset());
+                        drop(m);
+                        crate::gaps::seek_back(&consumer, &topic_name, partition, from, found);
+                        continue;
+                    }
+                }
                 let delivery =
                     Delivery::new(to_message(&m), topic_name.clone(), m.partition(), m.offset(), settle.clone());
                 // A full buffer holds the reader back (the gateway is behind): bounded.
