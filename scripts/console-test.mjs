@@ -142,8 +142,13 @@ const steps = {
     await page.evaluate(() => { window.consoleTestNoReload = true; });
     const sent = await post('/messages', 'hello world');
     check(sent.status === 200 && sent.body && sent.body.message === SEED, `the gateway answered ${sent.status} ${JSON.stringify(sent.body)}`);
-    await until('the message in the transactions list', () => page.$(txRow(sent.trace)));
-    await until('the transaction complete (status ok, 7 spans)', async () => (await attr(txRow(sent.trace), 'data-status')) === 'ok', 30_000);
+    const replied = Date.now();
+    // Polled every 50 ms: a figure for BENCHMARKS.md, printed, not asserted (a loaded machine
+    // may take longer; that it shows at all is the test).
+    await until('the message in the transactions list', () => page.$(txRow(sent.trace)), 60_000, 50);
+    const listed = Date.now();
+    await until('the transaction complete (status ok, 7 spans)', async () => (await attr(txRow(sent.trace), 'data-status')) === 'ok', 30_000, 50);
+    console.error(`console-test: the transaction was listed ${listed - replied} ms after its reply, complete after ${Date.now() - replied} ms`);
     check(await page.evaluate(() => window.consoleTestNoReload === true), 'the page reloaded to show the transaction');
     await shot('transactions');
 
