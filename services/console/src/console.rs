@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_std::net::TcpListener;
-use futures_lite::FutureExt;
 use switchboard_gateway::BearerTokens;
-use switchboard_http_server::{serve_http, HttpLimits};
+use switchboard_http_server::{serve_until, HttpLimits};
 use switchboard_ports::{Fanout, InspectQueues, InspectTopics};
 
 use crate::app::{Shared, State};
@@ -210,16 +209,8 @@ impl Console {
             let app = app.clone();
             async move { app.respond(req).await }
         };
-        let accept = async {
-            let broken = serve_http("console", &listener, &limits, |conn| smol::spawn(conn).detach(), endpoint).await;
-            Err(broken)
-        };
-        let outcome = accept
-            .or(async {
-                stop.await;
-                Ok(())
-            })
-            .await;
+        let spawn = |conn| smol::spawn(conn).detach();
+        let outcome = serve_until("console", &listener, &limits, spawn, endpoint, stop).await;
         drop(tasks);
         outcome
     }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use log::{info, warn};
-use switchboard_http_server::{fit_connections, serve_http, HttpLimits};
+use switchboard_http_server::{fit_connections, serve_until, HttpLimits};
 use switchboard_ports::{Error, Publisher, Subscriber};
 use switchboard_resilience::BreakerPublisher;
 use switchboard_telemetry::{ready_unless_open, watch_breaker, CheckStatus};
@@ -152,16 +152,8 @@ impl Gateway {
         };
         // Connections live on smol's executor: those open when `stop` comes finish their
         // requests while the gateway drains.
-        let accept = async {
-            let broken = serve_http("gateway", &listener, &limits, |conn| smol::spawn(conn).detach(), endpoint).await;
-            Err(broken)
-        };
-        let outcome = accept
-            .or(async {
-                stop.await;
-                Ok(())
-            })
-            .await;
+        let spawn = |conn| smol::spawn(conn).detach();
+        let outcome = serve_until("gateway", &listener, &limits, spawn, endpoint, stop).await;
         drop(listener);
         let state = app.state();
         state.draining.store(true, Ordering::Relaxed);

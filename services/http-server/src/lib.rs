@@ -17,6 +17,6 @@ mod singletons;
 mod tls;
 
 pub use fdlimit::{fit_connections, FD_RESERVE};
-pub use serve::{error_code, json_error, serve_http, Connection, HttpLimits};
+pub use serve::{error_code, json_error, serve_http, serve_until, Connection, HttpLimits};
 pub use singletons::SINGLETON_HEADERS;
 pub use tls::{load_certs, ServerTls, SharedStream, TlsFiles};

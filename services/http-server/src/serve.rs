@@ -341,6 +341,27 @@ struct ErrorDetail<'a> {
     message: &'a str,
 }
 
+/// [`serve_http`] until `stop` completes: `Ok` then (connections already spawned finish on
+/// their own), the listener's error if it broke first. What every server of the project does.
+pub async fn serve_until<E, Fut>(
+    name: &'static str,
+    listener: &TcpListener,
+    limits: &HttpLimits,
+    spawn: impl Fn(Connection),
+    endpoint: E,
+    stop: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    E: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = http_types::Result<Response>> + Send + 'static,
+{
+    futures_lite::future::or(async { Err(serve_http(name, listener, limits, spawn, endpoint).await) }, async {
+        stop.await;
+        Ok(())
+    })
+    .await
+}
+
 /// The JSON error every switchboard HTTP server answers with:
 /// `{"error": {"code": "...", "message": "..."}}`.
 pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {

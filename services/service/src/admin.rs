@@ -12,12 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_std::net::TcpListener;
-use futures_lite::future;
 use http_types::{Method, Request, Response, StatusCode};
 use switchboard_telemetry::{Metrics, Readiness, CONTENT_TYPE};
 
 use crate::shutdown::Shutdown;
-use switchboard_http_server::{json_error, serve_http, HttpLimits};
+use switchboard_http_server::{json_error, serve_until, HttpLimits};
 
 /// Connections served at once; further clients wait in the kernel's accept backlog. Scrapers
 /// and probes open a handful, so this only bounds misbehaving clients.
@@ -152,12 +151,7 @@ impl AdminServer {
             async move { Ok(route(req, &state).await) }
         };
         let spawn = |conn| executor.spawn(conn).detach();
-        let accept = executor.run(serve_http("admin server", &self.listener, &limits, spawn, endpoint));
-        let outcome = future::or(async { Err(accept.await) }, async {
-            stop.await;
-            Ok(())
-        })
-        .await;
+        let outcome = executor.run(serve_until("admin server", &self.listener, &limits, spawn, endpoint, stop)).await;
         log::debug!("admin server on {} stopped", self.local_addr);
         outcome
     }
