@@ -46,8 +46,13 @@ impl OffsetGaps {
     /// generation (the partition was assigned again, at a position not known here) starts at
     /// the record itself.
     pub(crate) fn check(&mut self, partition: i32, generation: u64, offset: i64, now: Instant) -> Verdict {
-        let next = match self.next.get(&partition) {
-            Some(&(g, next)) if g == generation => next,
+        let next = match self.next.get_mut(&partition) {
+            // The common case, on every record: one lookup, nothing else to clear.
+            Some((g, next)) if *g == generation && offset == *next && self.open.is_empty() => {
+                *next = offset + 1;
+                return Verdict::Deliver;
+            }
+            Some(&mut (g, next)) if g == generation => next,
             _ => {
                 self.start(partition, generation, offset + 1);
                 return Verdict::Deliver;
