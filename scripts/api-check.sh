@@ -18,17 +18,7 @@ VENV="$ROOT/.venv"
 EXAMPLES="${API_CHECK_EXAMPLES:-60}"
 run_dir api-check
 
-if [[ ! -x "$VENV/bin/schemathesis" ]]; then
-    say "installing schemathesis into $VENV"
-    if ! python3 -m venv "$VENV"; then
-        # Debian splits venv/ensurepip out of python3.
-        [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null || die "python3 -m venv failed (install python3-venv)"
-        rm -rf "$VENV"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
-        python3 -m venv "$VENV"
-    fi
-    "$VENV/bin/pip" install -q --disable-pip-version-check "${API_CHECK_SCHEMATHESIS:-schemathesis}"
-fi
+[[ -x "$VENV/bin/schemathesis" ]] || venv_install "$VENV" "${API_CHECK_SCHEMATHESIS:-schemathesis}"
 "$VENV/bin/schemathesis" --version
 
 BIN="$(switchboard_bin)"
@@ -37,13 +27,7 @@ GATEWAY="127.0.0.1:$(free_port)"
 PROCESSOR="127.0.0.1:$(free_port)"
 
 server_pid=""
-cleanup() {
-    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-}
-trap cleanup EXIT
+trap 'stop_pids ${server_pid:+"$server_pid"}' EXIT
 
 say "starting $BIN run on $GATEWAY (embedded broker)"
 env -u KAFKA_BROKERS -u AMQP_URL GATEWAY_ADDR="$GATEWAY" PROCESSOR_ADDR="$PROCESSOR" \

@@ -20,37 +20,33 @@
 # chromium binary. The separate services use their own topics, group and queue (prefix
 # CONSOLE_TEST_PREFIX, default console-test) so a broker shared with other runs does not mix in.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 OUT="$ROOT/target/console-test"
 NODE_DIR="$OUT/node"
-fail() {
-    echo "console-test: FAILED: $*" >&2
-    exit 1
-}
-say() { echo "console-test: $*" >&2; }
 
 # ---- prerequisites: chromium, Node.js, playwright-core ----
-bash "$ROOT/scripts/prereqs.sh" chromium node npm || fail "prerequisites missing (see above)"
+bash "$ROOT/scripts/prereqs.sh" chromium node npm || die "prerequisites missing (see above)"
 BROWSER="${CONSOLE_TEST_BROWSER:-$(command -v chromium || true)}"
-[[ -x "$BROWSER" ]] || fail "no chromium (install Debian's chromium: bash scripts/prereqs.sh chromium)"
-command -v node >/dev/null || fail "no node (bash scripts/prereqs.sh node)"
+[[ -x "$BROWSER" ]] || die "no chromium (install Debian's chromium: bash scripts/prereqs.sh chromium)"
+command -v node >/dev/null || die "no node (bash scripts/prereqs.sh node)"
 node_major=$(node -p 'process.versions.node.split(".")[0]')
-((node_major >= 18)) || fail "Node.js $(node --version) is too old: playwright-core needs 18 or newer"
+((node_major >= 18)) || die "Node.js $(node --version) is too old: playwright-core needs 18 or newer"
 mkdir -p "$NODE_DIR"
 # Installed from the committed lock, again only when the lock changed.
 if ! cmp -s "$ROOT/scripts/console-test/package-lock.json" "$NODE_DIR/package-lock.json" \
     || [[ ! -d "$NODE_DIR/node_modules/playwright-core" ]]; then
     say "installing playwright-core into $NODE_DIR"
     cp "$ROOT/scripts/console-test/package.json" "$ROOT/scripts/console-test/package-lock.json" "$NODE_DIR/"
-    (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error) || fail "npm ci of playwright-core failed"
+    (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci of playwright-core failed"
 fi
 export CONSOLE_TEST_NODE_MODULES="$NODE_DIR/node_modules" CONSOLE_TEST_BROWSER="$BROWSER" CONSOLE_TEST_OUT="$OUT"
 rm -f "$OUT"/*.png
 
 browser_step() {
     say "browser: $1"
-    node "$ROOT/scripts/console-test.mjs" "$1" || fail "browser step '$1' (screenshots and logs in $OUT)"
+    node "$ROOT/scripts/console-test.mjs" "$1" || die "browser step '$1' (screenshots and logs in $OUT)"
 }
 
 # wait_http URL SECS PID NAME: until URL answers 2xx; fails at the deadline or if PID exits.
@@ -58,10 +54,10 @@ wait_http() {
     local url="$1" secs="$2" pid="$3" name="$4" i
     for ((i = 0; i < secs * 5; i++)); do
         curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || fail "$name exited before $url answered (log: $(log_of "$name"))"
+        kill -0 "$pid" 2>/dev/null || die "$name exited before $url answered (log: $(log_of "$name"))"
         sleep 0.2
     done
-    fail "$url did not answer within ${secs}s (log: $(log_of "$name"))"
+    die "$url did not answer within ${secs}s (log: $(log_of "$name"))"
 }
 log_of() { echo "$OUT/$1.log"; }
 
@@ -72,18 +68,16 @@ export OTEL_TRACES_SAMPLER=always_on RUST_LOG="${RUST_LOG:-info}"
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     say "building"
     # One workspace build (the feature set `make test` already built), not one per package.
-    cargo build -q --workspace --bins --examples || fail "cargo build of the binaries failed"
+    cargo build -q --workspace --bins --examples || die "cargo build of the binaries failed"
 fi
 BIN="$ROOT/target/debug"
 for b in switchboard gateway relay processor worker console examples/interop; do
-    [[ -x "$BIN/$b" ]] || fail "$BIN/$b is missing (build it, or run without SKIP_BUILD)"
+    [[ -x "$BIN/$b" ]] || die "$BIN/$b is missing (build it, or run without SKIP_BUILD)"
 done
 
 PIDS=()
 cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    stop_pids "${PIDS[@]}"
     PIDS=()
 }
 trap 'cleanup; stop_all_quietly' EXIT
@@ -124,10 +118,10 @@ cleanup
 export SWITCHBOARD_RUN_DIR="$OUT" SWITCHBOARD_BIN_DIR="$BIN" SKIP_BUILD=1
 export GATEWAY_ADDR="${CONSOLE_TEST_GATEWAY:-127.0.0.1:18580}" PROCESSOR_ADDR="${CONSOLE_TEST_PROCESSOR:-127.0.0.1:18551}"
 source "$ROOT/scripts/services.sh"
-use_brokers || fail "no Kafka broker (scripts/brokers.sh start failed)"
+use_brokers || die "no Kafka broker (scripts/brokers.sh start failed)"
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672' 2>/dev/null || [[ "$AMQP_URL" != *127.0.0.1:5672* ]] \
-    || fail "RabbitMQ does not answer on 127.0.0.1:5672 (scripts/brokers.sh start starts it when installed)"
+    || die "RabbitMQ does not answer on 127.0.0.1:5672 (scripts/brokers.sh start starts it when installed)"
 P="${CONSOLE_TEST_PREFIX:-console-test}"
 export SWITCHBOARD_REQUESTS_TOPIC="$P.requests" SWITCHBOARD_REPLIES_TOPIC="$P.replies" \
     SWITCHBOARD_REQUESTS_DLQ="$P.requests.dlq" SWITCHBOARD_RELAY_GROUP="$P-relay" \
@@ -149,7 +143,7 @@ env CONSOLE_ADDR="$CONSOLE" OTEL_SERVICE_NAME=console \
 console_pid=$!
 PIDS+=("$console_pid")
 wait_http "http://$CONSOLE/healthz" 60 "$console_pid" console
-start_services || fail "the services did not start (logs in $OUT)"
+start_services || die "the services did not start (logs in $OUT)"
 wait_http "http://$GATEWAY_ADDR/readyz" 60 "${SERVICE_PID_OF[gateway]}" gateway
 export CONSOLE_URL="http://$CONSOLE" GATEWAY_URL="http://$GATEWAY_ADDR"
 browser_step separate-up
@@ -165,10 +159,10 @@ restart_service processor
 # The log holds the first start's line too: wait for the second.
 for ((i = 0; i < 300; i++)); do
     (($(grep -c "processor listening" "$(log_of processor)") >= 2)) && break
-    kill -0 "${SERVICE_PID_OF[processor]}" 2>/dev/null || fail "the restarted processor exited (log: $(log_of processor))"
+    kill -0 "${SERVICE_PID_OF[processor]}" 2>/dev/null || die "the restarted processor exited (log: $(log_of processor))"
     sleep 0.2
 done
-(($(grep -c "processor listening" "$(log_of processor)") >= 2)) || fail "the processor did not listen again within 60 s"
+(($(grep -c "processor listening" "$(log_of processor)") >= 2)) || die "the processor did not listen again within 60 s"
 browser_step processor-back
 
 marker="poison-$(date +%s%N)"
@@ -176,11 +170,11 @@ export CONSOLE_TEST_POISON="$marker"
 say "publishing an undecodable record to $SWITCHBOARD_REQUESTS_TOPIC"
 # '?' starts a protobuf field with wire type 7, which does not exist: never an envelope.
 "$BIN/examples/interop" publish "$SWITCHBOARD_REQUESTS_TOPIC" "$marker" "?$marker <i>not an envelope</i>" \
-    x-console-test=poison >/dev/null || fail "publishing the poison record failed"
+    x-console-test=poison >/dev/null || die "publishing the poison record failed"
 browser_step dead-letters
 
 shopt -s nullglob
 shots=("$OUT"/*.png)
-((${#shots[@]} > 0)) || fail "no screenshots in $OUT"
+((${#shots[@]} > 0)) || die "no screenshots in $OUT"
 say "passed; ${#shots[@]} screenshots in $OUT:"
 printf '  %s\n' "${shots[@]##*/}" >&2

@@ -16,35 +16,20 @@ run_dir dlq-check
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 
 VENV="$ROOT/.venv"
-if ! "$VENV/bin/python" -c 'import pika, confluent_kafka' 2>/dev/null; then
-    say "installing pika and confluent-kafka into $VENV"
-    if [[ ! -x "$VENV/bin/pip" ]] && ! python3 -m venv "$VENV"; then
-        [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null || die "python3 -m venv failed (install python3-venv)"
-        rm -rf "$VENV"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
-        python3 -m venv "$VENV"
-    fi
-    "$VENV/bin/pip" install -q --disable-pip-version-check pika confluent-kafka
-fi
+"$VENV/bin/python" -c 'import pika, confluent_kafka' 2>/dev/null || venv_install "$VENV" pika confluent-kafka
 
 BIN="$(switchboard_bin)"
 
-RUN="$(python3 -c 'import uuid; print(uuid.uuid4().hex)')"
-export SWITCHBOARD_REQUESTS_TOPIC="check.dl.requests.$RUN"
-export SWITCHBOARD_REPLIES_TOPIC="check.dl.replies.$RUN"
-export SWITCHBOARD_REQUESTS_DLQ="check.dl.requests.dlq.$RUN"
-export SWITCHBOARD_JOBS_QUEUE="check.dl.jobs.$RUN"
-export SWITCHBOARD_JOB_EVENTS_EXCHANGE="check.dl.job-events.$RUN"
-export SWITCHBOARD_RELAY_GROUP="check-dl-relay-$RUN"
-export SWITCHBOARD_DLQ_GROUP="check-dlq-$RUN"
+# shellcheck source=scripts/run-names.sh
+source "$ROOT/scripts/run-names.sh"
+run_names dlq-check
+export SWITCHBOARD_JOBS_QUEUE="dlq-check.$stamp.jobs" SWITCHBOARD_JOB_EVENTS_EXCHANGE="dlq-check.$stamp.job-events" \
+    SWITCHBOARD_DLQ_GROUP="dlq-check.$stamp.dlq"
 GATEWAY="127.0.0.1:$(free_port)"
 
 server_pid=""
 cleanup() {
-    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    stop_pids ${server_pid:+"$server_pid"}
     "$VENV/bin/python" "$ROOT/scripts/dlq_check.py" cleanup >/dev/null 2>&1 || true
 }
 trap cleanup EXIT

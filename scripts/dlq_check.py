@@ -39,6 +39,39 @@ def require(headers, name, expected=None):
         sys.exit(f"header {name} is {headers[name]!r}, expected {expected!r}")
 
 
+def within_patience(fetch, pause_s, close, nothing):
+    """fetch() again, pause_s apart, until it returns something; close() after, in any case.
+    Exits with the message `nothing` when PATIENCE_S pass without."""
+    deadline = time.time() + PATIENCE_S
+    try:
+        while time.time() < deadline:
+            got = fetch()
+            if got is not None:
+                return got
+            time.sleep(pause_s)
+    finally:
+        close()
+    sys.exit(f"{nothing} within {PATIENCE_S} s")
+
+
+def require_origin(headers, reason, origin, *present):
+    """The headers every dead letter carries: the reason, where it came from, when it first
+    failed, one attempt, and the trace it was published under; plus `present` by name."""
+    require(headers, "x-switchboard-error")
+    if not headers["x-switchboard-error"].startswith(reason):
+        sys.exit(f"unexpected reason: {headers}")
+    require(headers, "x-switchboard-origin", origin)
+    for name in present:
+        require(headers, name)
+    require(headers, "x-switchboard-first-failed")
+    require(headers, "x-switchboard-attempts", "1")
+    require(headers, "traceparent", TRACEPARENT)
+
+
+def amqp_connection():
+    return pika.BlockingConnection(pika.URLParameters(env("AMQP_URL")))
+
+
 def kafka_check():
     brokers = env("KAFKA_BROKERS")
     requests, dlq = env("SWITCHBOARD_REQUESTS_TOPIC"), env("SWITCHBOARD_REQUESTS_DLQ")
@@ -54,65 +87,43 @@ def kafka_check():
         "allow.auto.create.topics": False,
     })
     consumer.subscribe([dlq])
-    deadline = time.time() + PATIENCE_S
-    try:
-        while time.time() < deadline:
-            m = consumer.poll(1.0)
-            if m is None or m.error():
-                continue
-            h = headers_of(m.headers())
-            require(h, "x-switchboard-error")
-            if not h["x-switchboard-error"].startswith("undecodable envelope"):
-                sys.exit(f"unexpected reason: {h}")
-            require(h, "x-switchboard-origin", requests)
-            require(h, "x-switchboard-origin-partition")
-            require(h, "x-switchboard-origin-offset")
-            require(h, "x-switchboard-first-failed")
-            require(h, "x-switchboard-attempts", "1")
-            require(h, "traceparent", TRACEPARENT)
-            if m.key() != b"foreign-1":
-                sys.exit(f"key not kept: {m.key()!r}")
-            print(f"kafka: {dlq} partition {m.partition()} offset {m.offset()}: {sorted(h)}")
-            return
-    finally:
-        consumer.close()
-    sys.exit(f"confluent-kafka: nothing on {dlq} within {PATIENCE_S} s")
+
+    def poll():
+        m = consumer.poll(1.0)
+        return None if m is None or m.error() else (m, headers_of(m.headers()))
+
+    m, h = within_patience(poll, 0, consumer.close, f"confluent-kafka: nothing on {dlq}")
+    require_origin(h, "undecodable envelope", requests,
+                   "x-switchboard-origin-partition", "x-switchboard-origin-offset")
+    if m.key() != b"foreign-1":
+        sys.exit(f"key not kept: {m.key()!r}")
+    print(f"kafka: {dlq} partition {m.partition()} offset {m.offset()}: {sorted(h)}")
 
 
 def amqp_check():
     queue = env("SWITCHBOARD_JOBS_QUEUE")
-    conn = pika.BlockingConnection(pika.URLParameters(env("AMQP_URL")))
+    conn = amqp_connection()
     ch = conn.channel()
     props = pika.BasicProperties(delivery_mode=2, headers={"traceparent": TRACEPARENT})
     ch.confirm_delivery()
     ch.basic_publish("", queue, b"\xff\x00 not a job", props, mandatory=True)
-    deadline = time.time() + PATIENCE_S
-    try:
-        while time.time() < deadline:
-            method, properties, _body = ch.basic_get(f"{queue}.dlq", auto_ack=False)
-            if method is None:
-                time.sleep(0.2)
-                continue
-            h = {k: (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)) for k, v in (properties.headers or {}).items()}
-            # Back where it was: the dead letter stays for the tool.
-            ch.basic_nack(method.delivery_tag, requeue=True)
-            require(h, "x-switchboard-error")
-            if not h["x-switchboard-error"].startswith("undecodable job"):
-                sys.exit(f"unexpected reason: {h}")
-            require(h, "x-switchboard-origin", queue)
-            require(h, "x-switchboard-first-failed")
-            require(h, "x-switchboard-attempts", "1")
-            require(h, "traceparent", TRACEPARENT)
-            print(f"rabbitmq: {queue}.dlq: {sorted(h)}")
-            return
-    finally:
-        conn.close()
-    sys.exit(f"pika: nothing on {queue}.dlq within {PATIENCE_S} s")
+
+    def get():
+        method, properties, _body = ch.basic_get(f"{queue}.dlq", auto_ack=False)
+        if method is None:
+            return None
+        # Back where it was: the dead letter stays for the tool.
+        ch.basic_nack(method.delivery_tag, requeue=True)
+        return headers_of((properties.headers or {}).items())
+
+    h = within_patience(get, 0.2, conn.close, f"pika: nothing on {queue}.dlq")
+    require_origin(h, "undecodable job", queue)
+    print(f"rabbitmq: {queue}.dlq: {sorted(h)}")
 
 
 def cleanup():
     queue = env("SWITCHBOARD_JOBS_QUEUE")
-    conn = pika.BlockingConnection(pika.URLParameters(env("AMQP_URL")))
+    conn = amqp_connection()
     for name in [queue, f"{queue}.dlq", f"{queue}.retry.1000ms", f"{queue}.retry.5000ms", f"{queue}.retry.30000ms"]:
         ch = conn.channel()
         try:

@@ -1,5 +1,5 @@
 # Sourced first by the scripts that run something and report on it (api-check, otlp-check, dlq-check, soak, versus,
-# kill-test, scale-test, scale-throughput, cost): the repository root as the working directory,
+# kill-test, scale-test, scale-throughput, cost, console-test): the repository root as the working directory,
 # messages prefixed by the script's name, and `run_dir NAME` for the script's logs, so each
 # script keeps only its own settings.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,6 +33,30 @@ wait_for_http() {
         sleep 0.1
     done
     die "$url did not answer within $secs s; see $log"
+}
+
+# stop_pids PID...: SIGTERM to each PID still running, then wait for them all; a pid already
+# gone, or not a child of this shell, is skipped quietly (cleanup runs on every exit path).
+stop_pids() {
+    local p
+    for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "$@"; do wait "$p" 2>/dev/null || true; done
+}
+
+# venv_install VENV PACKAGE...: pip-installs PACKAGE... into the venv VENV, created first when it
+# has no pip. Debian splits venv/ensurepip out of python3: as root with apt-get, python3-venv is
+# installed and the venv made again.
+venv_install() {
+    local venv="$1"
+    shift
+    say "installing $* into $venv"
+    if [[ ! -x "$venv/bin/pip" ]] && ! python3 -m venv "$venv"; then
+        [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null || die "python3 -m venv failed (install python3-venv)"
+        rm -rf "$venv"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+        python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install -q --disable-pip-version-check "$@"
 }
 
 # RUN_DIR=.run/NAME, created, with the previous run's logs gone.

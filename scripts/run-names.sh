@@ -1,4 +1,4 @@
-# Sourced by the scripts that run the services on a shared broker (bench, soak, scale test):
+# Sourced by the scripts that run the services on a shared broker (bench, soak, scale test, dlq-check):
 # `run_names PREFIX` exports topics and relay group of this run only (PREFIX.<unix time>.*), since
 # a shared broker may hold another run's backlog. Sets `stamp`.
 run_names() {

@@ -54,8 +54,7 @@ LOADGEN_PIDS=()
 cleanup() {
     local p
     for p in "${LOADGEN_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PID[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PID[@]}"; do wait "$p" 2>/dev/null || true; done
+    stop_pids "${PID[@]}"
     stop_all || true
 }
 trap cleanup EXIT

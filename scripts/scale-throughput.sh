@@ -50,9 +50,7 @@ for b in gateway relay processor loadgen kafka-groups; do [[ -x "$BIN/$b" ]] || 
 
 PIDS=()
 stop_services() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    stop_pids "${PIDS[@]}"
     PIDS=()
 }
 trap stop_services EXIT

@@ -30,6 +30,7 @@ set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+run_dir soak
 RATE="${SOAK_RATE:-200}"
 SECS="${SOAK_SECS:-300}"
 EVERY="${SOAK_EVERY:-15}"
@@ -39,7 +40,6 @@ LOG_LEVEL="${SOAK_LOG:-warn,switchboard=info}"
 BIN="${SOAK_BIN_DIR:-$ROOT/target/release}"
 SEPARATE=0
 [[ -n "${KAFKA_BROKERS:-}" || "${SOAK_SEPARATE:-0}" == 1 ]] && SEPARATE=1
-run_dir soak
 
 if [[ "${SKIP_BUILD:-0}" != 1 && -z "${SOAK_BIN_DIR:-}" ]]; then
     if [[ $SEPARATE == 1 ]]; then
