@@ -8,10 +8,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::edges_support::{post, Act, Blackhole, Plan, PlannedPublisher, PlannedQueue, SameFanout, Served};
+use crate::edges_support::{
+    gateway_config, planned_jobs_gateway, post, Act, Blackhole, Plan, PlannedPublisher, Raw, Served,
+};
 use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_embedded::queue::MemoryWorkQueue;
-use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
+use switchboard_gateway::{Gateway, GatewayConfig};
 use switchboard_kafka::{KafkaConfig, KafkaPublisher};
 use switchboard_ports::{ErrorKind, Publisher};
 
@@ -20,13 +22,8 @@ const STALL: Duration = Duration::from_secs(20);
 const BUDGET: Duration = Duration::from_millis(500);
 
 fn config() -> GatewayConfig {
-    GatewayConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        request_timeout: BUDGET,
-        // An abandoned enqueue keeps its slot until the broker answers: do not wait for it.
-        grace: Duration::from_millis(200),
-        ..GatewayConfig::default()
-    }
+    // An abandoned enqueue keeps its slot until the broker answers: do not wait for it.
+    gateway_config(BUDGET, Duration::from_millis(200))
 }
 
 async fn gateway(config: GatewayConfig, publisher: Arc<dyn Publisher>, broker: &MemoryBroker) -> Gateway {
@@ -38,16 +35,6 @@ async fn publishing(act: Act, config: GatewayConfig) -> (Served, Arc<PlannedPubl
     let broker = MemoryBroker::new();
     let publisher = PlannedPublisher::new(Arc::new(broker.clone()), "switchboard.requests", Plan::always(act));
     (Served::start(gateway(config, publisher.clone(), &broker).await), publisher)
-}
-
-async fn jobs_gateway(queue: Arc<PlannedQueue>, fanout: &MemoryWorkQueue) -> Served {
-    let broker = MemoryBroker::new();
-    let g = gateway(config(), Arc::new(broker.clone()), &broker).await;
-    let g = g
-        .with_jobs(JobsConfig::default(), queue, Arc::new(SameFanout(Arc::new(fanout.clone()))))
-        .await
-        .expect("jobs start");
-    Served::start(g)
 }
 
 #[test]
@@ -83,35 +70,34 @@ fn max_pending_bounds_handlers_that_are_still_publishing() {
     });
 }
 
+/// The reply to a POST /messages whose publish fails with `kind`.
+async fn reply_when_publish_fails(kind: ErrorKind) -> Raw {
+    let (served, _) = publishing(Act::Fail(kind), config()).await;
+    let reply = post(served.addr, "/messages", "hello world", None).await;
+    served.stop().await;
+    reply
+}
+
 #[test]
 fn a_permanent_publish_error_is_a_500_without_retry_after() {
-    smol::block_on(async {
-        let (served, _) = publishing(Act::Fail(ErrorKind::Invalid), config()).await;
-        let reply = post(served.addr, "/messages", "hello world", None).await;
-        assert_eq!(reply.status, 500, "{}", reply.body);
-        assert_eq!(reply.code(), "publish_rejected");
-        assert_eq!(reply.header("Retry-After"), None, "retrying will not help");
-        served.stop().await;
-    });
+    let reply = smol::block_on(reply_when_publish_fails(ErrorKind::Invalid));
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    assert_eq!(reply.code(), "publish_rejected");
+    assert_eq!(reply.header("Retry-After"), None, "retrying will not help");
 }
 
 #[test]
 fn a_transient_publish_error_stays_a_503_with_retry_after() {
-    smol::block_on(async {
-        let (served, _) = publishing(Act::Fail(ErrorKind::Unavailable), config()).await;
-        let reply = post(served.addr, "/messages", "hello world", None).await;
-        assert_eq!(reply.status, 503, "{}", reply.body);
-        assert_eq!(reply.header("Retry-After"), Some("1"));
-        served.stop().await;
-    });
+    let reply = smol::block_on(reply_when_publish_fails(ErrorKind::Unavailable));
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.header("Retry-After"), Some("1"));
 }
 
 #[test]
 fn a_stalled_enqueue_answers_503_at_the_budget() {
     smol::block_on(async {
-        let fake = MemoryWorkQueue::new();
-        let queue = PlannedQueue::new(Arc::new(fake.clone()), Plan::always(Act::Delay(STALL)));
-        let served = jobs_gateway(queue.clone(), &fake).await;
+        let (served, _) =
+            planned_jobs_gateway(config(), &MemoryWorkQueue::new(), Plan::always(Act::Delay(STALL))).await;
         let started = Instant::now();
         let reply = post(served.addr, "/jobs", "hello world", None).await;
         let took = started.elapsed();
@@ -125,9 +111,8 @@ fn a_stalled_enqueue_answers_503_at_the_budget() {
 #[test]
 fn a_permanent_enqueue_error_is_a_500_without_retry_after() {
     smol::block_on(async {
-        let fake = MemoryWorkQueue::new();
-        let queue = PlannedQueue::new(Arc::new(fake.clone()), Plan::always(Act::Fail(ErrorKind::Invalid)));
-        let served = jobs_gateway(queue, &fake).await;
+        let plan = Plan::always(Act::Fail(ErrorKind::Invalid));
+        let (served, _) = planned_jobs_gateway(config(), &MemoryWorkQueue::new(), plan).await;
         let reply = post(served.addr, "/jobs", "hello world", None).await;
         assert_eq!(reply.status, 500, "{}", reply.body);
         assert_eq!(reply.code(), "enqueue_rejected");

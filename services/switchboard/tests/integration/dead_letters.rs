@@ -27,24 +27,11 @@ fn rig() -> Rig {
     }
 }
 
-#[test]
-fn a_failed_job_is_redriven_once_fixed_and_ends_done() {
-    smol::block_on(failed_job_is_redriven_once_fixed(&rig()));
-}
-
-#[test]
-fn a_job_failing_again_stops_at_max_redrives() {
-    smol::block_on(redrive_stops_at_max_redrives(&rig()));
-}
-
-#[test]
-fn a_poison_request_is_listed_shown_and_purged() {
-    smol::block_on(poison_request_list_show_purge(&rig()));
-}
-
-#[test]
-fn a_poison_request_redriven_stops_at_max_redrives() {
-    smol::block_on(poison_request_redrive_stops_at_max_redrives(&rig()));
+scenario_tests! { [] rig();
+    a_failed_job_is_redriven_once_fixed_and_ends_done => failed_job_is_redriven_once_fixed;
+    a_job_failing_again_stops_at_max_redrives => redrive_stops_at_max_redrives;
+    a_poison_request_is_listed_shown_and_purged => poison_request_list_show_purge;
+    a_poison_request_redriven_stops_at_max_redrives => poison_request_redrive_stops_at_max_redrives;
 }
 
 #[test]

@@ -44,14 +44,8 @@ impl Raw {
 }
 
 async fn raw(addr: SocketAddr, method: &str, path: &str) -> Raw {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
     let req = format!("{method} {path} HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut got = String::new();
-    stream.read_to_string(&mut got).await.unwrap();
-    let (head, body) = got.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no head end: {got:?}"));
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status");
-    Raw { status, head: head.to_ascii_lowercase(), body: body.to_owned() }
+    raw_bytes(addr, req.as_bytes()).await
 }
 
 #[test]

@@ -4,17 +4,19 @@
 //! another body is a 422; a malformed key a 400.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::edges_support::{
-    drain_jobs, post, until_known, Act, Plan, PlannedPublisher, PlannedQueue, SameFanout, Served,
+    drain_jobs, gateway_config, planned_jobs_gateway, post, until_known, Act, Plan, PlannedPublisher, PlannedQueue,
+    Served,
 };
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, ChainJobs};
 use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_embedded::queue::MemoryWorkQueue;
-use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
 use switchboard_ports::Fanout;
 use switchboard_proto::{JobEvent, JobStatus, ProtoMessage};
 use switchboard_wiring::Queues;
@@ -22,79 +24,65 @@ use switchboard_worker::DEFAULT_JOB_EVENTS_EXCHANGE;
 
 const QUEUE: &str = "switchboard.jobs";
 const LEARN: Duration = Duration::from_secs(5);
+/// An abandoned enqueue keeps its slot until the broker answers: do not wait long for it at stop.
+const GRACE: Duration = Duration::from_millis(200);
 
-/// A gateway with the jobs API on `queue` (wrapped, to count enqueues) and `fanout`, and no
-/// worker: jobs stay queued.
-async fn jobs_gateway(queue: Arc<PlannedQueue>, fanout: &MemoryWorkQueue, budget: Duration) -> Served {
-    let broker = MemoryBroker::new();
-    let config = GatewayConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        request_timeout: budget,
-        grace: Duration::from_millis(200),
-        ..GatewayConfig::default()
-    };
-    let g = Gateway::bind(config, Arc::new(broker.clone()), Arc::new(broker)).await.expect("gateway binds");
-    let g = g
-        .with_jobs(JobsConfig::default(), queue, Arc::new(SameFanout(Arc::new(fanout.clone()))))
-        .await
-        .expect("jobs start");
-    Served::start(g)
+/// A gateway on `fake` with the budget the tests here use, each enqueue done as `plan` says.
+async fn jobs_gateway(fake: &MemoryWorkQueue, plan: Plan) -> (Served, Arc<PlannedQueue>) {
+    planned_jobs_gateway(gateway_config(Duration::from_secs(5), GRACE), fake, plan).await
 }
 
-fn counted(fake: &MemoryWorkQueue, plan: Plan) -> Arc<PlannedQueue> {
-    PlannedQueue::new(Arc::new(fake.clone()), plan)
-}
-
-/// Two gateways on the same queue and fanout, each with the wrapper counting its enqueues.
-async fn two_gateways(fake: &MemoryWorkQueue) -> [(Served, Arc<PlannedQueue>); 2] {
-    let (qa, qb) = (counted(fake, Plan::always(Act::Pass)), counted(fake, Plan::always(Act::Pass)));
-    let a = jobs_gateway(qa.clone(), fake, Duration::from_secs(5)).await;
-    let b = jobs_gateway(qb.clone(), fake, Duration::from_secs(5)).await;
-    [(a, qa), (b, qb)]
-}
-
-#[test]
-fn a_queued_job_is_known_to_every_gateway() {
+/// Runs `test` against two gateways on one fresh queue and fanout (passed in too), each with
+/// the wrapper counting its enqueues, then stops both.
+fn on_two_gateways<T: Future<Output = ()>>(
+    test: impl FnOnce(MemoryWorkQueue, [(SocketAddr, Arc<PlannedQueue>); 2]) -> T,
+) {
     smol::block_on(async {
         let fake = MemoryWorkQueue::new();
-        let [(a, _), (b, _)] = two_gateways(&fake).await;
-        let accepted = post(a.addr, "/jobs", "hello world", None).await;
-        assert_eq!(accepted.status, 202, "{}", accepted.body);
-        // No worker runs it: only the accepting gateway's `queued` can tell gateway B.
-        let seen = until_known(b.addr, &accepted.id(), LEARN).await;
-        assert_eq!(seen.status, 200, "gateway B does not know the queued job: {}", seen.body);
-        assert_eq!(seen.json()["status"], "queued");
-        assert_eq!(seen.json()["id"], accepted.id().as_str());
+        let (a, qa) = jobs_gateway(&fake, Plan::always(Act::Pass)).await;
+        let (b, qb) = jobs_gateway(&fake, Plan::always(Act::Pass)).await;
+        test(fake, [(a.addr, qa), (b.addr, qb)]).await;
         a.stop().await;
         b.stop().await;
     });
 }
 
 #[test]
+fn a_queued_job_is_known_to_every_gateway() {
+    on_two_gateways(|_, [(a, _), (b, _)]| async move {
+        let accepted = post(a, "/jobs", "hello world", None).await;
+        assert_eq!(accepted.status, 202, "{}", accepted.body);
+        // No worker runs it: only the accepting gateway's `queued` can tell gateway B.
+        let seen = until_known(b, &accepted.id(), LEARN).await;
+        assert_eq!(seen.status, 200, "gateway B does not know the queued job: {}", seen.body);
+        assert_eq!(seen.json()["status"], "queued");
+        assert_eq!(seen.json()["id"], accepted.id().as_str());
+    });
+}
+
+#[test]
 fn the_same_key_returns_the_same_job_on_any_gateway_and_enqueues_once() {
-    smol::block_on(async {
-        let fake = MemoryWorkQueue::new();
-        let [(a, qa), (b, qb)] = two_gateways(&fake).await;
+    on_two_gateways(|fake, [(a, qa), (b, qb)]| async move {
         let key = Some("order-4711");
-        let first = post(a.addr, "/jobs", "hello world", key).await;
+        let first = post(a, "/jobs", "hello world", key).await;
         assert_eq!(first.status, 202, "{}", first.body);
         assert_eq!(first.header("Idempotent-Replayed"), None);
-        let again = post(a.addr, "/jobs", "hello world", key).await;
+        let again = post(a, "/jobs", "hello world", key).await;
         assert_eq!(again.status, 202, "{}", again.body);
         assert_eq!(again.id(), first.id(), "same key, same gateway: same job");
         assert_eq!(again.header("Idempotent-Replayed"), Some("true"));
         assert_eq!(again.header("Location"), Some(format!("/jobs/{}", first.id()).as_str()));
 
         // Gateway B hears of the job on the fanout, then answers the key with it.
-        assert_eq!(until_known(b.addr, &first.id(), LEARN).await.status, 200);
-        let on_b = post(b.addr, "/jobs", "hello world", key).await;
+        assert_eq!(until_known(b, &first.id(), LEARN).await.status, 200);
+        let on_b = post(b, "/jobs", "hello world", key).await;
         assert_eq!(on_b.status, 202, "{}", on_b.body);
         assert_eq!(on_b.id(), first.id(), "same key, other gateway: same job");
         assert_eq!((qa.calls(), qb.calls()), (1, 0), "one enqueue in all");
 
         // The same body in another JSON layout is the same request.
         let body = json!({"message": "hello world"}).to_string().replace(':', " : ");
-        let mut client = switchboard::HttpClient::new(b.addr);
+        let mut client = switchboard::HttpClient::new(b);
         let spaced = client
             .send_with(
                 http_types::Method::Post,
@@ -107,28 +95,22 @@ fn the_same_key_returns_the_same_job_on_any_gateway_and_enqueues_once() {
             .unwrap();
         assert_eq!(spaced.status, 202, "{}", spaced.body);
         assert_eq!(drain_jobs(&fake, QUEUE).await.len(), 1, "one job on the queue");
-        a.stop().await;
-        b.stop().await;
     });
 }
 
 #[test]
 fn a_key_reused_with_another_body_is_a_422_on_any_gateway() {
-    smol::block_on(async {
-        let fake = MemoryWorkQueue::new();
-        let [(a, qa), (b, qb)] = two_gateways(&fake).await;
-        let first = post(a.addr, "/jobs", "hello world", Some("k-1")).await;
+    on_two_gateways(|_, [(a, qa), (b, qb)]| async move {
+        let first = post(a, "/jobs", "hello world", Some("k-1")).await;
         assert_eq!(first.status, 202, "{}", first.body);
-        let other = post(a.addr, "/jobs", "goodbye world", Some("k-1")).await;
+        let other = post(a, "/jobs", "goodbye world", Some("k-1")).await;
         assert_eq!(other.status, 422, "{}", other.body);
         assert_eq!(other.code(), "idempotency_key_reused");
-        assert_eq!(until_known(b.addr, &first.id(), LEARN).await.status, 200);
-        let on_b = post(b.addr, "/jobs", "goodbye world", Some("k-1")).await;
+        assert_eq!(until_known(b, &first.id(), LEARN).await.status, 200);
+        let on_b = post(b, "/jobs", "goodbye world", Some("k-1")).await;
         assert_eq!(on_b.status, 422, "{}", on_b.body);
         assert_eq!(on_b.code(), "idempotency_key_reused");
         assert_eq!(qa.calls() + qb.calls(), 1);
-        a.stop().await;
-        b.stop().await;
     });
 }
 
@@ -136,8 +118,7 @@ fn a_key_reused_with_another_body_is_a_422_on_any_gateway() {
 fn a_malformed_key_is_a_json_400() {
     smol::block_on(async {
         let fake = MemoryWorkQueue::new();
-        let queue = counted(&fake, Plan::always(Act::Pass));
-        let g = jobs_gateway(queue.clone(), &fake, Duration::from_secs(5)).await;
+        let (g, queue) = jobs_gateway(&fake, Plan::always(Act::Pass)).await;
         let long = "k".repeat(256);
         for key in ["", "\"\"", "with space", "tab\there", "\"unterminated", long.as_str()] {
             for path in ["/jobs", "/messages"] {
@@ -162,8 +143,7 @@ fn concurrent_submissions_with_one_key_on_one_gateway_enqueue_once() {
     smol::block_on(async {
         let fake = MemoryWorkQueue::new();
         // The first enqueue is slow, so the others arrive while it is in flight.
-        let queue = counted(&fake, Plan::new(vec![Act::Delay(Duration::from_millis(300))], Act::Pass));
-        let g = jobs_gateway(queue.clone(), &fake, Duration::from_secs(5)).await;
+        let (g, queue) = jobs_gateway(&fake, Plan::new(vec![Act::Delay(Duration::from_millis(300))], Act::Pass)).await;
         let addr = g.addr;
         let tasks: Vec<_> = (0..8).map(|_| smol::spawn(post(addr, "/jobs", "hello world", Some("burst")))).collect();
         let mut ids = Vec::new();
@@ -185,8 +165,8 @@ fn concurrent_submissions_with_one_key_on_one_gateway_enqueue_once() {
 fn a_retry_after_a_timed_out_submission_gets_the_job_the_broker_stored() {
     smol::block_on(async {
         let fake = MemoryWorkQueue::new();
-        let queue = counted(&fake, Plan::new(vec![Act::Delay(Duration::from_millis(1500))], Act::Pass));
-        let g = jobs_gateway(queue.clone(), &fake, Duration::from_millis(300)).await;
+        let plan = Plan::new(vec![Act::Delay(Duration::from_millis(1500))], Act::Pass);
+        let (g, queue) = planned_jobs_gateway(gateway_config(Duration::from_millis(300), GRACE), &fake, plan).await;
         let first = post(g.addr, "/jobs", "hello world", Some("retry-me")).await;
         assert_eq!(first.status, 503, "{}", first.body);
         assert_eq!(first.header("Retry-After"), Some("1"));

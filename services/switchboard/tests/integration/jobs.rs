@@ -5,12 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::edges_support::{gateway_on_memory, Served};
 use http_types::{Method, Request, Url};
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient, HttpReply};
 use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_embedded::queue::MemoryWorkQueue;
-use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
+use switchboard_gateway::{GatewayConfig, JobsConfig};
 use switchboard_ports::QueueOptions;
 use switchboard_wiring::Queues;
 
@@ -152,22 +153,13 @@ fn job_results_are_visible_from_any_gateway() {
 #[test]
 fn full_queue_is_503_with_retry_after() {
     smol::block_on(async {
-        let broker = MemoryBroker::new();
         let queue = MemoryWorkQueue::new();
         let config = GatewayConfig { addr: "127.0.0.1:0".parse().unwrap(), ..GatewayConfig::default() };
         let jobs = JobsConfig::default().with_queue_options(QueueOptions::default().with_max_length(1));
-        let gateway = Gateway::bind(config, Arc::new(broker.clone()), Arc::new(broker))
-            .await
-            .unwrap()
-            .with_jobs(jobs, Arc::new(queue.clone()), Arc::new(queue))
-            .await
-            .unwrap();
-        let addr = gateway.local_addr().unwrap();
-        let (stop, stopped) = async_channel::bounded::<()>(1);
-        let serving = async_std::task::spawn(gateway.serve(async move {
-            let _ = stopped.recv().await;
-        }));
-        let mut client = HttpClient::new(addr);
+        let gateway =
+            gateway_on_memory(config).await.with_jobs(jobs, Arc::new(queue.clone()), Arc::new(queue)).await.unwrap();
+        let served = Served::start(gateway);
+        let mut client = HttpClient::new(served.addr);
         let first = client.post_json("/jobs", &json!({"message": "fits"})).await.unwrap();
         assert_eq!(first.status, 202, "{}", first.body);
         let second = client.post_json("/jobs", &json!({"message": "does not fit"})).await.unwrap();
@@ -176,7 +168,6 @@ fn full_queue_is_503_with_retry_after() {
         assert_eq!(second.retry_after.as_deref(), Some("1"));
         let queued = client.get(&format!("/jobs/{}", first.json()["id"].as_str().unwrap())).await.unwrap();
         assert_eq!(queued.json()["status"], "queued");
-        stop.close();
-        serving.await.unwrap();
+        served.stop().await;
     });
 }

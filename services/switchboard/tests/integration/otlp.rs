@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use http_types::Method;
 use prost::Message;
 use serde_json::json;
-use switchboard::{Chain, ChainConfig, HttpClient};
+use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient, HttpReply};
 use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 use switchboard_otlp::proto::common::v1::any_value::Value;
@@ -146,7 +146,8 @@ fn serve(conn: TcpStream, store: Arc<Mutex<Vec<Received>>>) {
     }
 }
 
-fn traced_chain(receiver: &Receiver, sampler: Sampler) -> (ChainConfig, Exporter) {
+/// A chain on free ports, with `jobs`, whose services export their spans to `receiver`.
+fn traced_chain(receiver: &Receiver, sampler: Sampler, jobs: Option<ChainJobs>) -> (ChainConfig, Exporter) {
     let exporter = Exporter::start(ExportConfig {
         endpoint: Some(receiver.endpoint()),
         delay: Duration::from_millis(20),
@@ -157,7 +158,46 @@ fn traced_chain(receiver: &Receiver, sampler: Sampler) -> (ChainConfig, Exporter
     let mut config = ChainConfig::default();
     config.gateway.addr = "127.0.0.1:0".parse().unwrap();
     config.processor.addr = "127.0.0.1:0".parse().unwrap();
+    // Before traced_by, which gives the worker its tracer only when there is one.
+    config.jobs = jobs;
     (config.traced_by(&exporter), exporter)
+}
+
+/// The spans linked from the caller's span: its child, that span's child, and so on; each
+/// span's child is the next hop.
+fn connected_from<'a>(spans: &'a [Received], caller: &str) -> Vec<&'a Received> {
+    let mut order = Vec::new();
+    let mut parent = caller.to_string();
+    while let Some(next) = spans.iter().find(|s| s.parent() == parent) {
+        order.push(next);
+        parent = next.span_id();
+    }
+    order
+}
+
+/// The hops (service, hop, span kind) from the gateway's REST request to the processor: published
+/// on `broker` (`KAFKA`, `RABBITMQ`) and consumed by `consumer`, which calls the processor.
+fn hops_to_processor(broker: &str, consumer: &'static str) -> Vec<(&'static str, String, SpanKind)> {
+    vec![
+        ("gateway", "REST request".into(), SpanKind::Server),
+        ("gateway", format!("{broker} Publisher"), SpanKind::Producer),
+        (consumer, format!("{broker} Consumer"), SpanKind::Consumer),
+        (consumer, "gRPC Client".into(), SpanKind::Client),
+        ("processor", "gRPC Server".into(), SpanKind::Server),
+    ]
+}
+
+/// The chain on one in-memory broker, and the reply to a POST of `{"message": "hello world"}` to
+/// `path` that carries the caller's `traceparent`.
+async fn start_and_post(config: ChainConfig, path: &str, traceparent: &str) -> (Chain, HttpReply) {
+    let broker = MemoryBroker::new();
+    let chain = Chain::start(config, Arc::new(broker.clone()), Arc::new(broker)).await.unwrap();
+    let body = serde_json::to_vec(&json!({"message": "hello world"})).unwrap();
+    let reply = HttpClient::new(chain.gateway_addr())
+        .send_with(Method::Post, path, Some("application/json"), &[("traceparent", traceparent)], body)
+        .await
+        .unwrap();
+    (chain, reply)
 }
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -167,45 +207,24 @@ const CALLER_SPAN: &str = "00f067aa0ba902b7";
 fn one_transaction_is_seven_connected_spans_across_gateway_relay_and_processor() {
     let receiver = Receiver::start();
     // The default sampler at ratio 0: only the caller's sampled flag makes this trace exported.
-    let (config, exporter) = traced_chain(&receiver, Sampler::ParentBasedTraceIdRatio(0.0));
-    let (chain, reply_tp) = smol::block_on(async {
-        let broker = MemoryBroker::new();
-        let chain = Chain::start(config, Arc::new(broker.clone()), Arc::new(broker)).await.unwrap();
-        let mut c = HttpClient::new(chain.gateway_addr());
-        let incoming = format!("00-{TRACE}-{CALLER_SPAN}-01");
-        let body = serde_json::to_vec(&json!({"message": "hello world"})).unwrap();
-        let reply = c
-            .send_with(Method::Post, "/messages", Some("application/json"), &[("traceparent", incoming.as_str())], body)
-            .await
-            .unwrap();
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        (chain, reply.traceparent.expect("traceparent in the reply"))
-    });
+    let (config, exporter) = traced_chain(&receiver, Sampler::ParentBasedTraceIdRatio(0.0), None);
+    let (chain, reply) = smol::block_on(start_and_post(config, "/messages", &format!("00-{TRACE}-{CALLER_SPAN}-01")));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply_tp = reply.traceparent.expect("traceparent in the reply");
     let mut spans = receiver.wait_for(TRACE, 7);
     assert_eq!(spans.len(), 7, "{spans:#?}");
     spans.sort_by_key(|s| s.span.start_time_unix_nano);
 
-    // Follow the parent chain from the caller's span: each span's child is the next hop.
-    let mut chain_order = Vec::new();
-    let mut parent = CALLER_SPAN.to_string();
-    while let Some(next) = spans.iter().find(|s| s.parent() == parent) {
-        chain_order.push(next.clone());
-        parent = next.span_id();
-    }
+    let chain_order = connected_from(&spans, CALLER_SPAN);
     let seen: Vec<(String, Option<String>)> =
         chain_order.iter().map(|s| (s.service.clone(), s.attr("switchboard.hop"))).collect();
     assert_eq!(chain_order.len(), 7, "a connected chain of every span: {seen:?}");
-    let expected = [
-        ("gateway", "REST request", SpanKind::Server),
-        ("gateway", "KAFKA Publisher", SpanKind::Producer),
-        ("relay", "KAFKA Consumer", SpanKind::Consumer),
-        ("relay", "gRPC Client", SpanKind::Client),
-        ("processor", "gRPC Server", SpanKind::Server),
-        ("processor", "KAFKA Publisher", SpanKind::Producer),
-        ("gateway", "KAFKA Consumer", SpanKind::Consumer),
-    ];
+    // Then the reply's way back: the processor publishes it, the gateway consumes it.
+    let mut expected = hops_to_processor("KAFKA", "relay");
+    expected.push(("processor", "KAFKA Publisher".into(), SpanKind::Producer));
+    expected.push(("gateway", "KAFKA Consumer".into(), SpanKind::Consumer));
     for (span, (service, hop, kind)) in chain_order.iter().zip(expected) {
-        assert_eq!((span.service.as_str(), span.attr("switchboard.hop").unwrap().as_str()), (service, hop));
+        assert_eq!((span.service.as_str(), span.attr("switchboard.hop").unwrap().as_str()), (service, hop.as_str()));
         assert_eq!(span.span.kind, kind as i32, "{hop} on {service}");
         assert!(span.span.status.as_ref().is_none_or(|s| s.code != StatusCode::Error as i32), "{span:?}");
         assert!(span.attr("switchboard.message_id").is_some_and(|id| !id.is_empty()));
@@ -246,22 +265,14 @@ fn one_transaction_is_seven_connected_spans_across_gateway_relay_and_processor()
 #[test]
 fn an_unsampled_failure_is_still_exported_where_it_failed() {
     let receiver = Receiver::start();
-    let (mut config, exporter) = traced_chain(&receiver, Sampler::ParentBasedTraceIdRatio(0.0));
+    let (mut config, exporter) = traced_chain(&receiver, Sampler::ParentBasedTraceIdRatio(0.0), None);
     // No processor: the relay's calls fail and, once the breaker opens, fail fast.
     config.without_processor = true;
     config.processor.addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     config.gateway.request_timeout = Duration::from_secs(2);
     let trace = "0af7651916cd43dd8448eb211c80319c";
     let statuses = smol::block_on(async {
-        let broker = MemoryBroker::new();
-        let chain = Chain::start(config, Arc::new(broker.clone()), Arc::new(broker)).await.unwrap();
-        let mut c = HttpClient::new(chain.gateway_addr());
-        let incoming = format!("00-{trace}-b7ad6b7169203331-00");
-        let body = serde_json::to_vec(&json!({"message": "hello world"})).unwrap();
-        let reply = c
-            .send_with(Method::Post, "/messages", Some("application/json"), &[("traceparent", incoming.as_str())], body)
-            .await
-            .unwrap();
+        let (chain, reply) = start_and_post(config, "/messages", &format!("00-{trace}-b7ad6b7169203331-00")).await;
         chain.stop().await;
         reply.status
     });
@@ -286,49 +297,20 @@ fn an_unsampled_failure_is_still_exported_where_it_failed() {
 #[test]
 fn a_job_is_connected_spans_from_the_gateway_through_the_worker_to_the_processor() {
     let receiver = Receiver::start();
-    let exporter = Exporter::start(ExportConfig {
-        endpoint: Some(receiver.endpoint()),
-        delay: Duration::from_millis(20),
-        policy: Policy { sampler: Sampler::ParentBasedTraceIdRatio(0.0), ..Policy::default() },
-        ..ExportConfig::default()
-    })
-    .unwrap();
-    let mut config = ChainConfig::default();
-    config.gateway.addr = "127.0.0.1:0".parse().unwrap();
-    config.processor.addr = "127.0.0.1:0".parse().unwrap();
-    config.jobs = Some(switchboard::ChainJobs::embedded());
-    let config = config.traced_by(&exporter);
+    let (config, exporter) =
+        traced_chain(&receiver, Sampler::ParentBasedTraceIdRatio(0.0), Some(ChainJobs::embedded()));
     let trace = "5bf92f3577b34da6a3ce929d0e0e4737";
     let caller = "10f067aa0ba902b7";
-    let chain = smol::block_on(async {
-        let broker = MemoryBroker::new();
-        let chain = Chain::start(config, Arc::new(broker.clone()), Arc::new(broker)).await.unwrap();
-        let mut c = HttpClient::new(chain.gateway_addr());
-        let incoming = format!("00-{trace}-{caller}-01");
-        let body = serde_json::to_vec(&json!({"message": "hello world"})).unwrap();
-        let reply = c
-            .send_with(Method::Post, "/jobs", Some("application/json"), &[("traceparent", incoming.as_str())], body)
-            .await
-            .unwrap();
-        assert_eq!(reply.status, 202, "{}", reply.body);
-        chain
-    });
+    let (chain, reply) = smol::block_on(start_and_post(config, "/jobs", &format!("00-{trace}-{caller}-01")));
+    assert_eq!(reply.status, 202, "{}", reply.body);
     // Gateway SERVER and PRODUCER, worker CONSUMER and CLIENT, processor SERVER.
     let spans = receiver.wait_for(trace, 5);
-    let mut order = Vec::new();
-    let mut parent = caller.to_string();
-    while let Some(next) = spans.iter().find(|s| s.parent() == parent) {
-        order.push((next.service.clone(), next.attr("switchboard.hop").unwrap_or_default(), next.span.kind));
-        parent = next.span_id();
-    }
-    let expected = [
-        ("gateway", "REST request", SpanKind::Server),
-        ("gateway", "RABBITMQ Publisher", SpanKind::Producer),
-        ("worker", "RABBITMQ Consumer", SpanKind::Consumer),
-        ("worker", "gRPC Client", SpanKind::Client),
-        ("processor", "gRPC Server", SpanKind::Server),
-    ]
-    .map(|(s, h, k)| (s.to_string(), h.to_string(), k as i32));
+    let order: Vec<_> = connected_from(&spans, caller)
+        .iter()
+        .map(|s| (s.service.clone(), s.attr("switchboard.hop").unwrap_or_default(), s.span.kind))
+        .collect();
+    let expected: Vec<_> =
+        hops_to_processor("RABBITMQ", "worker").into_iter().map(|(s, h, k)| (s.to_string(), h, k as i32)).collect();
     assert_eq!(order, expected, "{spans:#?}");
     let publish = spans.iter().find(|s| s.span.kind == SpanKind::Producer as i32).unwrap();
     assert_eq!(publish.attr("messaging.system").as_deref(), Some("rabbitmq"));

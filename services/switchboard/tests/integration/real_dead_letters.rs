@@ -47,28 +47,11 @@ async fn rig() -> (Rig, String) {
     (rig, group)
 }
 
-#[test]
-#[ignore = "needs tansu and RabbitMQ: make test-real"]
-fn real_failed_job_is_redriven_once_fixed() {
-    smol::block_on(async { failed_job_is_redriven_once_fixed(&rig().await.0).await });
-}
-
-#[test]
-#[ignore = "needs tansu and RabbitMQ: make test-real"]
-fn real_job_failing_again_stops_at_max_redrives() {
-    smol::block_on(async { redrive_stops_at_max_redrives(&rig().await.0).await });
-}
-
-#[test]
-#[ignore = "needs tansu and RabbitMQ: make test-real"]
-fn real_poison_request_is_listed_shown_and_purged() {
-    smol::block_on(async { poison_request_list_show_purge(&rig().await.0).await });
-}
-
-#[test]
-#[ignore = "needs tansu and RabbitMQ: make test-real"]
-fn real_poison_request_redriven_stops_at_max_redrives() {
-    smol::block_on(async { poison_request_redrive_stops_at_max_redrives(&rig().await.0).await });
+scenario_tests! { [#[ignore = "needs tansu and RabbitMQ: make test-real"]] rig().await.0;
+    real_failed_job_is_redriven_once_fixed => failed_job_is_redriven_once_fixed;
+    real_job_failing_again_stops_at_max_redrives => redrive_stops_at_max_redrives;
+    real_poison_request_is_listed_shown_and_purged => poison_request_list_show_purge;
+    real_poison_request_redriven_stops_at_max_redrives => poison_request_redrive_stops_at_max_redrives;
 }
 
 /// The `switchboard dlq` binary against this rig's names.

@@ -12,23 +12,17 @@ use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::edges_support::{drain_jobs, post, until_known, Blackhole, Served, StallProxy};
+use crate::edges_support::{
+    self, amqp_url, drain_jobs, gateway_on_memory, post, run_id, until_known, with_run_id, Blackhole, Served,
+    StallProxy,
+};
 use switchboard_amqp::{AmqpConfig, AmqpWorkQueue};
-use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
 use switchboard_kafka::{KafkaConfig, KafkaPublisher};
 use switchboard_ports::{QueueOptions, WorkQueue};
 use switchboard_wiring::BrokerArgs;
 
 const BUDGET: Duration = Duration::from_secs(1);
-
-fn run_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-fn amqp_url() -> String {
-    std::env::var("AMQP_URL").unwrap_or_else(|_| switchboard_amqp::DEFAULT_URL.to_owned())
-}
 
 /// host:port of the AMQP URL.
 fn amqp_addr(url: &str) -> std::net::SocketAddr {
@@ -57,18 +51,12 @@ async fn connect(url: String) -> AmqpWorkQueue {
 }
 
 fn gateway_config() -> GatewayConfig {
-    GatewayConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        request_timeout: BUDGET,
-        grace: Duration::from_millis(500),
-        ..GatewayConfig::default()
-    }
+    edges_support::gateway_config(BUDGET, Duration::from_millis(500))
 }
 
 /// A gateway whose jobs API runs on `broker` (queue and fanout named by `run`), and no worker.
 async fn jobs_gateway(broker: AmqpWorkQueue, run: &str) -> Served {
-    let memory = MemoryBroker::new();
-    let g = Gateway::bind(gateway_config(), Arc::new(memory.clone()), Arc::new(memory)).await.unwrap();
+    let g = gateway_on_memory(gateway_config()).await;
     let jobs = JobsConfig::default().with_names(format!("test.jobs.{run}"), format!("test.job-events.{run}"));
     let g = g.with_jobs(jobs, Arc::new(broker.clone()), Arc::new(broker)).await.expect("jobs on rabbitmq");
     Served::start(g)
@@ -116,8 +104,7 @@ fn kafka_a_stalled_publish_answers_at_the_budget() {
 #[test]
 #[ignore = "needs a real RabbitMQ: make test-real"]
 fn rabbitmq_a_stalled_enqueue_answers_at_the_budget_and_the_retry_gets_the_stored_job() {
-    smol::block_on(async {
-        let run = run_id();
+    with_run_id(|run| async move {
         let url = amqp_url();
         let proxy = StallProxy::start(amqp_addr(&url));
         let served = jobs_gateway(connect(via(&url, proxy.addr)).await, &run).await;
@@ -155,8 +142,7 @@ fn rabbitmq_a_stalled_enqueue_answers_at_the_budget_and_the_retry_gets_the_store
 #[test]
 #[ignore = "needs a real RabbitMQ: make test-real"]
 fn rabbitmq_two_gateways_know_queued_jobs_and_share_idempotency_keys() {
-    smol::block_on(async {
-        let run = run_id();
+    with_run_id(|run| async move {
         // Two instances, each with its own connection, on one queue and one fanout.
         let a = jobs_gateway(connect(amqp_url()).await, &run).await;
         let b = jobs_gateway(connect(amqp_url()).await, &run).await;

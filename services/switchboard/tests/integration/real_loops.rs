@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::edges_support::with_run_id;
 use futures_lite::future;
 use switchboard::{Chain, ChainConfig};
 use switchboard_ports::{ErrorKind, Message, Publisher, Subscription};
@@ -14,10 +15,6 @@ use switchboard_proto::{failure, Envelope};
 use switchboard_relay::{Handled, RelayConfig, RequestHandler};
 use switchboard_topology::topics::ReplyTopics;
 use switchboard_wiring::{BrokerArgs, PubSub};
-
-fn run_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
 
 /// Kafka ports with `topics` created; librdkafka gives up on a missing topic after 2 s.
 async fn kafka(topics: &[&str]) -> PubSub {
@@ -51,8 +48,7 @@ async fn next(sub: &Subscription) -> (Vec<u8>, String) {
 #[test]
 #[ignore = "needs a real Kafka: make test-real"]
 fn hostile_records_on_the_requests_topic_are_dead_lettered_once_and_create_no_topic() {
-    smol::block_on(async {
-        let run = run_id();
+    with_run_id(|run| async move {
         let (requests, replies, dlq) =
             (format!("test.requests.{run}"), format!("test.replies.{run}"), format!("test.requests.dlq.{run}"));
         let ports = kafka(&[&requests, &replies, &dlq]).await;
@@ -114,8 +110,7 @@ fn hostile_records_on_the_requests_topic_are_dead_lettered_once_and_create_no_to
 #[test]
 #[ignore = "needs a real Kafka: make test-real"]
 fn permanent_publish_errors_are_dead_lettered_or_dropped_not_retried() {
-    smol::block_on(async {
-        let run = run_id();
+    with_run_id(|run| async move {
         let dlq = format!("test.requests.dlq.{run}");
         let ports = kafka(&[&dlq]).await;
         // Allowed, yet never created: every publish to it fails for good.

@@ -11,18 +11,13 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::edges_support::{drain_jobs, post, Served};
+use crate::edges_support::{amqp_url, drain_jobs, gateway_config, gateway_on_memory, post, with_run_id, Served};
 use switchboard_amqp::{AmqpConfig, AmqpWorkQueue};
-use switchboard_embedded::pubsub::MemoryBroker;
-use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
+use switchboard_gateway::JobsConfig;
 use switchboard_ports::{QueueOptions, WorkQueue};
 
 /// Long enough that an answer at the budget cannot pass for the broker's refusal.
 const BUDGET: Duration = Duration::from_secs(10);
-
-fn amqp_url() -> String {
-    std::env::var("AMQP_URL").unwrap_or_else(|_| switchboard_amqp::DEFAULT_URL.to_owned())
-}
 
 #[track_caller]
 fn rabbitmqctl(args: &[&str]) {
@@ -52,17 +47,10 @@ async fn connect(url: String) -> AmqpWorkQueue {
 #[test]
 #[ignore = "stops and starts RabbitMQ with rabbitmqctl: make test-real"]
 fn rabbitmq_stopped_jobs_are_refused_at_once_and_accepted_again_when_it_returns() {
-    smol::block_on(async {
-        let run = uuid::Uuid::new_v4().simple().to_string();
+    with_run_id(|run| async move {
         let queue = format!("test.jobs.{run}");
-        let memory = MemoryBroker::new();
-        let config = GatewayConfig {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            request_timeout: BUDGET,
-            grace: Duration::from_millis(500),
-            ..GatewayConfig::default()
-        };
-        let gateway = Gateway::bind(config, Arc::new(memory.clone()), Arc::new(memory)).await.unwrap();
+        let config = gateway_config(BUDGET, Duration::from_millis(500));
+        let gateway = gateway_on_memory(config).await;
         let broker = connect(amqp_url()).await;
         let jobs = JobsConfig::default().with_names(queue.clone(), format!("test.job-events.{run}"));
         let gateway =

@@ -28,6 +28,30 @@ fn breaker_config() -> Config {
         .unwrap()
 }
 
+/// The chain on a fresh in-memory broker (kept, for faults on it) and a client of its gateway.
+async fn start() -> (MemoryBroker, Chain, HttpClient) {
+    let broker = MemoryBroker::new();
+    let chain = Chain::start(config(), Arc::new(broker.clone()), Arc::new(broker.clone())).await.unwrap();
+    let client = HttpClient::new(chain.gateway_addr());
+    (broker, chain, client)
+}
+
+/// The chain, started as `start` does, then its processor restarted to publish its replies
+/// through a `FaultyPublisher` that does `effect` on `trigger`; and a client of its gateway.
+async fn start_with_faulty_replies(trigger: Trigger, effect: Effect) -> (Chain, HttpClient) {
+    let (broker, mut chain, client) = start().await;
+    let faulty = FaultyPublisher::new(Arc::new(broker)).with_rule(trigger, effect);
+    restart_processor(&mut chain, Some(Arc::new(faulty))).await;
+    (chain, client)
+}
+
+/// The processor stopped and started again, publishing its replies through `replies` (`None`:
+/// straight to the chain's broker).
+async fn restart_processor(chain: &mut Chain, replies: Option<Arc<dyn Publisher>>) {
+    chain.stop_processor().await;
+    chain.start_processor(replies).unwrap();
+}
+
 fn config() -> ChainConfig {
     let mut c = ChainConfig::default();
     c.gateway.addr = "127.0.0.1:0".parse().unwrap();
@@ -102,9 +126,7 @@ async fn settles(condition: impl Fn() -> bool) -> bool {
 #[test]
 fn processor_down_opens_the_relay_breaker_then_the_breaker_refuses_then_recovery() {
     smol::block_on(async {
-        let broker = MemoryBroker::new();
-        let mut chain = Chain::start(config(), Arc::new(broker.clone()), Arc::new(broker)).await.unwrap();
-        let mut client = HttpClient::new(chain.gateway_addr());
+        let (_, mut chain, mut client) = start().await;
         assert_eq!(post(&mut client).await.status, 200);
         assert_eq!(chain.relay_breaker().state(), State::Closed);
 
@@ -127,9 +149,7 @@ fn processor_down_opens_the_relay_breaker_then_the_breaker_refuses_then_recovery
 #[test]
 fn a_failed_probe_reopens_the_breaker() {
     smol::block_on(async {
-        let broker = MemoryBroker::new();
-        let mut chain = Chain::start(config(), Arc::new(broker.clone()), Arc::new(broker)).await.unwrap();
-        let mut client = HttpClient::new(chain.gateway_addr());
+        let (_, mut chain, mut client) = start().await;
         chain.stop_processor().await;
         until_status(&mut client, 503, 10).await;
         assert_eq!(chain.relay_breaker().state(), State::Open);
@@ -146,20 +166,17 @@ fn a_failed_probe_reopens_the_breaker() {
 #[test]
 fn a_processor_failing_most_calls_opens_the_breaker() {
     smol::block_on(async {
-        let broker = MemoryBroker::new();
-        let mut chain = Chain::start(config(), Arc::new(broker.clone()), Arc::new(broker.clone())).await.unwrap();
-        let mut client = HttpClient::new(chain.gateway_addr());
         // The processor's reply publishes fail 80% of the time (seeded): it answers UNAVAILABLE.
-        let faulty = FaultyPublisher::new(Arc::new(broker.clone()))
-            .with_rule(Trigger::Fraction { fraction: 0.8, seed: 7 }, Effect::Fail(ErrorKind::Unavailable));
-        chain.stop_processor().await;
-        chain.start_processor(Some(Arc::new(faulty) as Arc<dyn Publisher>)).unwrap();
+        let (mut chain, mut client) = start_with_faulty_replies(
+            Trigger::Fraction { fraction: 0.8, seed: 7 },
+            Effect::Fail(ErrorKind::Unavailable),
+        )
+        .await;
         until_status(&mut client, 503, 20).await;
         assert_eq!(chain.relay_breaker().state(), State::Open);
         post_refused_by(&mut client, chain.relay_breaker()).await;
 
-        chain.stop_processor().await;
-        chain.start_processor(None).unwrap();
+        restart_processor(&mut chain, None).await;
         recovers(&mut client).await;
         chain.stop().await;
     });
@@ -168,14 +185,9 @@ fn a_processor_failing_most_calls_opens_the_breaker() {
 #[test]
 fn a_slow_processor_opens_the_breaker_on_the_slow_call_rate() {
     smol::block_on(async {
-        let broker = MemoryBroker::new();
-        let mut chain = Chain::start(config(), Arc::new(broker.clone()), Arc::new(broker.clone())).await.unwrap();
-        let mut client = HttpClient::new(chain.gateway_addr());
         // Every reply publish takes 250 ms: calls succeed, but slower than the 150 ms threshold.
-        let slow = FaultyPublisher::new(Arc::new(broker.clone()))
-            .with_rule(Trigger::Always, Effect::Delay(Duration::from_millis(250)));
-        chain.stop_processor().await;
-        chain.start_processor(Some(Arc::new(slow) as Arc<dyn Publisher>)).unwrap();
+        let (chain, mut client) =
+            start_with_faulty_replies(Trigger::Always, Effect::Delay(Duration::from_millis(250))).await;
         for _ in 0..4 {
             assert_eq!(post(&mut client).await.status, 200, "slow calls still succeed");
         }

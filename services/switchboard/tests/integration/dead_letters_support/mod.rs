@@ -20,6 +20,23 @@ pub const HELLO_RESULT: &str =
 /// How long something that must happen may take before the test fails (a hang, not speed).
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
+/// One `#[test]` per `test => scenario` pair, each running the scenario on a fresh rig: `$rig`,
+/// evaluated in the test's async block (so it may `.await`), and the attributes in the leading
+/// brackets on every test.
+macro_rules! scenario_tests {
+    (@test [$(#[$attr:meta])*] $rig:expr; $test:ident => $scenario:ident) => {
+        #[test]
+        $(#[$attr])*
+        fn $test() {
+            smol::block_on(async { $crate::dead_letters_support::$scenario(&$rig).await });
+        }
+    };
+    ($attrs:tt $rig:expr; $($test:ident => $scenario:ident;)*) => {
+        $($crate::dead_letters_support::scenario_tests!(@test $attrs $rig; $test => $scenario);)*
+    };
+}
+pub(crate) use scenario_tests;
+
 /// Brokers and names of one scenario.
 pub struct Rig {
     pub ports: PubSub,

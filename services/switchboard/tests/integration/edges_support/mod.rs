@@ -1,6 +1,7 @@
-//! Shared by the edge tests (budgets, idempotency; embedded and real brokers): a raw HTTP call
-//! that shows every header, a gateway served on its own task, and test-local port wrappers that
-//! stall, fail or count calls.
+//! Shared by the integration tests at the chain's edges (budgets, idempotency, jobs; embedded and
+//! real brokers): a raw HTTP call that shows every header, gateways built and served on their
+//! own task, run ids for real-broker tests, and test-local port wrappers that stall, fail or
+//! count calls.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use http_types::{Method, Request, Url};
-use switchboard_gateway::Gateway;
+use switchboard_embedded::pubsub::MemoryBroker;
+use switchboard_embedded::queue::MemoryWorkQueue;
+use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
 use switchboard_ports::{
     Error, ErrorKind, Fanout, FanoutListener, JobStream, Message, PublishError, Publisher, QueueOptions, WorkQueue,
 };
@@ -85,6 +88,22 @@ pub async fn until_known(addr: SocketAddr, id: &str, limit: Duration) -> Raw {
     }
 }
 
+/// An id of its own for a real-broker test's topics, queues and groups: nothing left over from
+/// earlier runs can interfere.
+pub fn run_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Runs a real-broker test with a fresh [`run_id`].
+pub fn with_run_id<T: std::future::Future<Output = ()>>(test: impl FnOnce(String) -> T) {
+    smol::block_on(test(run_id()));
+}
+
+/// The RabbitMQ of the real-broker tests: `AMQP_URL`, else the default local one.
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| switchboard_amqp::DEFAULT_URL.to_owned())
+}
+
 /// A gateway serving on its own task until dropped.
 pub struct Served {
     pub addr: SocketAddr,
@@ -108,6 +127,35 @@ impl Served {
             task.await.unwrap();
         }
     }
+}
+
+/// A gateway on a free port with `budget` per request, waiting `grace` at stop for work it
+/// abandoned.
+pub fn gateway_config(budget: Duration, grace: Duration) -> GatewayConfig {
+    GatewayConfig { addr: "127.0.0.1:0".parse().unwrap(), request_timeout: budget, grace, ..GatewayConfig::default() }
+}
+
+/// A gateway bound with `config` whose requests and replies go over an in-memory broker of its
+/// own, for tests of its jobs API and its edges.
+pub async fn gateway_on_memory(config: GatewayConfig) -> Gateway {
+    let broker = MemoryBroker::new();
+    Gateway::bind(config, Arc::new(broker.clone()), Arc::new(broker)).await.expect("gateway binds")
+}
+
+/// A gateway with the jobs API on `queue` (wrapped by `plan`, which also counts the enqueues;
+/// `queue` is its fanout too), requests on a broker of its own, and no worker: jobs stay queued.
+pub async fn planned_jobs_gateway(
+    config: GatewayConfig,
+    queue: &MemoryWorkQueue,
+    plan: Plan,
+) -> (Served, Arc<PlannedQueue>) {
+    let planned = PlannedQueue::new(Arc::new(queue.clone()), plan);
+    let gateway = gateway_on_memory(config)
+        .await
+        .with_jobs(JobsConfig::default(), planned.clone(), Arc::new(SameFanout(Arc::new(queue.clone()))))
+        .await
+        .expect("jobs start");
+    (Served::start(gateway), planned)
 }
 
 /// What one call of a wrapper does.
