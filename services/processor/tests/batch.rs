@@ -1,6 +1,7 @@
 //! `ProcessBatch` over real gRPC on loopback: each envelope answered as `Process` would answer
 //! it, in order, and published on its own.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use switchboard_grpc::client::processor_client;
 use switchboard_ports::{ErrorKind, Publisher, Subscriber};
 use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_proto::convert::Stage;
-use switchboard_proto::{Envelope, ProcessBatchRequest, ProcessResponse, MAX_BATCH};
+use switchboard_proto::{Envelope, ProcessBatchRequest, ProcessResponse, ProcessorClient, MAX_BATCH};
 use switchboard_telemetry::Metrics;
 use switchboard_testkit::fault::FaultyPublisher;
 use switchboard_topology::topics::ReplyTopics;
@@ -19,14 +20,24 @@ fn run<T>(f: impl std::future::Future<Output = T>) -> T {
     switchboard_testkit::block_on_within(Duration::from_secs(60), f)
 }
 
-fn start(publisher: Arc<dyn Publisher>, metrics: Metrics) -> ProcessorServer {
+/// Runs `test` with a gRPC client of a processor publishing to `publisher` and counting in
+/// `metrics` (replies allowed to `replies` and `replies.b`), then shuts the processor down.
+fn with_processor<T: Future<Output = ()>>(
+    publisher: Arc<dyn Publisher>,
+    metrics: Metrics,
+    test: impl FnOnce(ProcessorClient) -> T,
+) {
     let config = ServerConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         reply_topics: ReplyTopics::only("replies").allow("replies.b"),
         metrics,
         ..ServerConfig::default()
     };
-    ProcessorServer::start(&config, publisher).unwrap()
+    let server = ProcessorServer::start(&config, publisher).unwrap();
+    run(async {
+        test(processor_client(&server.local_addr().to_string())).await;
+        server.shutdown().await;
+    });
 }
 
 fn envelope(id: &str, reply_to: &str) -> Envelope {
@@ -60,13 +71,11 @@ fn calls(metrics: &Metrics, method: &str, code: &str) -> u64 {
 
 #[test]
 fn each_envelope_of_a_mixed_batch_gets_its_own_status_in_order_and_its_own_reply() {
-    run(async {
-        let broker = MemoryBroker::with_config(BrokerConfig { max_message_bytes: 4096, ..BrokerConfig::default() });
-        let metrics = Metrics::new("processor");
-        let server = start(Arc::new(broker.clone()), metrics.clone());
+    let broker = MemoryBroker::with_config(BrokerConfig { max_message_bytes: 4096, ..BrokerConfig::default() });
+    let metrics = Metrics::new("processor");
+    with_processor(Arc::new(broker.clone()), metrics.clone(), |client| async move {
         let replies = broker.subscribe("replies", "t").await.unwrap();
         let others = broker.subscribe("replies.b", "t").await.unwrap();
-        let client = processor_client(&server.local_addr().to_string());
 
         let mut to_partition_2 = envelope("a", "replies");
         to_partition_2.reply_partition = Some(2);
@@ -121,17 +130,14 @@ fn each_envelope_of_a_mixed_batch_gets_its_own_status_in_order_and_its_own_reply
         assert_eq!(calls(&metrics, batch_method, "INVALID_ARGUMENT"), 3);
         assert_eq!(calls(&metrics, batch_method, "DEADLINE_EXCEEDED"), 1);
         assert_eq!(calls(&metrics, batch_method, "FAILED_PRECONDITION"), 1);
-        server.shutdown().await;
     });
 }
 
 #[test]
 fn a_caller_that_omits_the_envelope_gets_only_the_outcome_and_the_reply_is_published_all_the_same() {
-    run(async {
-        let broker = MemoryBroker::new();
-        let server = start(Arc::new(broker.clone()), Metrics::new("processor"));
+    let broker = MemoryBroker::new();
+    with_processor(Arc::new(broker.clone()), Metrics::new("processor"), |client| async move {
         let replies = broker.subscribe("replies", "t").await.unwrap();
-        let client = processor_client(&server.local_addr().to_string());
 
         let mut b = batch(vec![envelope("a", "replies"), envelope("", "replies"), envelope("b", "replies")]);
         b.omit_envelopes = true;
@@ -158,17 +164,13 @@ fn a_caller_that_omits_the_envelope_gets_only_the_outcome_and_the_reply_is_publi
         }
         published.sort();
         assert_eq!(published, ["a", "b", "c"]);
-        server.shutdown().await;
     });
 }
 
 #[test]
 fn a_transient_publish_failure_is_unavailable_for_the_envelopes_it_hit_only() {
-    run(async {
-        let broker = MemoryBroker::new();
-        let publisher = FaultyPublisher::failing(Arc::new(broker.clone()), ErrorKind::Unavailable);
-        let server = start(publisher.clone(), Metrics::new("processor"));
-        let client = processor_client(&server.local_addr().to_string());
+    let publisher = FaultyPublisher::failing(Arc::new(MemoryBroker::new()), ErrorKind::Unavailable);
+    with_processor(publisher.clone(), Metrics::new("processor"), |client| async move {
         let sent =
             vec![envelope("a", "replies"), envelope("", "replies"), envelope("job", ""), envelope("b", "replies")];
         let resp = client.process_batch_async(&batch(sent)).unwrap().await.unwrap();
@@ -176,16 +178,13 @@ fn a_transient_publish_failure_is_unavailable_for_the_envelopes_it_hit_only() {
         use RpcStatusCode as C;
         assert_eq!(codes, [C::UNAVAILABLE, C::INVALID_ARGUMENT, C::OK, C::UNAVAILABLE]);
         assert_eq!(publisher.stats().calls(), 2, "one publish per envelope with a reply topic");
-        server.shutdown().await;
     });
 }
 
 #[test]
 fn a_batch_over_the_maximum_is_refused_whole_and_nothing_is_published() {
-    run(async {
-        let broker = MemoryBroker::new();
-        let server = start(Arc::new(broker.clone()), Metrics::new("processor"));
-        let client = processor_client(&server.local_addr().to_string());
+    let broker = MemoryBroker::new();
+    with_processor(Arc::new(broker.clone()), Metrics::new("processor"), |client| async move {
         let sent: Vec<_> = (0..=MAX_BATCH).map(|i| envelope(&format!("id-{i}"), "replies")).collect();
         let err = client.process_batch_async(&batch(sent)).unwrap().await.unwrap_err();
         let grpcio::Error::RpcFailure(status) = &err else { panic!("{err:?}") };
@@ -203,6 +202,5 @@ fn a_batch_over_the_maximum_is_refused_whole_and_nothing_is_published() {
         // An empty batch is answered with no results.
         let resp = client.process_batch_async(&batch(Vec::new())).unwrap().await.unwrap();
         assert!(resp.results.is_empty());
-        server.shutdown().await;
     });
 }

@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_ports::{ErrorKind, Message, Publisher, Subscriber};
-use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_proto::convert::Stage;
 use switchboard_proto::{failure, Envelope};
-use switchboard_relay::{Handled, Relay, RelayConfig, RequestHandler};
+use switchboard_relay::{Handled, Relay, RelayConfig};
 use switchboard_telemetry::Metrics;
 use switchboard_testkit::fault::FaultyPublisher;
 
@@ -19,23 +18,10 @@ const REPLIES: &str = "switchboard.replies";
 const PROCESS: &str = "/switchboard.v1.Processor/Process";
 const PROCESS_BATCH: &str = "/switchboard.v1.Processor/ProcessBatch";
 
-fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-    switchboard_testkit::block_on_within(Duration::from_secs(60), f)
-}
-
-fn processor(publisher: Arc<dyn Publisher>) -> ProcessorServer {
-    let config = ServerConfig { addr: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() };
-    ProcessorServer::start(&config, publisher).unwrap()
-}
+mod support;
 
 fn config(batch_max: usize) -> RelayConfig {
     RelayConfig { batch_max, metrics: Metrics::new("relay"), ..RelayConfig::default() }
-}
-
-fn handler(config: RelayConfig, broker: &MemoryBroker, processor: &ProcessorServer) -> RequestHandler {
-    let client = switchboard_grpc::client::processor_client(&processor.local_addr().to_string());
-    let breaker = switchboard_resilience::CircuitBreaker::new(config.breaker.clone());
-    RequestHandler::new(Arc::new(config), client, Arc::new(broker.clone()), breaker)
 }
 
 fn request(id: &str, budget: Duration) -> Message {
@@ -58,10 +44,8 @@ fn calls(metrics: &Metrics, method: &str, code: &str) -> u64 {
 /// 200 requests at once through a running relay: each one's reply once, every offset
 /// committed, and each envelope counted once, whichever call carried it.
 fn many_requests_each_get_their_own_reply_and_ack(batch_max: usize) {
-    run(async {
-        let broker = MemoryBroker::new();
-        let processor = processor(Arc::new(broker.clone()));
-        let client = switchboard_grpc::client::processor_client(&processor.local_addr().to_string());
+    let broker = MemoryBroker::new();
+    support::with_processor(Arc::new(broker.clone()), |client| async move {
         let config = config(batch_max);
         let metrics = config.metrics.clone();
         let relay = Relay::new(config, Arc::new(broker.clone()), Arc::new(broker.clone()), client).subscribe();
@@ -97,7 +81,6 @@ fn many_requests_each_get_their_own_reply_and_ack(batch_max: usize) {
         }
         stop.close();
         relay.await.unwrap();
-        processor.shutdown().await;
     });
 }
 
@@ -113,12 +96,9 @@ fn without_batching_many_requests_each_get_their_own_reply_and_ack() {
 
 #[test]
 fn a_lone_request_goes_at_once_as_a_plain_process_call() {
-    run(async {
-        let broker = MemoryBroker::new();
-        let processor = processor(Arc::new(broker.clone()));
-        let config = config(64);
-        let metrics = config.metrics.clone();
-        let handler = handler(config, &broker, &processor);
+    let (broker, config) = (MemoryBroker::new(), config(64));
+    let metrics = config.metrics.clone();
+    support::with_handler(Arc::new(broker.clone()), config, Arc::new(broker), |handler| async move {
         // Nothing else is ready: no company to wait for, and none is waited for (the deadline
         // is far; a linger would show as a timeout only in a slower test, so the outcome and
         // the call that carried it are what is checked).
@@ -126,22 +106,19 @@ fn a_lone_request_goes_at_once_as_a_plain_process_call() {
         assert_eq!(outcome, Handled::Processed);
         assert_eq!(calls(&metrics, PROCESS, "OK"), 1);
         assert_eq!(calls(&metrics, PROCESS_BATCH, "OK"), 0);
-        processor.shutdown().await;
     });
 }
 
 #[test]
 fn a_failing_processor_fails_each_envelope_and_the_breaker_counts_each() {
-    run(async {
-        let broker = MemoryBroker::new();
-        // Every reply publish of the processor fails transiently: UNAVAILABLE for each envelope.
-        let faulty = FaultyPublisher::failing(Arc::new(broker.clone()), ErrorKind::Unavailable);
-        let processor = processor(faulty.clone());
-        let mut config = config(64);
-        // A breaker that never opens, so every envelope reaches the processor.
-        config.breaker = switchboard_resilience::Config::builder().min_calls(1_000_000).build().unwrap();
-        config.retry_base = Duration::from_millis(1);
-        let handler = handler(config, &broker, &processor);
+    let broker = MemoryBroker::new();
+    // Every reply publish of the processor fails transiently: UNAVAILABLE for each envelope.
+    let faulty = FaultyPublisher::failing(Arc::new(broker.clone()), ErrorKind::Unavailable);
+    let mut config = config(64);
+    // A breaker that never opens, so every envelope reaches the processor.
+    config.breaker = switchboard_resilience::Config::builder().min_calls(1_000_000).build().unwrap();
+    config.retry_base = Duration::from_millis(1);
+    support::with_handler(faulty.clone(), config, Arc::new(broker.clone()), |handler| async move {
         let replies = broker.subscribe(REPLIES, "test").await.unwrap();
         let ids: Vec<String> = (0..16).map(|i| format!("fail-{i}")).collect();
         let messages: Vec<Message> = ids.iter().map(|id| request(id, Duration::from_secs(20))).collect();
@@ -167,6 +144,5 @@ fn a_failing_processor_fails_each_envelope_and_the_breaker_counts_each() {
         assert_eq!(breaker.failures, faulty.stats().calls(), "{breaker:?}");
         assert!(breaker.failures >= ids.len() as u64, "{breaker:?}");
         assert_eq!(breaker.successes, 0);
-        processor.shutdown().await;
     });
 }
