@@ -2,14 +2,22 @@
 
 mod support;
 
-use std::sync::Arc;
+use std::future::Future;
 use std::time::Duration;
 
 use support::*;
 use switchboard_embedded::queue::MemoryWorkQueue;
 use switchboard_ports::WorkQueue;
 use switchboard_proto::JobStatus;
-use switchboard_worker::Worker;
+use switchboard_worker::WorkerConfig;
+
+/// Runs `test`, bounded as `run` bounds it, on a fresh in-memory queue with `config`.
+fn on_memory_queue<T: Future<Output = ()>>(
+    config: WorkerConfig,
+    test: impl FnOnce(MemoryWorkQueue, WorkerConfig) -> T,
+) {
+    run(test(MemoryWorkQueue::new(), config));
+}
 
 #[test]
 fn round_trip() {
@@ -41,9 +49,7 @@ fn poison_dead_lettered_worker_keeps_going() {
 /// used up its attempts: no crash loop.
 #[test]
 fn job_killing_workers_dead_lettered_after_max_attempts() {
-    run(async {
-        let q = MemoryWorkQueue::new();
-        let config = test_config("crash_loop").with_max_attempts(2);
+    on_memory_queue(test_config("crash_loop").with_max_attempts(2), |q, config| async move {
         let stuck = TestProcessor::start().hanging();
         let mut events = Events::listen(&q, &config.events_exchange).await;
         // Attempt 1 and attempt 2 are each lost with their worker.
@@ -66,8 +72,7 @@ fn job_killing_workers_dead_lettered_after_max_attempts() {
         let dead = dead_letters(&q, &config.queue, 1).await;
         assert_eq!(dead[0].1, failed.error);
         assert_eq!(stuck.calls(), 2, "no third call after the attempts ran out");
-        last.stop().await;
-        stuck.stop().await;
+        stop_and_delete(last, stuck, &q, &config.queue).await;
     });
 }
 
@@ -75,9 +80,7 @@ fn job_killing_workers_dead_lettered_after_max_attempts() {
 /// closes the job runs as attempt 1.
 #[test]
 fn open_breaker_defers_without_spending_attempts() {
-    run(async {
-        let q = MemoryWorkQueue::new();
-        let config = test_config("breaker").with_max_attempts(1);
+    on_memory_queue(test_config("breaker").with_max_attempts(1), |q, config| async move {
         let processor = TestProcessor::start();
         let mut events = Events::listen(&q, &config.events_exchange).await;
         let metrics = switchboard_telemetry::Metrics::new("worker");
@@ -96,8 +99,7 @@ fn open_breaker_defers_without_spending_attempts() {
         let done = events.wait_for(&id, JobStatus::JOB_STATUS_DONE).await;
         assert_eq!(done.attempt, 1, "deferrals spent attempts");
         assert_eq!(done.result, HELLO_RESULT);
-        w.stop().await;
-        processor.stop().await;
+        stop_and_delete(w, processor, &q, &config.queue).await;
     });
 }
 
@@ -112,9 +114,7 @@ fn deferred(metrics: &switchboard_telemetry::Metrics) -> u64 {
 /// Two workers on one queue both take jobs, and together complete every job once.
 #[test]
 fn two_workers_share_the_load() {
-    run(async {
-        let q = MemoryWorkQueue::new();
-        let config = test_config("share").with_prefetch(1);
+    on_memory_queue(test_config("share").with_prefetch(1), |q, config| async move {
         let slow = Duration::from_millis(20);
         let (pa, pb) = (TestProcessor::start().slow(slow), TestProcessor::start().slow(slow));
         let mut events = Events::listen(&q, &config.events_exchange).await;
@@ -139,13 +139,9 @@ fn two_workers_share_the_load() {
 /// Graceful stop finishes the job in flight (broadcast, ack) before returning.
 #[test]
 fn graceful_stop_finishes_jobs_in_flight() {
-    run(async {
-        let q = MemoryWorkQueue::new();
-        let config = test_config("graceful");
-        let processor = TestProcessor::start().slow(Duration::from_millis(500));
-        let mut events = Events::listen(&q, &config.events_exchange).await;
-        let w = Worker::new(config.clone(), Arc::new(q.clone()), Arc::new(q.clone()), processor.client(), breaker());
-        let w = Running::start(w).await;
+    on_memory_queue(test_config("graceful"), |q, config| async move {
+        let (processor, mut events, w) =
+            start_one_worker(&q, &config, TestProcessor::start().slow(Duration::from_millis(500))).await;
         let id = enqueue(&q, &config.queue, "hello world").await;
         events.wait_for(&id, JobStatus::JOB_STATUS_RUNNING).await;
         assert!(events.of(&id).iter().all(|e| e.status.enum_value() != Ok(JobStatus::JOB_STATUS_DONE)));
@@ -163,12 +159,8 @@ fn graceful_stop_finishes_jobs_in_flight() {
 /// can still tell an Idempotency-Key reused with another body.
 #[test]
 fn events_carry_the_request_fingerprint() {
-    run(async {
-        let q = MemoryWorkQueue::new();
-        let config = test_config("fingerprint");
-        let processor = TestProcessor::start();
-        let mut events = Events::listen(&q, &config.events_exchange).await;
-        let w = Running::start(worker(&q, config.clone(), &processor)).await;
+    on_memory_queue(test_config("fingerprint"), |q, config| async move {
+        let (processor, mut events, w) = start_one_worker(&q, &config, TestProcessor::start()).await;
         let mut job = switchboard_proto::Job::new();
         job.id = "job-with-key".into();
         job.body = "hello world".into();
@@ -179,8 +171,6 @@ fn events_carry_the_request_fingerprint() {
         let seen = events.of("job-with-key");
         assert_eq!(seen.len(), 2, "running and done");
         assert!(seen.iter().all(|e| e.request_fingerprint == "fp-1"), "{seen:?}");
-        w.stop().await;
-        processor.stop().await;
-        q.delete(&config.queue).await.unwrap();
+        stop_and_delete(w, processor, &q, &config.queue).await;
     });
 }

@@ -289,6 +289,26 @@ pub fn worker<Q: WorkQueue + Fanout + Clone + 'static>(
     Worker::new(config, Arc::new(q.clone()), Arc::new(q.clone()), processor.client(), breaker())
 }
 
+/// `processor`, the job events of `config`'s exchange heard from now on, and one worker with
+/// `config` on `q` calling `processor`, started after.
+pub async fn start_one_worker<Q: WorkQueue + Fanout + Clone + 'static>(
+    q: &Q,
+    config: &WorkerConfig,
+    processor: TestProcessor,
+) -> (TestProcessor, Events, Running) {
+    let events = Events::listen(q, &config.events_exchange).await;
+    let w = Running::start(worker(q, config.clone(), &processor)).await;
+    (processor, events, w)
+}
+
+/// The end of a one-worker scenario: the worker stopped gracefully, then its processor, then
+/// the scenario's queue deleted (a real broker keeps it otherwise).
+pub async fn stop_and_delete<Q: WorkQueue + ?Sized>(w: Running, processor: TestProcessor, q: &Q, queue: &str) {
+    w.stop().await;
+    processor.stop().await;
+    q.delete(queue).await.unwrap();
+}
+
 fn hop_names(e: &JobEvent) -> Vec<(String, String)> {
     e.hops.iter().map(|h| (h.name.clone(), h.service.clone())).collect()
 }
@@ -303,9 +323,7 @@ fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 /// One job through the worker: `running`, then `done` with the upper-cased result and every hop.
 pub async fn round_trip<Q: WorkQueue + Fanout + Clone + 'static>(q: Q) {
     let config = test_config("round_trip");
-    let processor = TestProcessor::start();
-    let mut events = Events::listen(&q, &config.events_exchange).await;
-    let w = Running::start(worker(&q, config.clone(), &processor)).await;
+    let (processor, mut events, w) = start_one_worker(&q, &config, TestProcessor::start()).await;
     let id = enqueue(&q, &config.queue, "hello world").await;
     let done = events.wait_for(&id, JobStatus::JOB_STATUS_DONE).await;
     assert_eq!(done.result, HELLO_RESULT);
@@ -377,9 +395,7 @@ pub async fn killed_worker_jobs_completed_by_another<Q: WorkQueue + Fanout + Clo
 /// its third attempt.
 pub async fn retry_then_success<Q: WorkQueue + Fanout + Clone + 'static>(q: Q) {
     let config = test_config("retry").with_max_attempts(5);
-    let processor = TestProcessor::start().failing_next(2);
-    let mut events = Events::listen(&q, &config.events_exchange).await;
-    let w = Running::start(worker(&q, config.clone(), &processor)).await;
+    let (processor, mut events, w) = start_one_worker(&q, &config, TestProcessor::start().failing_next(2)).await;
     let id = enqueue(&q, &config.queue, "hello world").await;
     let done = events.wait_for(&id, JobStatus::JOB_STATUS_DONE).await;
     assert_eq!(done.result, HELLO_RESULT);
@@ -387,18 +403,14 @@ pub async fn retry_then_success<Q: WorkQueue + Fanout + Clone + 'static>(q: Q) {
     assert_eq!(processor.calls(), 3);
     let attempts: Vec<u32> = events.of(&id).iter().map(|e| e.attempt).collect();
     assert_eq!(attempts, [1, 2, 3, 3], "running per attempt, then done");
-    w.stop().await;
-    processor.stop().await;
-    q.delete(&config.queue).await.unwrap();
+    stop_and_delete(w, processor, &q, &config.queue).await;
 }
 
 /// The processor never recovers: after the last attempt the job is reported `failed` with the
 /// error and moved to the dead-letter queue with the reason.
 pub async fn exhausted_retries_dead_letter<Q: WorkQueue + Fanout + Clone + 'static>(q: Q) {
     let config = test_config("exhausted").with_max_attempts(3);
-    let processor = TestProcessor::start().failing_next(u32::MAX);
-    let mut events = Events::listen(&q, &config.events_exchange).await;
-    let w = Running::start(worker(&q, config.clone(), &processor)).await;
+    let (processor, mut events, w) = start_one_worker(&q, &config, TestProcessor::start().failing_next(u32::MAX)).await;
     let id = enqueue(&q, &config.queue, "doomed").await;
     let failed = events.wait_for(&id, JobStatus::JOB_STATUS_FAILED).await;
     assert_eq!(failed.attempt, 3);
@@ -412,18 +424,14 @@ pub async fn exhausted_retries_dead_letter<Q: WorkQueue + Fanout + Clone + 'stat
     let spec = switchboard_proto::Job::parse_from_bytes(&dead[0].0).expect("the job itself is dead-lettered");
     assert_eq!(spec.id, id);
     assert_eq!(dead[0].1, failed.error, "the DLQ carries the reason");
-    w.stop().await;
-    processor.stop().await;
-    q.delete(&config.queue).await.unwrap();
+    stop_and_delete(w, processor, &q, &config.queue).await;
 }
 
 /// Undecodable bytes and a job without id go to the dead-letter queue with their reason; the
 /// worker keeps going and completes the next job.
 pub async fn poison_dead_lettered_worker_keeps_going<Q: WorkQueue + Fanout + Clone + 'static>(q: Q) {
     let config = test_config("poison");
-    let processor = TestProcessor::start();
-    let mut events = Events::listen(&q, &config.events_exchange).await;
-    let w = Running::start(worker(&q, config.clone(), &processor)).await;
+    let (processor, mut events, w) = start_one_worker(&q, &config, TestProcessor::start()).await;
     q.enqueue(&config.queue, Message::new(&b"\xff\xff\xff not a job"[..])).await.unwrap();
     let mut no_id = switchboard_proto::Job::new();
     no_id.body = "who am I".into();
@@ -437,7 +445,5 @@ pub async fn poison_dead_lettered_worker_keeps_going<Q: WorkQueue + Fanout + Clo
     assert!(dead[1].1.starts_with("undecodable job"), "{:?}", dead[1].1);
     assert_eq!(dead[1].0, b"\xff\xff\xff not a job");
     assert_eq!(processor.calls(), 1, "poison never reached the processor");
-    w.stop().await;
-    processor.stop().await;
-    q.delete(&config.queue).await.unwrap();
+    stop_and_delete(w, processor, &q, &config.queue).await;
 }
