@@ -16,6 +16,18 @@ async fn recv(sub: &Subscription) -> Delivery {
     .await
 }
 
+/// A broker with topic `t` of one partition, a subscription of group `g` on it, and then `n`
+/// messages published: the bytes 0, 1, …, n - 1.
+async fn one_partition_holding(n: u8) -> (MemoryBroker, Subscription) {
+    let broker = MemoryBroker::new();
+    broker.ensure_topic("t", 1).await.unwrap();
+    let sub = broker.subscribe("t", "g").await.unwrap();
+    for i in 0..n {
+        broker.publish("t", Message::new(vec![i])).await.unwrap();
+    }
+    (broker, sub)
+}
+
 /// True when nothing arrives within `quiet`.
 async fn stays_quiet(sub: &Subscription, quiet: Duration) -> bool {
     future::or(async { sub.recv().await.is_none() }, async {
@@ -65,12 +77,7 @@ fn new_group_starts_at_latest_unless_asked_for_earliest() {
 #[test]
 fn out_of_order_acks_commit_the_watermark() {
     smol::block_on(async {
-        let broker = MemoryBroker::new();
-        broker.ensure_topic("t", 1).await.unwrap();
-        let sub = broker.subscribe("t", "g").await.unwrap();
-        for i in 0..3u8 {
-            broker.publish("t", Message::new(vec![i])).await.unwrap();
-        }
+        let (broker, sub) = one_partition_holding(3).await;
         let (a, b, c) = (recv(&sub).await, recv(&sub).await, recv(&sub).await);
         c.ack();
         b.ack();
@@ -196,12 +203,7 @@ fn closed_broker_refuses_publishes_and_unknown_topics_can_be_refused() {
 #[test]
 fn closing_a_subscription_keeps_acked_offsets_for_the_next_member() {
     smol::block_on(async {
-        let broker = MemoryBroker::new();
-        broker.ensure_topic("t", 1).await.unwrap();
-        let sub = broker.subscribe("t", "g").await.unwrap();
-        for i in 0..4u8 {
-            broker.publish("t", Message::new(vec![i])).await.unwrap();
-        }
+        let (broker, sub) = one_partition_holding(4).await;
         recv(&sub).await.ack();
         recv(&sub).await.ack();
         sub.close().await.unwrap();
