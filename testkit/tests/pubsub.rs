@@ -32,14 +32,13 @@ mod broken_backends {
 
     use super::MemoryBackend;
 
-    /// The embedded broker behind a publisher that misbehaves on some calls.
-    struct Broken {
+    /// The embedded broker behind a publisher that `wrap` makes misbehave on some calls.
+    struct Misbehaving {
         inner: MemoryBackend,
-        trigger: Trigger,
-        effect: Effect,
+        wrap: fn(Arc<dyn Publisher>) -> Arc<dyn Publisher>,
     }
 
-    impl Backend for Broken {
+    impl Backend for Misbehaving {
         fn features(&self) -> Features {
             Features::KAFKA
         }
@@ -47,7 +46,7 @@ mod broken_backends {
             SuiteConfig { messages: 200, receive: Duration::from_secs(1), ..SuiteConfig::in_memory() }
         }
         fn publisher(&self) -> Arc<dyn Publisher> {
-            Arc::new(FaultyPublisher::new(self.inner.publisher()).with_rule(self.trigger, self.effect))
+            (self.wrap)(self.inner.publisher())
         }
         fn subscriber(&self) -> Arc<dyn Subscriber> {
             self.inner.subscriber()
@@ -60,7 +59,10 @@ mod broken_backends {
     #[test]
     #[should_panic(expected = "expected message")]
     fn losing_a_message_fails_many_messages() {
-        let b = Broken { inner: MemoryBackend::new(), trigger: Trigger::Nth(50), effect: Effect::SilentDrop };
+        let b = Misbehaving {
+            inner: MemoryBackend::new(),
+            wrap: |p| Arc::new(FaultyPublisher::new(p).with_rule(Trigger::Nth(50), Effect::SilentDrop)),
+        };
         pubsub::run("many_messages", Duration::from_secs(60), pubsub::many_messages(&b));
     }
 
@@ -69,13 +71,11 @@ mod broken_backends {
     fn duplicating_a_message_fails_many_messages() {
         // A publisher that sends some messages twice but reports one success, as a retry
         // after a lost acknowledgement does.
-        let b = Repeating(MemoryBackend::new());
+        let b = Misbehaving { inner: MemoryBackend::new(), wrap: |p| Arc::new(Twice(p, AtomicUsize::new(0))) };
         pubsub::run("many_messages", Duration::from_secs(60), pubsub::many_messages(&b));
     }
 
     /// Publishes every 10th message twice.
-    struct Repeating(MemoryBackend);
-
     struct Twice(Arc<dyn Publisher>, AtomicUsize);
 
     #[async_trait::async_trait]
@@ -88,24 +88,6 @@ mod broken_backends {
         }
         async fn close(&self) -> Result<(), Error> {
             self.0.close().await
-        }
-    }
-
-    impl Backend for Repeating {
-        fn features(&self) -> Features {
-            Features::KAFKA
-        }
-        fn config(&self) -> SuiteConfig {
-            SuiteConfig { messages: 200, receive: Duration::from_secs(1), ..SuiteConfig::in_memory() }
-        }
-        fn publisher(&self) -> Arc<dyn Publisher> {
-            Arc::new(Twice(self.0.publisher(), Default::default()))
-        }
-        fn subscriber(&self) -> Arc<dyn Subscriber> {
-            self.0.subscriber()
-        }
-        fn admin(&self) -> Option<Arc<dyn TopicAdmin>> {
-            self.0.admin()
         }
     }
 }

@@ -32,13 +32,12 @@ mod inspect;
 mod partitions;
 mod support;
 
-use std::future::Future;
+pub use super::run;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::future;
-use smol::Timer;
 use switchboard_ports::{InspectTopics, Publisher, Subscriber, TopicAdmin};
 
 use switchboard_embedded::pubsub::{BrokerConfig, MemoryBroker};
@@ -205,15 +204,6 @@ impl Backend for MemoryBackend {
     }
 }
 
-/// Runs one case on the current thread, failing it after `timeout` (a hang is a failure).
-#[track_caller]
-pub fn run<F: Future<Output = ()>>(name: &str, timeout: Duration, case: F) {
-    smol::block_on(future::or(case, async {
-        Timer::after(timeout).await;
-        panic!("case {name} timed out after {timeout:?}");
-    }));
-}
-
 /// One named `#[test]` per pub/sub case against the backend built by `$make` (an expression
 /// evaluating to a [`Backend`](crate::conformance::pubsub::Backend), evaluated inside the
 /// test's async block so it may `.await`). Optional attributes in brackets go on every test,
@@ -225,7 +215,8 @@ macro_rules! pubsub_conformance {
         $crate::pubsub_conformance!($make, []);
     };
     ($make:expr, $attrs:tt) => {
-        $crate::pubsub_conformance!(@cases $make, $attrs;
+        // A generous outer bound; each case also stops at the backend's own case_timeout.
+        $crate::__conformance_tests!(pubsub, std::time::Duration::from_secs(600), $make, $attrs;
             publish_subscribe,
             headers_and_key_round_trip,
             many_messages,
@@ -239,19 +230,5 @@ macro_rules! pubsub_conformance {
             assigned_partition_reads_only_its_own,
             partition_out_of_range_is_refused,
             inspect_reports_lag);
-    };
-    (@cases $make:expr, $attrs:tt; $($case:ident),*) => {
-        $( $crate::pubsub_conformance!(@one $make, $attrs, $case); )*
-    };
-    (@one $make:expr, [$(#[$attr:meta])*], $case:ident) => {
-        #[test]
-        $(#[$attr])*
-        fn $case() {
-            // Generous outer bound; each case also stops at the backend's own case_timeout.
-            $crate::conformance::pubsub::run(stringify!($case), std::time::Duration::from_secs(600), async {
-                let backend = $make;
-                $crate::conformance::pubsub::$case(&backend).await;
-            });
-        }
     };
 }

@@ -28,10 +28,7 @@ pub const QUIET: Duration = Duration::from_millis(400);
 /// Runs one case on the current thread, failing it after [`CASE_TIMEOUT`].
 #[track_caller]
 pub fn run<F: Future<Output = ()>>(name: &str, case: F) {
-    smol::block_on(future::or(case, async {
-        smol::Timer::after(CASE_TIMEOUT).await;
-        panic!("case {name} timed out after {CASE_TIMEOUT:?}");
-    }));
+    super::run(name, CASE_TIMEOUT, case);
 }
 
 /// One named `#[test]` per work-queue case against the backend built by `$make` (an expression
@@ -43,7 +40,7 @@ macro_rules! queue_conformance {
         $crate::queue_conformance!($make, []);
     };
     ($make:expr, $attrs:tt) => {
-        $crate::queue_conformance!(@cases $make, $attrs;
+        $crate::__conformance_tests!(queue, $crate::conformance::queue::CASE_TIMEOUT, $make, $attrs;
             round_trip,
             enqueue_to_undeclared_queue_fails,
             prefetch_limit_respected,
@@ -57,19 +54,6 @@ macro_rules! queue_conformance {
             none_lost_under_load,
             fanout_reaches_every_listener,
             queue_depth_counts_ready_jobs_and_consumers);
-    };
-    (@cases $make:expr, $attrs:tt; $($case:ident),*) => {
-        $( $crate::queue_conformance!(@one $make, $attrs, $case); )*
-    };
-    (@one $make:expr, [$(#[$attr:meta])*], $case:ident) => {
-        #[test]
-        $(#[$attr])*
-        fn $case() {
-            $crate::conformance::queue::run(stringify!($case), async {
-                let backend = $make;
-                $crate::conformance::queue::$case(&backend).await;
-            });
-        }
     };
 }
 
@@ -87,18 +71,42 @@ pub async fn recv_within(jobs: &JobStream, wait: Duration) -> Option<Job> {
     .await
 }
 
-#[track_caller]
-fn expect_job(job: Option<Job>, what: &str) -> Job {
-    job.unwrap_or_else(|| panic!("expected {what}, got nothing"))
+/// The job `what`, which must arrive within 10 s.
+async fn next_job(jobs: &JobStream, what: &str) -> Job {
+    recv_within(jobs, Duration::from_secs(10)).await.unwrap_or_else(|| panic!("expected {what}, got nothing"))
+}
+
+/// The job `what`, put off by `delay` at `started`: nothing within the first third of the delay,
+/// then the job, no sooner than two thirds of it after `started` (loose bounds: timers are
+/// coarse, and a loaded machine is late, never early).
+async fn next_job_after(jobs: &JobStream, started: Instant, delay: Duration, what: &str) -> Job {
+    assert!(recv_within(jobs, delay / 3).await.is_none(), "{what} came back before its delay");
+    let job = next_job(jobs, what).await;
+    assert!(started.elapsed() >= delay * 2 / 3, "{what} came back after {:?}", started.elapsed());
+    job
+}
+
+/// A queue of its own for `case`, declared with `options`.
+async fn declared<Q: WorkQueue + ?Sized>(q: &Q, case: &str, options: &QueueOptions) -> String {
+    let name = unique(case);
+    q.declare(&name, options).await.expect("declare");
+    name
+}
+
+/// The end of a case: its job streams closed, then its queue deleted.
+async fn close_and_delete<Q: WorkQueue + ?Sized>(q: &Q, name: &str, streams: impl IntoIterator<Item = JobStream>) {
+    for jobs in streams {
+        jobs.close().await.expect("close stream");
+    }
+    q.delete(name).await.expect("delete");
 }
 
 /// Enqueue, consume, ack: payload and headers arrive, attempt 1, not redelivered, once.
 pub async fn round_trip<Q: WorkQueue + ?Sized>(q: &Q) {
-    let name = unique("round_trip");
-    q.declare(&name, &QueueOptions::default()).await.expect("declare");
+    let name = declared(q, "round_trip", &QueueOptions::default()).await;
     q.enqueue(&name, Message::new("hello").with_header("traceparent", "00-abc")).await.expect("enqueue");
     let jobs = q.consume(&name, 1).await.expect("consume");
-    let job = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "the job");
+    let job = next_job(&jobs, "the job").await;
     assert_eq!(job.payload(), b"hello");
     assert_eq!(job.message().header_str("traceparent"), Some("00-abc"));
     assert_eq!(job.queue(), name);
@@ -106,8 +114,7 @@ pub async fn round_trip<Q: WorkQueue + ?Sized>(q: &Q) {
     assert!(!job.redelivered());
     job.ack().await.expect("ack");
     assert!(recv_within(&jobs, QUIET).await.is_none(), "acked job came back");
-    jobs.close().await.expect("close stream");
-    q.delete(&name).await.expect("delete");
+    close_and_delete(q, &name, [jobs]).await;
 }
 
 /// Enqueueing to a queue never declared fails as `Invalid` and hands the message back.
@@ -120,51 +127,48 @@ pub async fn enqueue_to_undeclared_queue_fails<Q: WorkQueue + ?Sized>(q: &Q) {
 
 /// A consumer never holds more than its prefetch; settling one lets the next in.
 pub async fn prefetch_limit_respected<Q: WorkQueue + ?Sized>(q: &Q) {
-    let name = unique("prefetch");
-    q.declare(&name, &QueueOptions::default()).await.expect("declare");
+    let name = declared(q, "prefetch", &QueueOptions::default()).await;
     for i in 0..5u8 {
         q.enqueue(&name, Message::new(vec![i])).await.expect("enqueue");
     }
     let jobs = q.consume(&name, 2).await.expect("consume");
-    let a = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "job 1");
-    let b = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "job 2");
+    let a = next_job(&jobs, "job 1").await;
+    let b = next_job(&jobs, "job 2").await;
     assert!(recv_within(&jobs, QUIET).await.is_none(), "a third job arrived past prefetch 2");
     a.ack().await.expect("ack");
-    let c = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "job 3 after an ack");
+    let c = next_job(&jobs, "job 3 after an ack").await;
     assert!(recv_within(&jobs, QUIET).await.is_none(), "past prefetch after one ack");
     let mut seen = vec![b.payload()[0], c.payload()[0]];
     b.ack().await.expect("ack");
     c.ack().await.expect("ack");
     for _ in 0..2 {
-        let j = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "remaining job");
+        let j = next_job(&jobs, "remaining job").await;
         seen.push(j.payload()[0]);
         j.ack().await.expect("ack");
     }
     seen.sort_unstable();
     assert_eq!(seen, [1, 2, 3, 4]);
-    jobs.close().await.expect("close stream");
-    q.delete(&name).await.expect("delete");
+    close_and_delete(q, &name, [jobs]).await;
 }
 
 /// A consumer that goes away holding jobs: they come to the next consumer flagged redelivered,
 /// and settling the old copies fails.
 pub async fn unsettled_jobs_redelivered_when_consumer_gone<Q: WorkQueue + ?Sized>(q: &Q) {
-    let name = unique("consumer_gone");
-    q.declare(&name, &QueueOptions::default()).await.expect("declare");
+    let name = declared(q, "consumer_gone", &QueueOptions::default()).await;
     for i in 0..3u8 {
         q.enqueue(&name, Message::new(vec![i])).await.expect("enqueue");
     }
     let first = q.consume(&name, 3).await.expect("consume");
     let mut held = Vec::new();
     for _ in 0..3 {
-        held.push(expect_job(recv_within(&first, Duration::from_secs(10)).await, "first delivery"));
+        held.push(next_job(&first, "first delivery").await);
     }
     first.close().await.expect("close first consumer");
 
     let second = q.consume(&name, 3).await.expect("consume again");
     let mut again = Vec::new();
     for _ in 0..3 {
-        let j = expect_job(recv_within(&second, Duration::from_secs(10)).await, "redelivery");
+        let j = next_job(&second, "redelivery").await;
         assert!(j.redelivered(), "redelivered flag not set");
         assert_eq!(j.attempt(), 1, "redelivery is not a retry");
         again.push(j.payload()[0]);
@@ -176,111 +180,94 @@ pub async fn unsettled_jobs_redelivered_when_consumer_gone<Q: WorkQueue + ?Sized
         assert!(j.ack().await.is_err(), "acking a job of a gone consumer succeeded");
     }
     assert!(recv_within(&second, QUIET).await.is_none(), "completed job came back");
-    second.close().await.expect("close stream");
-    q.delete(&name).await.expect("delete");
+    close_and_delete(q, &name, [second]).await;
 }
 
 /// A job dropped unsettled comes back flagged redelivered.
 pub async fn dropped_job_redelivered<Q: WorkQueue + ?Sized>(q: &Q) {
-    let name = unique("dropped");
-    q.declare(&name, &QueueOptions::default()).await.expect("declare");
+    let name = declared(q, "dropped", &QueueOptions::default()).await;
     q.enqueue(&name, Message::new("again")).await.expect("enqueue");
     let jobs = q.consume(&name, 1).await.expect("consume");
-    let job = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "the job");
+    let job = next_job(&jobs, "the job").await;
     assert!(!job.redelivered());
     drop(job);
-    let job = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "the dropped job again");
+    let job = next_job(&jobs, "the dropped job again").await;
     assert!(job.redelivered());
     assert_eq!(job.payload(), b"again");
     job.ack().await.expect("ack");
-    jobs.close().await.expect("close stream");
-    q.delete(&name).await.expect("delete");
+    close_and_delete(q, &name, [jobs]).await;
 }
 
 /// Retry waits, then delivers the job again with attempt + 1 and its headers; then success.
 pub async fn retry_then_success_counts_attempts<Q: WorkQueue + ?Sized>(q: &Q) {
-    let name = unique("retry");
     let delay = Duration::from_millis(300);
-    q.declare(&name, &QueueOptions::default().with_retry_delays([delay, Duration::from_secs(2)]))
-        .await
-        .expect("declare");
+    let name = declared(q, "retry", &QueueOptions::default().with_retry_delays([delay, Duration::from_secs(2)])).await;
     q.enqueue(&name, Message::new("flaky").with_header("k", "v")).await.expect("enqueue");
     let jobs = q.consume(&name, 1).await.expect("consume");
-    let first = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "attempt 1");
+    let first = next_job(&jobs, "attempt 1").await;
     assert_eq!(first.attempt(), 1);
     let started = Instant::now();
     first.retry(delay).await.expect("retry");
-    assert!(recv_within(&jobs, delay / 3).await.is_none(), "retried before its delay");
-    let second = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "attempt 2");
-    assert!(started.elapsed() >= delay * 2 / 3, "retried after {:?}", started.elapsed());
+    let second = next_job_after(&jobs, started, delay, "attempt 2").await;
     assert_eq!(second.attempt(), 2);
     assert_eq!(second.payload(), b"flaky");
     assert_eq!(second.message().header_str("k"), Some("v"), "headers lost in retry");
     assert!(!second.redelivered(), "a retry is a new delivery");
     // A redelivery keeps the attempt count; a retry at once still counts.
     drop(second);
-    let again = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "attempt 2 again");
+    let again = next_job(&jobs, "attempt 2 again").await;
     assert!(again.redelivered());
     assert_eq!(again.attempt(), 2);
     again.retry(Duration::ZERO).await.expect("retry at once");
-    let third = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "attempt 3");
+    let third = next_job(&jobs, "attempt 3").await;
     assert_eq!(third.attempt(), 3);
     third.ack().await.expect("ack");
     assert!(recv_within(&jobs, QUIET).await.is_none(), "acked job came back");
-    jobs.close().await.expect("close stream");
-    q.delete(&name).await.expect("delete");
+    close_and_delete(q, &name, [jobs]).await;
 }
 
 /// Deferring delivers the job again after its delay with the attempt count unchanged.
 pub async fn defer_keeps_attempt_count<Q: WorkQueue + ?Sized>(q: &Q) {
-    let name = unique("defer");
     let delay = Duration::from_millis(300);
-    q.declare(&name, &QueueOptions::default().with_retry_delays([delay])).await.expect("declare");
+    let name = declared(q, "defer", &QueueOptions::default().with_retry_delays([delay])).await;
     q.enqueue(&name, Message::new("later").with_header("k", "v")).await.expect("enqueue");
     let jobs = q.consume(&name, 1).await.expect("consume");
-    let first = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "attempt 1");
+    let first = next_job(&jobs, "attempt 1").await;
     first.retry(Duration::ZERO).await.expect("retry");
-    let second = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "attempt 2");
+    let second = next_job(&jobs, "attempt 2").await;
     assert_eq!(second.attempt(), 2);
     let started = Instant::now();
     second.defer(delay).await.expect("defer");
-    assert!(recv_within(&jobs, delay / 3).await.is_none(), "deferred job came back before its delay");
-    let again = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "the deferred job");
-    assert!(started.elapsed() >= delay * 2 / 3, "deferred for {:?}", started.elapsed());
+    let again = next_job_after(&jobs, started, delay, "the deferred job").await;
     assert_eq!(again.attempt(), 2, "a deferral spent an attempt");
     assert_eq!(again.message().header_str("k"), Some("v"), "headers lost in deferral");
     assert!(!again.redelivered());
     again.ack().await.expect("ack");
     assert!(recv_within(&jobs, QUIET).await.is_none(), "acked job came back");
-    jobs.close().await.expect("close stream");
-    q.delete(&name).await.expect("delete");
+    close_and_delete(q, &name, [jobs]).await;
 }
 
 /// Dead-lettering moves the job to `<queue>.dlq` with the reason in [`ERROR_HEADER`].
 pub async fn dead_letter_carries_reason<Q: WorkQueue + ?Sized>(q: &Q) {
-    let name = unique("dead_letter");
-    q.declare(&name, &QueueOptions::default()).await.expect("declare");
+    let name = declared(q, "dead_letter", &QueueOptions::default()).await;
     q.enqueue(&name, Message::new("{not json").with_header("k", "v")).await.expect("enqueue");
     let jobs = q.consume(&name, 1).await.expect("consume");
-    let job = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "the job");
+    let job = next_job(&jobs, "the job").await;
     job.dead_letter("payload is not valid json").await.expect("dead-letter");
     assert!(recv_within(&jobs, QUIET).await.is_none(), "dead-lettered job stayed in its queue");
 
     let dlq = q.consume(&dead_letter_queue(&name), 1).await.expect("consume dlq");
-    let dead = expect_job(recv_within(&dlq, Duration::from_secs(10)).await, "the dead letter");
+    let dead = next_job(&dlq, "the dead letter").await;
     assert_eq!(dead.payload(), b"{not json");
     assert_eq!(dead.message().header_str(ERROR_HEADER), Some("payload is not valid json"));
     assert_eq!(dead.message().header_str("k"), Some("v"));
     dead.ack().await.expect("ack dead letter");
-    jobs.close().await.expect("close stream");
-    dlq.close().await.expect("close dlq stream");
-    q.delete(&name).await.expect("delete");
+    close_and_delete(q, &name, [jobs, dlq]).await;
 }
 
 /// Two consumers of one queue both get work, and together get every job once.
 pub async fn consumers_share_load<Q: WorkQueue + ?Sized>(q: &Q) {
-    let name = unique("share");
-    q.declare(&name, &QueueOptions::default()).await.expect("declare");
+    let name = declared(q, "share", &QueueOptions::default()).await;
     let a = q.consume(&name, 1).await.expect("consume a");
     let b = q.consume(&name, 1).await.expect("consume b");
     const N: u32 = 20;
@@ -292,9 +279,7 @@ pub async fn consumers_share_load<Q: WorkQueue + ?Sized>(q: &Q) {
     let mut all: Vec<u32> = got_a.into_iter().chain(got_b).collect();
     all.sort_unstable();
     assert_eq!(all, (0..N).collect::<Vec<_>>());
-    a.close().await.expect("close a");
-    b.close().await.expect("close b");
-    q.delete(&name).await.expect("delete");
+    close_and_delete(q, &name, [a, b]).await;
 }
 
 /// Acks every job until none comes for 2 s, slowly so that other consumers take their share.
@@ -310,8 +295,7 @@ async fn work_slowly(jobs: &JobStream) -> Vec<u32> {
 
 /// A full queue refuses enqueues with `Unavailable` and hands the message back.
 pub async fn full_queue_rejects_enqueue<Q: WorkQueue + ?Sized>(q: &Q) {
-    let name = unique("full");
-    q.declare(&name, &QueueOptions::default().with_max_length(3)).await.expect("declare");
+    let name = declared(q, "full", &QueueOptions::default().with_max_length(3)).await;
     for i in 0..3u8 {
         q.enqueue(&name, Message::new(vec![i])).await.expect("enqueue below the bound");
     }
@@ -320,20 +304,18 @@ pub async fn full_queue_rejects_enqueue<Q: WorkQueue + ?Sized>(q: &Q) {
     assert_eq!(err.into_inner().payload, b"one too many");
     let jobs = q.consume(&name, 3).await.expect("consume");
     for i in 0..3u8 {
-        let j = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "a queued job");
+        let j = next_job(&jobs, "a queued job").await;
         assert_eq!(j.payload(), [i]);
         j.ack().await.expect("ack");
     }
     assert!(recv_within(&jobs, QUIET).await.is_none(), "the rejected job was queued");
-    jobs.close().await.expect("close stream");
-    q.delete(&name).await.expect("delete");
+    close_and_delete(q, &name, [jobs]).await;
 }
 
 /// 500 jobs from 4 producers through 3 consumers, some dropped and some retried on their first
 /// attempt: every job completes, none lost.
 pub async fn none_lost_under_load<Q: WorkQueue + ?Sized>(q: &Q) {
-    let name = unique("load");
-    q.declare(&name, &QueueOptions::default().with_retry_delays([Duration::from_millis(50)])).await.expect("declare");
+    let name = declared(q, "load", &QueueOptions::default().with_retry_delays([Duration::from_millis(50)])).await;
     const N: u32 = 500;
     let consumers = [q.consume(&name, 10).await, q.consume(&name, 10).await, q.consume(&name, 10).await]
         .map(|c| c.expect("consume"));
@@ -355,10 +337,7 @@ pub async fn none_lost_under_load<Q: WorkQueue + ?Sized>(q: &Q) {
     assert!(missing.is_empty(), "{} jobs lost, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
     let duplicates = counts.values().filter(|c| **c > 1).count();
     assert_eq!(duplicates, 0, "jobs completed twice without a lost consumer");
-    for c in consumers {
-        c.close().await.expect("close stream");
-    }
-    q.delete(&name).await.expect("delete");
+    close_and_delete(q, &name, consumers).await;
 }
 
 /// Completes jobs until none comes for 3 s; on their first attempt drops those ending in 3 and
@@ -408,8 +387,7 @@ pub async fn fanout_reaches_every_listener<Q: Fanout + ?Sized>(q: &Q) {
 /// by a consumer (prefetch 1), two ready and one consumer; the held job is still the consumer's
 /// to ack. An unknown queue is an error.
 pub async fn queue_depth_counts_ready_jobs_and_consumers<Q: WorkQueue + InspectQueues + ?Sized>(q: &Q) {
-    let name = unique("depth");
-    q.declare(&name, &QueueOptions::default()).await.expect("declare");
+    let name = declared(q, "depth", &QueueOptions::default()).await;
     for i in 0..3 {
         q.enqueue(&name, Message::new(format!("j{i}"))).await.expect("enqueue");
     }
@@ -417,7 +395,7 @@ pub async fn queue_depth_counts_ready_jobs_and_consumers<Q: WorkQueue + InspectQ
     assert_eq!((idle.messages, idle.consumers), (3, 0), "{idle:?}");
     assert!(idle.unacked.is_none_or(|n| n == 0), "{idle:?}");
     let jobs = q.consume(&name, 1).await.expect("consume");
-    let held = expect_job(recv_within(&jobs, Duration::from_secs(10)).await, "the first job");
+    let held = next_job(&jobs, "the first job").await;
     // The broker counts the consumer and the delivery as it processes them: wait for both.
     let deadline = Instant::now() + Duration::from_secs(10);
     let busy: QueueDepth = loop {

@@ -9,7 +9,8 @@ use smol::Timer;
 use switchboard_ports::{Delivery, ErrorKind, Message};
 
 use super::support::{
-    assert_quiet, expect, number, numbered, publish, receive_from_both, skip, subscribe, topic, within,
+    assert_quiet, expect, number, numbered, one_subscription, publish, receive_from_both, subscribe, topic,
+    two_members_after, within, within_needing,
 };
 use super::Backend;
 
@@ -32,10 +33,7 @@ pub async fn run_all(b: &dyn Backend) {
 /// A subscribed message arrives intact; published right after `subscribe` returned.
 pub async fn publish_subscribe(b: &dyn Backend) {
     within(b, "publish_subscribe", async {
-        // One publisher per case: a real broker pays a handshake per producer.
-        let p = b.publisher();
-        let topic = topic(b, "publish_subscribe").await;
-        let sub = subscribe(b, &topic, "g").await;
+        let (p, topic, sub) = one_subscription(b, "publish_subscribe").await;
         publish(&*p, &topic, Message::new("hello")).await;
         let d = expect(&sub, b, "the published message").await;
         assert_eq!(d.message().payload, b"hello");
@@ -49,10 +47,7 @@ pub async fn publish_subscribe(b: &dyn Backend) {
 /// a keyless message comes back keyless. Extra headers added by the backend are tolerated.
 pub async fn headers_and_key_round_trip(b: &dyn Backend) {
     within(b, "headers_and_key_round_trip", async {
-        // One publisher per case: a real broker pays a handshake per producer.
-        let p = b.publisher();
-        let topic = topic(b, "headers_and_key_round_trip").await;
-        let sub = subscribe(b, &topic, "g").await;
+        let (p, topic, sub) = one_subscription(b, "headers_and_key_round_trip").await;
         let keyed = Message::new(vec![0u8, 1, 255, 0])
             .with_key(vec![0u8, 255, 7])
             .with_header("a", "1")
@@ -105,20 +100,9 @@ pub async fn many_messages(b: &dyn Backend) {
 
 /// Two members of one group share the messages: both get some, together all, none twice.
 pub async fn consumer_group_sharing(b: &dyn Backend) {
-    if skip("consumer_group_sharing", "consumer_groups", b.features().consumer_groups) {
-        return;
-    }
-    within(b, "consumer_group_sharing", async {
-        // One publisher per case: a real broker pays a handshake per producer.
-        let p = b.publisher();
-        let topic = topic(b, "consumer_group_sharing").await;
-        let first = subscribe(b, &topic, "g").await;
-        let second = subscribe(b, &topic, "g").await;
-        Timer::after(b.config().settle).await;
+    within_needing(b, "consumer_group_sharing", &[("consumer_groups", b.features().consumer_groups)], async {
         let n = 60;
-        for i in 0..n {
-            publish(&*p, &topic, numbered(i).with_key(format!("key-{i}"))).await;
-        }
+        let (first, second) = two_members_after(b, "consumer_group_sharing", n).await;
         let got = receive_from_both(b, &first, &second, n).await;
         let (a, c) = (&got[0], &got[1]);
         assert!(!a.is_empty() && !c.is_empty(), "both members get partitions: {} and {}", a.len(), c.len());
@@ -132,22 +116,10 @@ pub async fn consumer_group_sharing(b: &dyn Backend) {
 /// Messages a member received but never acked reach the other member after it leaves.
 pub async fn redelivery_on_member_leave(b: &dyn Backend) {
     let f = b.features();
-    if skip("redelivery_on_member_leave", "consumer_groups", f.consumer_groups)
-        || skip("redelivery_on_member_leave", "redelivery_on_member_leave", f.redelivery_on_member_leave)
-    {
-        return;
-    }
-    within(b, "redelivery_on_member_leave", async {
-        // One publisher per case: a real broker pays a handshake per producer.
-        let p = b.publisher();
-        let topic = topic(b, "redelivery_on_member_leave").await;
-        let leaving = subscribe(b, &topic, "g").await;
-        let staying = subscribe(b, &topic, "g").await;
-        Timer::after(b.config().settle).await;
+    let needs = [("consumer_groups", f.consumer_groups), ("redelivery_on_member_leave", f.redelivery_on_member_leave)];
+    within_needing(b, "redelivery_on_member_leave", &needs, async {
         let n = 40;
-        for i in 0..n {
-            publish(&*p, &topic, numbered(i).with_key(format!("key-{i}"))).await;
-        }
+        let (leaving, staying) = two_members_after(b, "redelivery_on_member_leave", n).await;
         // The leaving member holds its deliveries unacked; the staying one acks.
         let held = RefCell::new(Vec::new());
         let mut acked = BTreeSet::new();
@@ -192,14 +164,8 @@ pub async fn redelivery_on_member_leave(b: &dyn Backend) {
 
 /// A nacked or dropped delivery comes back to the same subscription; an acked one does not.
 pub async fn nack_redelivers(b: &dyn Backend) {
-    if skip("nack_redelivers", "nack_redelivers", b.features().nack_redelivers) {
-        return;
-    }
-    within(b, "nack_redelivers", async {
-        // One publisher per case: a real broker pays a handshake per producer.
-        let p = b.publisher();
-        let topic = topic(b, "nack_redelivers").await;
-        let sub = subscribe(b, &topic, "g").await;
+    within_needing(b, "nack_redelivers", &[("nack_redelivers", b.features().nack_redelivers)], async {
+        let (p, topic, sub) = one_subscription(b, "nack_redelivers").await;
         publish(&*p, &topic, Message::new("again").with_key("k")).await;
         let first = expect(&sub, b, "the message").await;
         let offset = first.offset();
@@ -217,14 +183,8 @@ pub async fn nack_redelivers(b: &dyn Backend) {
 
 /// Messages with one key arrive in publish order.
 pub async fn order_per_key(b: &dyn Backend) {
-    if skip("order_per_key", "guaranteed_order_per_key", b.features().guaranteed_order_per_key) {
-        return;
-    }
-    within(b, "order_per_key", async {
-        // One publisher per case: a real broker pays a handshake per producer.
-        let p = b.publisher();
-        let topic = topic(b, "order_per_key").await;
-        let sub = subscribe(b, &topic, "g").await;
+    within_needing(b, "order_per_key", &[("guaranteed_order_per_key", b.features().guaranteed_order_per_key)], async {
+        let (p, topic, sub) = one_subscription(b, "order_per_key").await;
         let (keys, per_key) = (5, (b.config().messages / 5).max(10));
         for i in 0..keys * per_key {
             publish(&*p, &topic, numbered(i).with_key(format!("key-{}", i % keys))).await;
@@ -246,14 +206,8 @@ pub async fn order_per_key(b: &dyn Backend) {
 /// After a subscription closes, the next member of the group continues after the last ack:
 /// nothing lost, nothing acked delivered again.
 pub async fn continue_after_close(b: &dyn Backend) {
-    if skip("continue_after_close", "persistent", b.features().persistent) {
-        return;
-    }
-    within(b, "continue_after_close", async {
-        // One publisher per case: a real broker pays a handshake per producer.
-        let p = b.publisher();
-        let topic = topic(b, "continue_after_close").await;
-        let sub = subscribe(b, &topic, "g").await;
+    within_needing(b, "continue_after_close", &[("persistent", b.features().persistent)], async {
+        let (p, topic, sub) = one_subscription(b, "continue_after_close").await;
         for i in 0..10 {
             publish(&*p, &topic, numbered(i).with_key(format!("key-{i}"))).await;
         }

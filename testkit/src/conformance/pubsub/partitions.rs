@@ -2,21 +2,29 @@
 //! partitions without a group (the gateway's own share of the replies).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use switchboard_ports::{ErrorKind, Message};
+use switchboard_ports::{ErrorKind, Message, Publisher, Subscriber};
 
 use super::support::{assert_quiet, expect, publish, subscribe, topic, within};
 use super::Backend;
+
+/// A publisher, a fresh topic named after `case`, the backend's subscriber, and the topic's
+/// partition count.
+async fn partitioned_topic(b: &dyn Backend, case: &str) -> (Arc<dyn Publisher>, String, Arc<dyn Subscriber>, i32) {
+    let p = b.publisher();
+    let topic = topic(b, case).await;
+    let s = b.subscriber();
+    let count = s.partition_count(&topic).await.expect("partition_count");
+    (p, topic, s, count)
+}
 
 /// A reader assigned partition 0 gets what is published to partition 0 after `assign`
 /// returned, nothing published before, nothing of partition 1; a group member of the topic
 /// sees both, each on the partition named.
 pub async fn assigned_partition_reads_only_its_own(b: &dyn Backend) {
     within(b, "assigned_partition_reads_only_its_own", async {
-        let p = b.publisher();
-        let topic = topic(b, "assigned_partition").await;
-        let s = b.subscriber();
-        let count = s.partition_count(&topic).await.expect("partition_count");
+        let (p, topic, s, count) = partitioned_topic(b, "assigned_partition").await;
         assert!(count >= 2, "the case needs 2 partitions, the topic has {count}");
         publish(&*p, &topic, Message::new("before").to_partition(0)).await;
         let group = subscribe(b, &topic, "all").await;
@@ -46,10 +54,7 @@ pub async fn assigned_partition_reads_only_its_own(b: &dyn Backend) {
 /// publishing and for reading; nothing is created, and the topic keeps its partitions.
 pub async fn partition_out_of_range_is_refused(b: &dyn Backend) {
     within(b, "partition_out_of_range_is_refused", async {
-        let p = b.publisher();
-        let topic = topic(b, "partition_range").await;
-        let s = b.subscriber();
-        let count = s.partition_count(&topic).await.expect("partition_count");
+        let (p, topic, s, count) = partitioned_topic(b, "partition_range").await;
         for bad in [count, count + 100, -1] {
             let err = p.publish(&topic, Message::new("stray").to_partition(bad)).await.expect_err("out of range");
             assert_eq!(err.error.kind(), ErrorKind::Invalid, "partition {bad}: {}", err.error);

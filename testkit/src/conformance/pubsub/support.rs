@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::future;
@@ -15,6 +16,20 @@ pub(super) fn skip(case: &str, feature: &str, supported: bool) -> bool {
         println!("skipped {case}: backend lacks feature {feature}");
     }
     !supported
+}
+
+/// `within`, unless the backend lacks one of the features the case `needs` (name, supported):
+/// then the case is skipped, saying which.
+pub(super) async fn within_needing(
+    b: &dyn Backend,
+    case: &str,
+    needs: &[(&str, bool)],
+    body: impl Future<Output = ()>,
+) {
+    if needs.iter().any(|&(feature, supported)| skip(case, feature, supported)) {
+        return;
+    }
+    within(b, case, body).await
 }
 
 /// Fails the case after the backend's `case_timeout`.
@@ -36,6 +51,30 @@ pub(super) async fn topic(b: &dyn Backend, case: &str) -> String {
         admin.ensure_topic(&topic, b.config().partitions).await.expect("ensure_topic");
     }
     topic
+}
+
+/// What most cases start with: one publisher (a real broker pays a handshake per producer), a
+/// fresh topic named after the case, and one subscription of group `g` on it.
+pub(super) async fn one_subscription(b: &dyn Backend, case: &str) -> (Arc<dyn Publisher>, String, Subscription) {
+    let p = b.publisher();
+    let topic = topic(b, case).await;
+    let sub = subscribe(b, &topic, "g").await;
+    (p, topic, sub)
+}
+
+/// Two members of group `g` on a fresh topic named after the case, once the group settled, and
+/// then `n` numbered messages published to it, each with a key of its own.
+pub(super) async fn two_members_after(b: &dyn Backend, case: &str, n: usize) -> (Subscription, Subscription) {
+    // One publisher per case: a real broker pays a handshake per producer.
+    let p = b.publisher();
+    let topic = topic(b, case).await;
+    let first = subscribe(b, &topic, "g").await;
+    let second = subscribe(b, &topic, "g").await;
+    Timer::after(b.config().settle).await;
+    for i in 0..n {
+        publish(&*p, &topic, numbered(i).with_key(format!("key-{i}"))).await;
+    }
+    (first, second)
 }
 
 /// Subscribes with a group name unique to the topic.
