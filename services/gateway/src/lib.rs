@@ -24,6 +24,7 @@ mod spans;
 pub use args::{GatewayArgs, GatewayBreaker};
 pub use auth::{BearerTokens, TokenFileError};
 pub use config::GatewayConfig;
+pub use errors::JsonErrors;
 pub use instance::{default_instance_id, reply_partition};
 pub use jobs::{JobState, JobStore, JobView, JobsArgs, JobsConfig};
 pub use pending::{Pending, PendingFull, Slot, Waiter, Wake};
