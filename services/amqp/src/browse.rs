@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use amiquip::{AmqpProperties, Channel, Confirm, Connection, Delivery, Publish};
 use async_trait::async_trait;
 use crossbeam_channel::{Receiver, Sender};
-use switchboard_ports::{Browse, BrowsePass, Browsed, Error, ErrorKind, Message, PublishError};
+use switchboard_ports::{Browse, BrowsePass, Browsed, Error, ErrorKind, Message, PassBroker, PublishError};
 
 use crate::connection::{broker_error, oneshot, Reply};
 use crate::{headers, AmqpConfig, AmqpWorkQueue};
@@ -22,7 +22,7 @@ enum Op {
 
 #[async_trait]
 impl Browse for AmqpWorkQueue {
-    async fn browse(&self, source: &str, max: usize) -> Result<Box<dyn BrowsePass>, Error> {
+    async fn browse(&self, source: &str, max: usize) -> Result<BrowsePass, Error> {
         let config = self.config().clone();
         let (ops_tx, ops_rx) = crossbeam_channel::unbounded();
         let (ready, answer) = oneshot();
@@ -32,21 +32,16 @@ impl Browse for AmqpWorkQueue {
             .spawn(move || run(config, queue, max, ops_rx, ready))
             .map_err(|e| Error::new(ErrorKind::Other, format!("cannot start the browse thread: {e}")))?;
         let entries = answer.recv().await.map_err(|_| Error::closed())??;
-        Ok(Box::new(AmqpPass { ops: ops_tx, entries }))
+        Ok(BrowsePass::new(entries, AmqpPass { ops: ops_tx }))
     }
 }
 
 struct AmqpPass {
     ops: Sender<Op>,
-    entries: Vec<Browsed>,
 }
 
 #[async_trait]
-impl BrowsePass for AmqpPass {
-    fn entries(&self) -> &[Browsed] {
-        &self.entries
-    }
-
+impl PassBroker for AmqpPass {
     async fn send(&mut self, destination: &str, message: Message) -> Result<(), PublishError> {
         let (reply, answer) = oneshot();
         if let Err(e) = self.ops.send(Op::Send { queue: destination.to_owned(), message, reply }) {
@@ -56,7 +51,7 @@ impl BrowsePass for AmqpPass {
         answer.recv().await.unwrap_or_else(|_| Err(PublishError::new(Error::closed(), Message::default())))
     }
 
-    async fn remove(&mut self, index: usize) -> Result<(), Error> {
+    async fn remove(&mut self, _: &[Browsed], index: usize) -> Result<(), Error> {
         let (reply, answer) = oneshot();
         self.ops.send(Op::Remove { index, reply }).map_err(|_| Error::closed())?;
         answer.recv().await.map_err(|_| Error::closed())?

@@ -65,19 +65,38 @@ pub(crate) struct Outgoing {
     pub expiration: Option<Duration>,
 }
 
+/// Declaring or deleting a queue; its retry and dead-letter queues go with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueueChange {
+    Declare,
+    Delete,
+}
+
+impl QueueChange {
+    fn apply(self, channel: &Channel, queue: &str, options: &QueueOptions) -> amiquip::Result<()> {
+        match self {
+            QueueChange::Declare => topology::declare(channel, queue, options),
+            QueueChange::Delete => topology::delete(channel, queue, options),
+        }
+    }
+
+    fn failure(self) -> &'static str {
+        match self {
+            QueueChange::Declare => "cannot declare the queue",
+            QueueChange::Delete => "cannot delete the queue",
+        }
+    }
+}
+
 pub(crate) enum Command {
-    Declare {
+    Queue {
+        change: QueueChange,
         queue: String,
         options: QueueOptions,
         reply: Reply<Result<(), Error>>,
     },
     DeclareFanout {
         exchange: String,
-        reply: Reply<Result<(), Error>>,
-    },
-    Delete {
-        queue: String,
-        options: QueueOptions,
         reply: Reply<Result<(), Error>>,
     },
     Publish {
@@ -332,11 +351,14 @@ impl Owner {
                     self.publish(p);
                 }
             }
-            Command::Declare { queue, options, reply } => {
+            Command::Queue { change, queue, options, reply } => {
                 let (q, o) = (queue.clone(), options.clone());
-                let r = self.on_temp_channel("cannot declare the queue", move |ch| topology::declare(ch, &q, &o));
+                let r = self.on_temp_channel(change.failure(), move |ch| change.apply(ch, &q, &o));
                 if r.is_ok() {
-                    self.queues.insert(queue, options);
+                    match change {
+                        QueueChange::Declare => self.queues.insert(queue, options),
+                        QueueChange::Delete => self.queues.remove(&queue),
+                    };
                 }
                 let _ = reply.try_send(r);
             }
@@ -345,14 +367,6 @@ impl Owner {
                 let r = self.on_temp_channel("cannot declare the exchange", move |ch| topology::declare_fanout(ch, &x));
                 if r.is_ok() {
                     self.exchanges.insert(exchange);
-                }
-                let _ = reply.try_send(r);
-            }
-            Command::Delete { queue, options, reply } => {
-                let (q, o) = (queue.clone(), options.clone());
-                let r = self.on_temp_channel("cannot delete the queue", move |ch| topology::delete(ch, &q, &o));
-                if r.is_ok() {
-                    self.queues.remove(&queue);
                 }
                 let _ = reply.try_send(r);
             }

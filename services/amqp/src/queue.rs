@@ -7,7 +7,7 @@ use switchboard_ports::{
     PublishError, QueueOptions, WorkQueue, ERROR_HEADER,
 };
 
-use crate::connection::{oneshot, unreachable, Command, Link, Outgoing, Owner, Reply};
+use crate::connection::{oneshot, unreachable, Command, Link, Outgoing, Owner, QueueChange, Reply};
 use crate::consumer::{self, Control, Mode, Settle};
 use crate::{topology, AmqpConfig};
 
@@ -149,7 +149,7 @@ impl switchboard_ports::InspectQueues for AmqpWorkQueue {
 impl WorkQueue for AmqpWorkQueue {
     async fn declare(&self, queue: &str, options: &QueueOptions) -> Result<(), Error> {
         let (q, o) = (queue.to_owned(), options.clone());
-        self.call(|reply| Command::Declare { queue: q, options: o, reply }).await??;
+        self.call(|reply| Command::Queue { change: QueueChange::Declare, queue: q, options: o, reply }).await??;
         let mut queues = lock(&self.shared.queues);
         queues.insert(queue.to_owned(), options.clone());
         // The dead-letter queue can be consumed too; its retries go straight back into it.
@@ -191,7 +191,7 @@ impl WorkQueue for AmqpWorkQueue {
     async fn delete(&self, queue: &str) -> Result<(), Error> {
         let options = self.options(queue).unwrap_or_default();
         let q = queue.to_owned();
-        self.call(|reply| Command::Delete { queue: q, options, reply }).await??;
+        self.call(|reply| Command::Queue { change: QueueChange::Delete, queue: q, options, reply }).await??;
         let mut queues = lock(&self.shared.queues);
         queues.remove(queue);
         queues.remove(&dead_letter_queue(queue));

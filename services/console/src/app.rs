@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::AsyncReadExt;
-use switchboard_gateway::BearerTokens;
+use switchboard_dead_letters::refuse_unauthenticated;
+use switchboard_gateway::{BearerTokens, JsonErrors};
 use tide::{Request, Response, StatusCode};
 
 use crate::auth::{self, Verdict};
@@ -66,7 +67,8 @@ pub(crate) fn json(status: StatusCode, body: &impl serde::Serialize) -> Response
 pub(crate) fn app(state: State) -> tide::Server<State> {
     let mut app = tide::with_state(state);
     app.with(SecurityHeaders);
-    app.with(JsonErrors);
+    // The console's routes answer one method each, so a 405 names no `Allow`.
+    app.with(JsonErrors { not_found: "no such page or endpoint", route_of: |_| None });
     app.with(Authenticate);
     app.at("/").get(|_| async { Ok(asset("index.html")) });
     app.at("/assets/*path").get(|req: Request<State>| async move { Ok(asset(req.param("path").unwrap_or_default())) });
@@ -177,10 +179,11 @@ async fn receive_traces(mut req: Request<State>) -> tide::Result {
 
 async fn dead_letters(mut req: Request<State>) -> tide::Result {
     let authenticated = req.ext::<Authenticated>().is_some_and(|a| a.0);
-    let is_redrive = req.url().path().ends_with("/redrive");
-    if is_redrive && !(authenticated || req.state().allow_redrive) {
-        let message = "redrive needs a token file (SWITCHBOARD_AUTH_TOKENS_FILE) or --allow-redrive";
-        return Ok(error(StatusCode::Forbidden, "forbidden", message));
+    // Refused here too, before the body is read, whatever handler answers the rest.
+    if req.url().path().ends_with("/redrive") {
+        if let Some((status, body)) = refuse_unauthenticated(authenticated, req.state().allow_redrive) {
+            return Ok(json(StatusCode::try_from(status).unwrap_or(StatusCode::Forbidden), &body));
+        }
     }
     let bytes = match body(&mut req, MAX_FORM_BODY).await {
         Ok(bytes) => bytes,
@@ -209,33 +212,6 @@ impl tide::Middleware<State> for SecurityHeaders {
         res.insert_header("referrer-policy", "no-referrer");
         res.insert_header("x-frame-options", "DENY");
         Ok(res)
-    }
-}
-
-/// Every error as the JSON error object, whoever produced it (the router's 404 and 405 too).
-struct JsonErrors;
-
-#[tide::utils::async_trait]
-impl tide::Middleware<State> for JsonErrors {
-    async fn handle(&self, req: Request<State>, next: tide::Next<'_, State>) -> tide::Result {
-        let res = next.run(req).await;
-        let status = res.status();
-        if !(status.is_client_error() || status.is_server_error()) || res.is_empty() == Some(false) {
-            return Ok(res);
-        }
-        let message = match (status, res.error()) {
-            (StatusCode::NotFound, _) => "no such page or endpoint".to_owned(),
-            (StatusCode::MethodNotAllowed, _) => "this method is not served here".to_owned(),
-            (s, Some(e)) if s.is_client_error() => e.to_string(),
-            (s, _) => s.canonical_reason().to_owned(),
-        };
-        let mut json = error(status, switchboard_http_server::error_code(status), &message);
-        for (name, values) in res.iter() {
-            if name != "content-type" && name != "content-length" {
-                json.insert_header(name, values);
-            }
-        }
-        Ok(json)
     }
 }
 

@@ -121,6 +121,23 @@ impl std::fmt::Debug for Sources {
     }
 }
 
+/// Why the console cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindError {
+    /// The scrape CA or token file; the text names the file, never the token.
+    #[error("console: {0}")]
+    Scrape(String),
+    /// The console's address.
+    #[error("console: cannot listen on {addr}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why it cannot be listened on.
+        source: io::Error,
+    },
+}
+
 /// A bound console, ready to serve.
 pub struct Console {
     listener: TcpListener,
@@ -155,12 +172,11 @@ fn edges() -> Vec<[String; 2]> {
 impl Console {
     /// Binds the listener, starts listening for job events (when a fanout is given) and the
     /// tasks that scrape and push; serving starts with [`serve`](Console::serve).
-    pub async fn bind(config: ConsoleConfig, sources: Sources) -> anyhow::Result<Console> {
+    pub async fn bind(config: ConsoleConfig, sources: Sources) -> Result<Console, BindError> {
         let client = ScrapeClient::load(config.scrape_ca_file.as_deref(), config.scrape_token_file.as_deref())
-            .map_err(|e| anyhow::anyhow!("console: {e}"))?;
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("console: cannot listen on {}: {e}", config.addr))?;
+            .map_err(BindError::Scrape)?;
+        let listener =
+            TcpListener::bind(config.addr).await.map_err(|source| BindError::Listen { addr: config.addr, source })?;
         let shared = Arc::new(Shared {
             store: Store::new(config.max_transactions, config.max_spans),
             scraper: Scraper::new(

@@ -9,10 +9,10 @@
 //! queue per live page.
 //!
 //! ```no_run
-//! # async fn run() -> anyhow::Result<()> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use switchboard_console::{Console, ConsoleConfig, Sources};
 //!
-//! let config = ConsoleConfig { targets: vec!["gateway=127.0.0.1:8080".parse().map_err(anyhow::Error::msg)?], ..ConsoleConfig::default() };
+//! let config = ConsoleConfig { targets: vec!["gateway=127.0.0.1:8080".parse()?], ..ConsoleConfig::default() };
 //! let console = Console::bind(config, Sources::default()).await?;
 //! println!("console on http://{}", console.local_addr()?);
 //! console.serve(futures_lite::future::pending()).await?;
@@ -42,7 +42,7 @@ mod transaction;
 
 pub use args::ConsoleArgs;
 pub use brokers::Watched;
-pub use console::{Console, ConsoleConfig, Sources};
+pub use console::{BindError, Console, ConsoleConfig, Sources};
 pub use dead_letters::{DeadLetterAnswer, DeadLetterRequest, DeadLetters, NoDeadLetters};
 pub use scrape::Target;
 

@@ -67,10 +67,8 @@ pub(crate) struct InstanceView {
     pub admin: String,
     pub up: bool,
     pub ready: bool,
-    pub rps: f64,
-    pub error_pct: f64,
-    pub p50_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
+    #[serde(flatten)]
+    pub rates: Rates,
     pub breakers: Vec<BreakerView>,
     /// Why the last scrape failed.
     pub error: Option<String>,
@@ -92,10 +90,23 @@ pub(crate) struct ServiceView {
 #[derive(Debug, Clone, Copy, Serialize)]
 pub(crate) struct Point {
     pub t_unix_ms: u64,
+    #[serde(flatten)]
+    pub rates: Rates,
+}
+
+/// Throughput, errors and latency over one tick (zero and none before two scrapes).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct Rates {
     pub rps: f64,
     pub error_pct: f64,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+}
+
+impl From<&Delta> for Rates {
+    fn from(d: &Delta) -> Self {
+        Rates { rps: d.rps(), error_pct: d.error_pct(), p50_ms: d.quantile_ms(0.5), p99_ms: d.quantile_ms(0.99) }
+    }
 }
 
 struct Instance {
@@ -146,10 +157,7 @@ impl Scraper {
                     admin: target.shown(),
                     up: false,
                     ready: false,
-                    rps: 0.0,
-                    error_pct: 0.0,
-                    p50_ms: None,
-                    p99_ms: None,
+                    rates: Rates::default(),
                     breakers: Vec::new(),
                     error: Some("not scraped yet".into()),
                 },
@@ -183,10 +191,7 @@ impl Scraper {
             view.ready = scraped.ready;
             view.error = scraped.error;
             let Some(snapshot) = scraped.snapshot else {
-                view.rps = 0.0;
-                view.error_pct = 0.0;
-                view.p50_ms = None;
-                view.p99_ms = None;
+                view.rates = Rates::default();
                 instance.last = None;
                 continue;
             };
@@ -194,10 +199,7 @@ impl Scraper {
                 snapshot.breakers.iter().map(|(name, state)| BreakerView { name: name.clone(), state }).collect();
             if let Some((at, before)) = &instance.last {
                 let d = rates::delta(before, &snapshot, now.duration_since(*at).as_secs_f64());
-                view.rps = d.rps();
-                view.error_pct = d.error_pct();
-                view.p50_ms = d.quantile_ms(0.5);
-                view.p99_ms = d.quantile_ms(0.99);
+                view.rates = Rates::from(&d);
                 if let Some((_, merged)) = per_service.iter_mut().find(|(name, _)| *name == instance.target.service) {
                     match merged {
                         Some(m) => m.merge(&d),
@@ -210,13 +212,7 @@ impl Scraper {
         let max_points = self.max_points;
         for ((_, points), (_, delta)) in state.history.iter_mut().zip(per_service) {
             let d = delta.unwrap_or_default();
-            points.push_back(Point {
-                t_unix_ms,
-                rps: d.rps(),
-                error_pct: d.error_pct(),
-                p50_ms: d.quantile_ms(0.5),
-                p99_ms: d.quantile_ms(0.99),
-            });
+            points.push_back(Point { t_unix_ms, rates: Rates::from(&d) });
             while points.len() > max_points {
                 points.pop_front();
             }
@@ -334,9 +330,9 @@ mod tests {
         let services = scraper.services();
         assert_eq!(services.len(), 1);
         assert_eq!(services[0].instances.len(), 2);
-        assert_eq!(services[0].instances[0].rps, 10.0);
+        assert_eq!(services[0].instances[0].rates.rps, 10.0);
         let state = scraper.state.lock();
-        let points: Vec<(u64, f64)> = state.history[0].1.iter().map(|p| (p.t_unix_ms, p.rps)).collect();
+        let points: Vec<(u64, f64)> = state.history[0].1.iter().map(|p| (p.t_unix_ms, p.rates.rps)).collect();
         assert_eq!(points, [(2000, 20.0), (3000, 20.0), (4000, 20.0)]);
     }
 

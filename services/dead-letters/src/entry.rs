@@ -151,33 +151,31 @@ pub fn capped(bytes: &[u8], max: usize) -> String {
     s.trim_end_matches('\u{fffd}').to_owned()
 }
 
+/// What envelopes and jobs both carry: `kind`, id, body (capped), traceparent and hops.
+fn carried(kind: &str, id: &str, body: &str, traceparent: Option<&str>, hops: &[switchboard_proto::Hop]) -> Value {
+    let hops: Vec<Value> = hops.iter().map(|h| json!({"name": h.name, "service": h.service})).collect();
+    json!({"kind": kind, "id": id, "body": capped(body.as_bytes(), 4096), "traceparent": traceparent, "hops": hops})
+}
+
 fn decoded(source: SourceKind, payload: &[u8]) -> Value {
-    let hops = |hops: &[switchboard_proto::Hop]| -> Value {
-        hops.iter().map(|h| json!({"name": h.name, "service": h.service})).collect()
-    };
     match source {
         SourceKind::Requests => match Envelope::decode(payload) {
-            Ok(e) => json!({
-                "kind": "envelope",
-                "id": e.id,
-                "body": capped(e.body.as_bytes(), 4096),
-                "reply_to": e.reply_to,
-                "deadline_unix_ms": e.deadline_unix_ms,
-                "traceparent": e.traceparent(),
-                "failure": e.failure.as_ref().map(|f| f.message.clone()),
-                "hops": hops(&e.hops),
-            }),
+            Ok(e) => {
+                let mut v = carried("envelope", &e.id, &e.body, e.traceparent(), &e.hops);
+                v["reply_to"] = json!(e.reply_to);
+                v["deadline_unix_ms"] = json!(e.deadline_unix_ms);
+                v["failure"] = json!(e.failure.as_ref().map(|f| f.message.clone()));
+                v
+            }
             Err(e) => json!({"kind": "undecodable", "error": e.to_string()}),
         },
         SourceKind::Jobs => match Job::parse_from_bytes(payload) {
-            Ok(j) => json!({
-                "kind": "job",
-                "id": j.id,
-                "body": capped(j.body.as_bytes(), 4096),
-                "created_unix_ms": j.created_unix_ms,
-                "traceparent": j.trace.as_ref().map(|t| t.traceparent.clone()),
-                "hops": hops(&j.hops),
-            }),
+            Ok(j) => {
+                let traceparent = j.trace.as_ref().map(|t| t.traceparent.as_str());
+                let mut v = carried("job", &j.id, &j.body, traceparent, &j.hops);
+                v["created_unix_ms"] = json!(j.created_unix_ms);
+                v
+            }
             Err(e) => json!({"kind": "undecodable", "error": e.to_string()}),
         },
     }

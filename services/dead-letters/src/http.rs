@@ -21,6 +21,14 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 const DEFAULT_LIMIT: usize = 200;
 const MAX_LIMIT: usize = 10_000;
 
+/// The one check before a redrive or a purge: `Some` 403 answer unless the caller
+/// `authenticated` with a bearer token or the operator allowed changes without one.
+pub fn refuse_unauthenticated(authenticated: bool, allow_unauthenticated: bool) -> Option<(u16, Value)> {
+    let message =
+        "redrive and purge need a bearer token (SWITCHBOARD_AUTH_TOKENS_FILE) or the console's --allow-redrive";
+    (!authenticated && !allow_unauthenticated).then(|| error(403, "forbidden", message))
+}
+
 /// The HTTP face of [`DeadLetters`].
 #[derive(Clone, Debug)]
 pub struct HttpApi {
@@ -86,12 +94,8 @@ impl HttpApi {
     }
 
     async fn change(&self, body: &[u8], caller: Option<&str>, change: Change) -> (u16, Value) {
-        if caller.is_none() && !self.allow_unauthenticated {
-            return error(
-                403,
-                "forbidden",
-                "redrive and purge need authentication (bearer token) or the console's --allow-redrive",
-            );
+        if let Some(refused) = refuse_unauthenticated(caller.is_some(), self.allow_unauthenticated) {
+            return refused;
         }
         if body.len() > MAX_BODY_BYTES {
             return error(413, "payload_too_large", "request body too large");
@@ -168,4 +172,18 @@ fn broker_error(e: &crate::Error) -> (u16, Value) {
 /// The project's JSON error body.
 fn error(status: u16, code: &str, message: &str) -> (u16, Value) {
     (status, json!({"error": {"code": code, "message": message}}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_need_a_token_unless_the_operator_allowed_them() {
+        let (status, body) = refuse_unauthenticated(false, false).expect("no token, not allowed");
+        assert_eq!((status, &body["error"]["code"]), (403, &json!("forbidden")));
+        assert!(body["error"]["message"].as_str().unwrap_or_default().contains("--allow-redrive"), "{body}");
+        assert_eq!(refuse_unauthenticated(true, false), None, "a token holder");
+        assert_eq!(refuse_unauthenticated(false, true), None, "allowed without a token");
+    }
 }

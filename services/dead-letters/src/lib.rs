@@ -22,7 +22,7 @@ mod ops;
 
 pub use entry::{capped, Entry, PREVIEW_BYTES};
 pub use filter::{parse_time, Filter};
-pub use http::{HttpApi, MAX_BODY_BYTES};
+pub use http::{refuse_unauthenticated, HttpApi, MAX_BODY_BYTES};
 pub use ops::{source_of_id, DeadLetters, Listing, Report, Run, Settings, Source, SourceKind};
 
 /// The consumer group under which the tool marks Kafka dead letters as handled. No service

@@ -156,7 +156,7 @@ impl DeadLetters {
         let mut entries = Vec::new();
         for s in self.selected(source) {
             let pass = s.browse.browse(&s.dlq, self.settings.scan_limit).await?;
-            entries.extend(entries_of(s.kind, pass.as_ref()).into_iter().filter(|e| filter.matches(e)));
+            entries.extend(entries_of(s.kind, &pass).into_iter().filter(|e| filter.matches(e)));
             pass.finish().await?;
         }
         entries.sort_by(|a, b| b.failed_unix_ms.cmp(&a.failed_unix_ms).then_with(|| b.id.cmp(&a.id)));
@@ -207,16 +207,15 @@ impl DeadLetters {
                 break;
             }
             let mut pass = s.browse.browse(&s.dlq, self.settings.scan_limit).await?;
-            let entries: Vec<Entry> =
-                entries_of(s.kind, pass.as_ref()).into_iter().filter(|e| run.filter.matches(e)).collect();
+            let entries: Vec<Entry> = entries_of(s.kind, &pass).into_iter().filter(|e| run.filter.matches(e)).collect();
             let before = (report.done, report.refused);
             for e in entries {
                 if run.max.is_some_and(|m| report.done >= m) {
                     break;
                 }
                 let outcome = match action {
-                    Action::Redrive => self.redrive_one(pass.as_mut(), s, &e, run, &mut pace).await,
-                    Action::Purge => purge_one(pass.as_mut(), &e, run, &mut pace).await,
+                    Action::Redrive => self.redrive_one(&mut pass, s, &e, run, &mut pace).await,
+                    Action::Purge => purge_one(&mut pass, &e, run, &mut pace).await,
                 };
                 match outcome {
                     Step::Done(detail) => {
@@ -261,14 +260,7 @@ impl DeadLetters {
         Ok(report)
     }
 
-    async fn redrive_one(
-        &self,
-        pass: &mut dyn BrowsePass,
-        source: &Source,
-        e: &Entry,
-        run: &Run,
-        pace: &mut Pace,
-    ) -> Step {
+    async fn redrive_one(&self, pass: &mut BrowsePass, source: &Source, e: &Entry, run: &Run, pace: &mut Pace) -> Step {
         let base = json!({"id": e.id, "source": e.source.name(), "reason": e.reason});
         let refuse = |why: String| Step::Refused(with(&base, json!({"outcome": "refused", "why": why})));
         if e.redrives >= self.settings.max_redrives {
@@ -311,7 +303,7 @@ impl DeadLetters {
     }
 }
 
-async fn purge_one(pass: &mut dyn BrowsePass, e: &Entry, run: &Run, pace: &mut Pace) -> Step {
+async fn purge_one(pass: &mut BrowsePass, e: &Entry, run: &Run, pace: &mut Pace) -> Step {
     let base = json!({"id": e.id, "source": e.source.name(), "reason": e.reason});
     if run.dry_run {
         return Step::Done(with(&base, json!({"outcome": "would_purge"})));
@@ -350,7 +342,7 @@ fn redriven_copy(e: &Entry) -> Message {
     m
 }
 
-fn entries_of(kind: SourceKind, pass: &dyn BrowsePass) -> Vec<Entry> {
+fn entries_of(kind: SourceKind, pass: &BrowsePass) -> Vec<Entry> {
     pass.entries().iter().enumerate().map(|(i, b)| Entry::new(kind, i, b)).collect()
 }
 

@@ -24,11 +24,12 @@ mod spans;
 pub use args::{GatewayArgs, GatewayBreaker};
 pub use auth::{BearerTokens, TokenFileError};
 pub use config::GatewayConfig;
+pub use errors::JsonErrors;
 pub use instance::{default_instance_id, reply_partition};
 pub use jobs::{JobState, JobStore, JobView, JobsArgs, JobsConfig};
 pub use pending::{Pending, PendingFull, Slot, Waiter, Wake};
 pub use second_chance::SecondChance;
-pub use security::EdgeSecurityArgs;
+pub use security::{EdgeSecurityArgs, EdgeSecurityError};
 pub use serve::Gateway;
 
 /// The OpenAPI 3.1 description of the REST API, served at `GET /openapi.json`.

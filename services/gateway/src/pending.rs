@@ -400,11 +400,16 @@ mod tests {
         assert_eq!(p.register("d", later()).map(drop), Ok(()), "capacity 10 is not reached");
     }
 
+    /// Ten slots over two partitions, with a second chance at 40 % of a 10 s budget: the map,
+    /// the start, and the deadline.
+    fn two_partitions() -> (Arc<Pending>, Instant, Instant) {
+        let start = Instant::now();
+        (Pending::with_second_chance(10, SecondChance::new(2, 40)), start, start + Duration::from_secs(10))
+    }
+
     #[test]
     fn a_request_on_a_silent_partition_is_told_where_to_go_once_its_share_of_the_budget_passed() {
-        let p = Pending::with_second_chance(10, SecondChance::new(2, 40));
-        let start = Instant::now();
-        let deadline = start + Duration::from_secs(10);
+        let (p, start, deadline) = two_partitions();
         let silent = p.register_on("silent", deadline, Some(0)).unwrap();
         // A request on partition 1 is answered after "silent" was published: 1 answers.
         let _answered = p.register_on("answered", deadline, Some(1)).unwrap();
@@ -421,9 +426,7 @@ mod tests {
 
     #[test]
     fn a_request_on_a_partition_that_answers_others_waits_without_a_second_chance() {
-        let p = Pending::with_second_chance(10, SecondChance::new(2, 40));
-        let start = Instant::now();
-        let deadline = start + Duration::from_secs(10);
+        let (p, start, deadline) = two_partitions();
         let slow = p.register_on("slow", deadline, Some(0)).unwrap();
         let _other = p.register_on("other", deadline, Some(1)).unwrap();
         let _later = p.register_on("later", deadline, Some(0)).unwrap();

@@ -44,7 +44,7 @@ pub(crate) fn app(state: State) -> tide::Server<State> {
     let replays = Replays::new(state.config.idempotency_max_keys, state.config.idempotency_ttl);
     let mut app = tide::with_state(state);
     app.with(Track);
-    app.with(crate::errors::JsonErrors);
+    app.with(crate::errors::JsonErrors::GATEWAY);
     if let Some(tokens) = app.state().config.auth.clone() {
         app.with(crate::auth::Authenticate(tokens));
     }

@@ -95,13 +95,19 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
+    /// `partitions` partitions that answered as `answers` says (partition, milliseconds after
+    /// the start), and the start.
+    fn answered(partitions: i32, answers: &[(i32, u32)]) -> (SecondChance, Instant) {
+        let (sc, t0) = (SecondChance::new(partitions, 40), Instant::now());
+        for &(partition, ms) in answers {
+            sc.answered(partition, t0 + ms * MS);
+        }
+        (sc, t0)
+    }
+
     #[test]
     fn a_silent_partition_sends_its_request_to_the_one_that_answered_last() {
-        let sc = SecondChance::new(4, 40);
-        let t0 = Instant::now();
-        sc.answered(0, t0 + MS);
-        sc.answered(1, t0 + 2 * MS);
-        sc.answered(2, t0 + 3 * MS);
+        let (sc, t0) = answered(4, &[(0, 1), (1, 2), (2, 3)]);
         // A request on partition 3 since t0 + 4 ms: 3 never answered, 2 answered last.
         assert_eq!(sc.target(3, t0 + 4 * MS), Some(2));
         // Partition 2 answered last of all, before the request: nothing answered since, so
@@ -113,10 +119,7 @@ mod tests {
 
     #[test]
     fn a_partition_that_answers_others_is_slow_not_dead_and_gets_no_second_chance() {
-        let sc = SecondChance::new(2, 40);
-        let t0 = Instant::now();
-        sc.answered(1, t0 + MS);
-        sc.answered(0, t0 + 5 * MS);
+        let (sc, t0) = answered(2, &[(1, 1), (0, 5)]);
         assert_eq!(sc.target(0, t0 + 2 * MS), None, "0 answered after the request was published");
         assert_eq!(sc.target(1, t0 + 2 * MS), Some(0));
     }

@@ -1,12 +1,12 @@
 //! The gateway's HTTPS and caller-authentication flags. Paths only: the key and the token
 //! hashes are read from the files, never from a flag value (which `ps` shows).
 
+use std::io;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use switchboard_http_server::{ServerTls, TlsFiles};
 
-use crate::auth::BearerTokens;
+use crate::auth::{BearerTokens, TokenFileError};
 use crate::GatewayConfig;
 
 /// HTTPS and authentication of the gateway; everything off by default.
@@ -32,16 +32,28 @@ pub struct EdgeSecurityArgs {
     pub auth_open_metrics: bool,
 }
 
+/// A certificate, key or token file the gateway cannot use; the source names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeSecurityError {
+    /// The HTTPS certificate, key or client CA file.
+    #[error("gateway TLS")]
+    Tls(#[source] io::Error),
+    /// The bearer token file.
+    #[error("gateway tokens")]
+    Tokens(#[source] TokenFileError),
+}
+
 impl EdgeSecurityArgs {
     /// Loads the certificate, key and token files into `config`; errors name the file.
-    pub fn apply(&self, config: &mut GatewayConfig) -> anyhow::Result<()> {
+    pub fn apply(&self, config: &mut GatewayConfig) -> Result<(), EdgeSecurityError> {
         if let (Some(cert), Some(key)) = (&self.gateway_tls_cert, &self.gateway_tls_key) {
             let files =
                 TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: self.gateway_tls_client_ca.clone() };
-            config.tls = Some(ServerTls::load(&files).context("gateway TLS")?);
+            config.tls = Some(ServerTls::load(&files).map_err(EdgeSecurityError::Tls)?);
         }
         if let Some(path) = &self.auth_tokens_file {
-            config.auth = Some(BearerTokens::from_file(path, !self.auth_open_metrics).context("gateway tokens")?);
+            let tokens = BearerTokens::from_file(path, !self.auth_open_metrics).map_err(EdgeSecurityError::Tokens)?;
+            config.auth = Some(tokens);
         }
         Ok(())
     }

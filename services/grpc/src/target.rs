@@ -28,9 +28,13 @@ mod tests {
 
     #[test]
     fn one_address_several_or_a_name() {
-        assert_eq!(grpc_target("127.0.0.1:50051"), "ipv4:127.0.0.1:50051");
-        assert_eq!(grpc_target(" 127.0.0.1:1, 127.0.0.2:2 "), "ipv4:127.0.0.1:1,127.0.0.2:2");
-        assert_eq!(grpc_target("[::1]:7,[::1]:8"), "ipv6:[::1]:7,[::1]:8");
-        assert_eq!(grpc_target("processor.default.svc:50051"), "dns:///processor.default.svc:50051");
+        for (addresses, target) in [
+            ("127.0.0.1:50051", "ipv4:127.0.0.1:50051"),
+            (" 127.0.0.1:1, 127.0.0.2:2 ", "ipv4:127.0.0.1:1,127.0.0.2:2"),
+            ("[::1]:7,[::1]:8", "ipv6:[::1]:7,[::1]:8"),
+            ("processor.default.svc:50051", "dns:///processor.default.svc:50051"),
+        ] {
+            assert_eq!(grpc_target(addresses), target, "{addresses:?}");
+        }
     }
 }

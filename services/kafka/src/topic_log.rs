@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
-use switchboard_ports::{Error, InspectTopics, Message, PublishError, Publisher, TopicBrowser, TopicLog};
+use switchboard_ports::{
+    Error, InspectTopics, Message, PartitionOffsets, PublishError, Publisher, ReadRange, TopicBrowser, TopicLog,
+};
 
 use crate::consumer_loop::to_message;
 use crate::error::port_error;
@@ -23,18 +25,12 @@ use crate::{KafkaConfig, KafkaInspector, KafkaPublisher};
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Offset-level access to Kafka topics for tools.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct KafkaTopicLog {
     config: KafkaConfig,
     publisher: Arc<KafkaPublisher>,
     /// Bounds, and the consumer that commits a group.
     inspector: KafkaInspector,
-}
-
-impl std::fmt::Debug for KafkaTopicLog {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaTopicLog").finish_non_exhaustive()
-    }
 }
 
 impl KafkaTopicLog {
@@ -51,22 +47,15 @@ impl KafkaTopicLog {
 
 #[async_trait]
 impl TopicLog for KafkaTopicLog {
-    async fn bounds(&self, topic: &str, group: &str) -> Result<Vec<(i64, i64)>, Error> {
-        let offsets = self.inspector.topic_offsets(topic, group).await?;
-        Ok(offsets.iter().map(|p| (p.next_read(), p.end)).collect())
+    async fn offsets(&self, topic: &str, group: &str) -> Result<Vec<PartitionOffsets>, Error> {
+        self.inspector.topic_offsets(topic, group).await
     }
 
-    async fn read(
-        &self,
-        topic: &str,
-        partition: i32,
-        from: i64,
-        until: i64,
-        max: usize,
-    ) -> Result<Vec<(i64, Message)>, Error> {
-        if from >= until || max == 0 {
+    async fn read(&self, topic: &str, range: ReadRange) -> Result<Vec<(i64, Message)>, Error> {
+        if range.is_empty() {
             return Ok(Vec::new());
         }
+        let ReadRange { partition, from, until, max } = range;
         let consumer: BaseConsumer = self.config.reader().create().map_err(|e| port_error("create reader", e))?;
         let topic = topic.to_owned();
         let poll = self.config.poll_interval;

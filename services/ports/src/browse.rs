@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::{Error, Message, PublishError};
+use crate::{Error, Message, PartitionOffsets, PublishError};
 
 /// One message held by a [`BrowsePass`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,43 +32,97 @@ pub struct Browsed {
 #[async_trait]
 pub trait Browse: Send + Sync {
     /// Takes at most `max` messages of `source`, oldest first, without removing any.
-    async fn browse(&self, source: &str, max: usize) -> Result<Box<dyn BrowsePass>, Error>;
+    async fn browse(&self, source: &str, max: usize) -> Result<BrowsePass, Error>;
 }
 
-/// A snapshot of messages of one topic or queue; see [`Browse`].
-#[async_trait]
-pub trait BrowsePass: Send {
+/// A snapshot of messages of one topic or queue; see [`Browse`]. The entries are kept here;
+/// the broker's side of the pass, a [`PassBroker`], holds the messages on the broker.
+pub struct BrowsePass {
+    entries: Vec<Browsed>,
+    broker: Box<dyn PassBroker>,
+}
+
+impl BrowsePass {
+    /// A pass over `entries`, which `broker` holds.
+    pub fn new(entries: Vec<Browsed>, broker: impl PassBroker + 'static) -> Self {
+        BrowsePass { entries, broker: Box::new(broker) }
+    }
+
     /// The messages held, oldest first (topics: partition by partition, in offset order).
-    fn entries(&self) -> &[Browsed];
+    pub fn entries(&self) -> &[Browsed] {
+        &self.entries
+    }
 
     /// Publishes `message` to `destination` (a topic or queue of the same broker) and returns
     /// once the broker confirmed it.
-    async fn send(&mut self, destination: &str, message: Message) -> Result<(), PublishError>;
+    pub async fn send(&mut self, destination: &str, message: Message) -> Result<(), PublishError> {
+        self.broker.send(destination, message).await
+    }
 
     /// Removes entry `index` from its topic or queue: call it only after its copy was
     /// confirmed, and in the order of [`entries`](BrowsePass::entries).
-    async fn remove(&mut self, index: usize) -> Result<(), Error>;
+    pub async fn remove(&mut self, index: usize) -> Result<(), Error> {
+        if index >= self.entries.len() {
+            return Err(Error::new(crate::ErrorKind::Invalid, format!("no entry {index} in this pass")));
+        }
+        self.broker.remove(&self.entries, index).await
+    }
 
     /// Ends the pass: what was not removed stays where it was.
+    pub async fn finish(self) -> Result<(), Error> {
+        self.broker.finish().await
+    }
+}
+
+impl fmt::Debug for BrowsePass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrowsePass").field("entries", &self.entries.len()).finish_non_exhaustive()
+    }
+}
+
+/// The broker's side of a [`BrowsePass`]: it holds the pass's messages until they are removed
+/// or the pass ends (or is dropped).
+#[async_trait]
+pub trait PassBroker: Send {
+    /// See [`BrowsePass::send`].
+    async fn send(&mut self, destination: &str, message: Message) -> Result<(), PublishError>;
+
+    /// Removes `entries[index]` (`index` is in range) from its topic or queue.
+    async fn remove(&mut self, entries: &[Browsed], index: usize) -> Result<(), Error>;
+
+    /// See [`BrowsePass::finish`].
     async fn finish(self: Box<Self>) -> Result<(), Error>;
+}
+
+/// Records of one partition: offsets `from` up to (not including) `until`, at most `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadRange {
+    /// The partition.
+    pub partition: i32,
+    /// The first offset.
+    pub from: i64,
+    /// The offset after the last one.
+    pub until: i64,
+    /// The most records.
+    pub max: usize,
+}
+
+impl ReadRange {
+    /// Whether the range holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.from >= self.until || self.max == 0
+    }
 }
 
 /// Offset-level access to a Kafka-style topic for [`TopicBrowser`].
 #[async_trait]
 pub trait TopicLog: Send + Sync {
-    /// Per partition (the index is the partition): the next offset `group` reads (its committed
-    /// offset, else the oldest one retained) and the log end. `Invalid` for an unknown topic.
-    async fn bounds(&self, topic: &str, group: &str) -> Result<Vec<(i64, i64)>, Error>;
+    /// Every partition of `topic`, sorted by partition from 0, with its watermarks and
+    /// `group`'s committed offset. `Invalid` for an unknown topic.
+    async fn offsets(&self, topic: &str, group: &str) -> Result<Vec<PartitionOffsets>, Error>;
 
-    /// The records of `partition` from `from` up to (not including) `until`, at most `max`.
-    async fn read(
-        &self,
-        topic: &str,
-        partition: i32,
-        from: i64,
-        until: i64,
-        max: usize,
-    ) -> Result<Vec<(i64, Message)>, Error>;
+    /// The records of `range`, oldest first.
+    async fn read(&self, topic: &str, range: ReadRange) -> Result<Vec<(i64, Message)>, Error>;
 
     /// Commits `offset` as the next one `group` reads in `partition` (no member joins).
     async fn commit(&self, topic: &str, group: &str, partition: i32, offset: i64) -> Result<(), Error>;
@@ -104,30 +158,30 @@ impl fmt::Debug for TopicBrowser {
 
 #[async_trait]
 impl Browse for TopicBrowser {
-    async fn browse(&self, source: &str, max: usize) -> Result<Box<dyn BrowsePass>, Error> {
-        let bounds = self.log.bounds(source, &self.group).await?;
+    async fn browse(&self, source: &str, max: usize) -> Result<BrowsePass, Error> {
+        let offsets = self.log.offsets(source, &self.group).await?;
         let mut entries = Vec::new();
-        for (p, &(from, until)) in bounds.iter().enumerate() {
+        for (p, o) in offsets.iter().enumerate() {
             let room = max.saturating_sub(entries.len());
             if room == 0 {
                 break;
             }
-            if from >= until {
+            let range = ReadRange { partition: p as i32, from: o.next_read(), until: o.end, max: room };
+            if range.is_empty() {
                 continue;
             }
-            for (offset, message) in self.log.read(source, p as i32, from, until, room).await? {
+            for (offset, message) in self.log.read(source, range).await? {
                 entries.push(Browsed { partition: Some(p as i32), offset, message });
             }
         }
-        let n = entries.len();
-        Ok(Box::new(TopicPass {
+        let pass = TopicPass {
             log: self.log.clone(),
             group: self.group.clone(),
             topic: source.to_owned(),
-            committed: bounds.iter().map(|b| b.0).collect(),
-            entries,
-            settled: vec![false; n],
-        }))
+            committed: offsets.iter().map(PartitionOffsets::next_read).collect(),
+            settled: vec![false; entries.len()],
+        };
+        Ok(BrowsePass::new(entries, pass))
     }
 }
 
@@ -136,35 +190,25 @@ struct TopicPass {
     group: String,
     topic: String,
     committed: Vec<i64>,
-    entries: Vec<Browsed>,
-    /// Removed, or appended again at the end of its partition.
+    /// Per entry: removed, or appended again at the end of its partition.
     settled: Vec<bool>,
 }
 
 #[async_trait]
-impl BrowsePass for TopicPass {
-    fn entries(&self) -> &[Browsed] {
-        &self.entries
-    }
-
+impl PassBroker for TopicPass {
     async fn send(&mut self, destination: &str, message: Message) -> Result<(), PublishError> {
         self.log.publish(destination, message).await
     }
 
-    async fn remove(&mut self, index: usize) -> Result<(), Error> {
-        let Some(entry) = self.entries.get(index) else {
-            return Err(Error::new(crate::ErrorKind::Invalid, format!("no entry {index} in this pass")));
-        };
-        let (partition, offset) = (entry.partition.unwrap_or(0), entry.offset);
+    async fn remove(&mut self, entries: &[Browsed], index: usize) -> Result<(), Error> {
+        let (partition, offset) = (entries[index].partition.unwrap_or(0), entries[index].offset);
         // Older entries of the partition that stay: append them again first, so committing
         // past them loses none.
-        let kept: Vec<usize> = (0..self.entries.len())
-            .filter(|&i| {
-                !self.settled[i] && self.entries[i].partition == Some(partition) && self.entries[i].offset < offset
-            })
+        let kept: Vec<usize> = (0..entries.len())
+            .filter(|&i| !self.settled[i] && entries[i].partition == Some(partition) && entries[i].offset < offset)
             .collect();
         for i in kept {
-            let copy = self.entries[i].message.clone().to_partition(partition);
+            let copy = entries[i].message.clone().to_partition(partition);
             self.log.publish(&self.topic, copy).await.map_err(|e| e.error)?;
             self.settled[i] = true;
         }

@@ -18,7 +18,7 @@ mod pubsub;
 mod queue;
 mod stream;
 
-pub use browse::{Browse, BrowsePass, Browsed, TopicBrowser, TopicLog};
+pub use browse::{Browse, BrowsePass, Browsed, PassBroker, ReadRange, TopicBrowser, TopicLog};
 pub use dead_letter::{
     redrives, set_header, stamp_dead_letter, unix_millis, Origin, ATTEMPTS_HEADER, DEAD_LETTERED_HEADER,
     FIRST_FAILED_HEADER, ORIGIN_HEADER, ORIGIN_OFFSET_HEADER, ORIGIN_PARTITION_HEADER, REDRIVES_HEADER,

@@ -143,36 +143,35 @@ mod tests {
         }
     }
 
-    fn publisher(failures: Vec<ErrorKind>) -> BreakerPublisher<Scripted> {
+    /// A breaker (3 calls decide) over a publisher whose first three publishes fail with
+    /// `failures`, after those three publishes.
+    fn after_failures(failures: [ErrorKind; 3]) -> BreakerPublisher<Scripted> {
         let config = Config::builder().min_calls(3).build().unwrap();
         let breaker = CircuitBreaker::with_clock(config, ManualClock::new());
-        BreakerPublisher::new(Scripted { failures: Mutex::new(failures), ..Default::default() }, breaker)
+        let scripted = Scripted { failures: Mutex::new(failures.to_vec()), ..Default::default() };
+        let p = BreakerPublisher::new(scripted, breaker);
+        block_on(async {
+            for _ in failures {
+                assert!(p.publish("t", Message::new("m")).await.is_err());
+            }
+        });
+        p
     }
 
     #[test]
     fn broker_errors_open_the_breaker_and_stop_publishes() {
-        let p = publisher(vec![ErrorKind::Other, ErrorKind::Timeout, ErrorKind::Unavailable]);
-        block_on(async {
-            for _ in 0..3 {
-                assert!(p.publish("t", Message::new("m")).await.is_err());
-            }
-            assert_eq!(p.breaker().state(), State::Open);
-            let err = p.publish("t", Message::new("kept")).await.unwrap_err();
-            assert_eq!(err.error.to_string(), "circuit open");
-            assert_eq!(err.into_inner().payload, b"kept");
-        });
+        let p = after_failures([ErrorKind::Other, ErrorKind::Timeout, ErrorKind::Unavailable]);
+        assert_eq!(p.breaker().state(), State::Open);
+        let err = block_on(p.publish("t", Message::new("kept"))).unwrap_err();
+        assert_eq!(err.error.to_string(), "circuit open");
+        assert_eq!(err.into_inner().payload, b"kept");
         assert!(p.into_inner().published.lock().unwrap().is_empty());
     }
 
     #[test]
     fn caller_errors_and_shutdown_do_not_count() {
-        let p = publisher(vec![ErrorKind::Invalid, ErrorKind::Closed, ErrorKind::Invalid]);
-        block_on(async {
-            for _ in 0..3 {
-                assert!(p.publish("t", Message::new("m")).await.is_err());
-            }
-            p.publish("t", Message::new("m")).await.unwrap();
-        });
+        let p = after_failures([ErrorKind::Invalid, ErrorKind::Closed, ErrorKind::Invalid]);
+        block_on(p.publish("t", Message::new("m"))).unwrap();
         let m = p.breaker().metrics();
         assert_eq!((m.state, m.ignored, m.failures, m.successes), (State::Closed, 3, 0, 1));
     }

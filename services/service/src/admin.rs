@@ -191,14 +191,27 @@ mod tests {
 
     /// One GET over a fresh connection, read to EOF.
     async fn get(addr: SocketAddr, path: &str) -> Reply {
+        send(addr, "GET", path).await
+    }
+
+    /// One bodiless request over a fresh connection, read to EOF.
+    async fn send(addr: SocketAddr, method: &str, path: &str) -> Reply {
         let mut stream = TcpStream::connect(addr).await.unwrap();
-        let request = format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
+        let request =
+            format!("{method} {path} HTTP/1.1\r\nhost: test\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut raw = String::new();
         stream.read_to_string(&mut raw).await.unwrap();
         let (head, body) = raw.split_once("\r\n\r\n").expect("no end of headers");
         let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("no status");
         Reply { status, head: head.to_ascii_lowercase(), body: body.to_owned() }
+    }
+
+    /// The `error` object of a JSON error reply.
+    fn error_of(reply: &Reply) -> serde_json::Value {
+        assert!(reply.head.contains("content-type: application/json"), "{}", reply.head);
+        let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        body["error"].clone()
     }
 
     async fn start(metrics: Metrics, readiness: Readiness) -> (SocketAddr, Shutdown, smol::Task<io::Result<()>>) {
@@ -210,18 +223,26 @@ mod tests {
         (addr, shutdown, task)
     }
 
+    /// Runs `check` against a server on a free port, then stops the server.
+    fn serving<F: Future<Output = ()>>(metrics: Metrics, readiness: Readiness, check: impl FnOnce(SocketAddr) -> F) {
+        smol::block_on(async {
+            let (addr, shutdown, task) = start(metrics, readiness).await;
+            check(addr).await;
+            shutdown.trigger();
+            task.await.unwrap();
+        });
+    }
+
     #[test]
     fn answers_healthz_readyz_and_metrics_over_http() {
-        smol::block_on(async {
-            let metrics = Metrics::new("relay");
-            metrics.published("requests", true);
-            let readiness = Readiness::new();
-            let up = Arc::new(AtomicBool::new(true));
-            let flag = up.clone();
-            readiness.add_sync_check("broker", move || flag.load(Relaxed).into());
-            readiness.add_check("breaker", || async { CheckStatus::Ok });
-            let (addr, shutdown, task) = start(metrics, readiness).await;
-
+        let metrics = Metrics::new("relay");
+        metrics.published("requests", true);
+        let readiness = Readiness::new();
+        let up = Arc::new(AtomicBool::new(true));
+        let flag = up.clone();
+        readiness.add_sync_check("broker", move || flag.load(Relaxed).into());
+        readiness.add_check("breaker", || async { CheckStatus::Ok });
+        serving(metrics, readiness, |addr| async move {
             let health = get(addr, "/healthz").await;
             assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
 
@@ -246,32 +267,19 @@ mod tests {
 
             let missing = get(addr, "/nope").await;
             assert_eq!(missing.status, 404);
-            assert!(missing.head.contains("content-type: application/json"), "{}", missing.head);
-            let error: serde_json::Value = serde_json::from_str(&missing.body).unwrap();
-            assert_eq!(error["error"]["code"], "not_found");
-            assert!(error["error"]["message"].is_string());
-
-            shutdown.trigger();
-            task.await.unwrap();
+            let error = error_of(&missing);
+            assert_eq!(error["code"], "not_found");
+            assert!(error["message"].is_string());
         });
     }
 
     #[test]
     fn rejects_other_methods() {
-        smol::block_on(async {
-            let (addr, shutdown, task) = start(Metrics::new("worker"), Readiness::new()).await;
-            let mut stream = TcpStream::connect(addr).await.unwrap();
-            let req = "POST /healthz HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-            stream.write_all(req.as_bytes()).await.unwrap();
-            let mut raw = String::new();
-            stream.read_to_string(&mut raw).await.unwrap();
-            assert!(raw.starts_with("HTTP/1.1 405"), "{raw}");
-            let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-            assert!(head.to_ascii_lowercase().contains("allow: get, head"), "{head}");
-            let error: serde_json::Value = serde_json::from_str(body).unwrap();
-            assert_eq!(error["error"]["code"], "method_not_allowed");
-            shutdown.trigger();
-            task.await.unwrap();
+        serving(Metrics::new("worker"), Readiness::new(), |addr| async move {
+            let refused = send(addr, "POST", "/healthz").await;
+            assert_eq!(refused.status, 405);
+            assert!(refused.head.contains("allow: get, head"), "{}", refused.head);
+            assert_eq!(error_of(&refused)["code"], "method_not_allowed");
         });
     }
 

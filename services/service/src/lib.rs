@@ -9,7 +9,7 @@
 //! callers use the same API.
 //!
 //! ```no_run
-//! use switchboard_service::{Service, ServiceArgs};
+//! use switchboard_service::{Service, ServiceArgs, ServiceError};
 //!
 //! #[derive(Debug, clap::Parser)]
 //! struct Cli {
@@ -17,17 +17,19 @@
 //!     service: ServiceArgs,
 //! }
 //!
+//! async fn run(cli: Cli) -> Result<(), ServiceError> {
+//!     let service = Service::start("relay", &cli.service, "127.0.0.1:9101").await?;
+//!     // ... wire the service's ports and handlers, then run them until the signal:
+//!     let work = async {
+//!         service.shutdown.wait().await;
+//!         Ok(())
+//!     };
+//!     service.drain_within_grace("relay", work).await?;
+//!     service.finish().await
+//! }
+//!
 //! fn main() {
-//!     switchboard_service::main("relay", |cli: Cli| async move {
-//!         let service = Service::start("relay", &cli.service, "127.0.0.1:9101").await?;
-//!         // ... wire the service's ports and handlers, then run them until the signal:
-//!         let work = async {
-//!             service.shutdown.wait().await;
-//!             Ok(())
-//!         };
-//!         service.drain_within_grace("relay", work).await?;
-//!         service.finish().await
-//!     })
+//!     switchboard_service::main("relay", run)
 //! }
 //! ```
 
@@ -43,7 +45,7 @@ mod shutdown;
 pub use admin::{health_response, metrics_response, AdminServer};
 pub use breaker::WindowKind;
 pub use mimalloc::MiMalloc;
-pub use service::{main, Service, ServiceArgs};
+pub use service::{error_chain, main, Service, ServiceArgs, ServiceError, WorkError};
 pub use shutdown::{GraceExpired, Shutdown, ShutdownArgs, ShutdownError, ShutdownReason, DEFAULT_GRACE, GRACE_ENV};
 pub use switchboard_resilience::{Config as BreakerConfig, ConfigError as BreakerConfigError};
 

@@ -1,7 +1,7 @@
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context;
 use log::warn;
 use switchboard_gateway::{Gateway, GatewayConfig, JobsConfig};
 use switchboard_ports::{Publisher, Subscriber};
@@ -11,6 +11,51 @@ use switchboard_resilience::CircuitBreaker;
 use switchboard_telemetry::Metrics;
 use switchboard_wiring::{PubSub, Queues};
 use switchboard_worker::WorkerConfig;
+
+/// The step of starting a [`Chain`] that a broker refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// The relay's subscription to the requests.
+    RelayGroup,
+    /// The worker's consumer on the jobs queue.
+    WorkerConsumer,
+    /// The gateway's listener or its replies subscription.
+    Gateway,
+    /// The gateway's jobs API.
+    JobsApi,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::RelayGroup => "relay joining its group",
+            Step::WorkerConsumer => "worker consuming jobs",
+            Step::Gateway => "starting the gateway",
+            Step::JobsApi => "starting the jobs API",
+        })
+    }
+}
+
+/// Why a [`Chain`] (or its processor, restarted) did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainError {
+    /// The processor's gRPC server; `restart`: by [`Chain::start_processor`].
+    #[error("{} the processor", if *restart { "restarting" } else { "starting" })]
+    Processor {
+        /// Whether the processor was started again.
+        restart: bool,
+        /// Why gRPC refused.
+        source: grpcio::Error,
+    },
+    /// A broker refused `0`.
+    #[error("{0}")]
+    Ports(Step, #[source] switchboard_ports::Error),
+    /// The address the gateway listens on.
+    #[error("the gateway's address")]
+    GatewayAddr(#[source] io::Error),
+}
 
 /// What to start.
 #[derive(Debug, Clone, Default)]
@@ -128,7 +173,7 @@ impl Chain {
         config: ChainConfig,
         publisher: Arc<dyn Publisher>,
         subscriber: Arc<dyn Subscriber>,
-    ) -> anyhow::Result<Chain> {
+    ) -> Result<Chain, ChainError> {
         let ports = PubSub {
             publisher,
             requests: subscriber.clone(),
@@ -141,7 +186,7 @@ impl Chain {
     }
 
     /// Starts processor, relay and gateway over `ports`.
-    pub async fn start_on(mut config: ChainConfig, ports: PubSub) -> anyhow::Result<Chain> {
+    pub async fn start_on(mut config: ChainConfig, ports: PubSub) -> Result<Chain, ChainError> {
         let PubSub { publisher, requests, replies, .. } = ports;
         // One process, one registry and one readiness report, served by the gateway.
         config.relay.metrics = config.gateway.metrics.clone();
@@ -174,7 +219,7 @@ impl Chain {
             (None, config.processor.addr)
         } else {
             let server = ProcessorServer::start_on(grpc_env.clone(), &config.processor, publisher.clone())
-                .context("starting the processor")?;
+                .map_err(|source| ChainError::Processor { restart: false, source })?;
             let addr = server.local_addr();
             (Some(server), addr)
         };
@@ -184,7 +229,7 @@ impl Chain {
         let relay_breaker = relay.breaker();
         // Subscribed before the gateway takes requests, so none is published into a group
         // that does not exist yet.
-        let relay = relay.subscribe().await.context("relay joining its group")?;
+        let relay = relay.subscribe().await.map_err(|e| ChainError::Ports(Step::RelayGroup, e))?;
         let relay_task = smol::spawn(watched("relay", &exit, relay.run(until(relay_stopped))));
 
         // The worker consumes before the gateway takes jobs.
@@ -201,7 +246,7 @@ impl Chain {
                     CircuitBreaker::new(jobs.breaker.clone()),
                 )
                 .with_metrics(metrics.clone());
-                let worker = worker.start().await.context("worker consuming jobs")?;
+                let worker = worker.start().await.map_err(|e| ChainError::Ports(Step::WorkerConsumer, e))?;
                 let (stop, stopped) = async_channel::bounded::<()>(1);
                 let run = worker.run(until(stopped), config.gateway.grace);
                 Some((stop, smol::spawn(watched("worker", &exit, run))))
@@ -209,17 +254,18 @@ impl Chain {
             None => None,
         };
 
-        let gateway =
-            Gateway::bind(config.gateway, publisher.clone(), replies).await.context("starting the gateway")?;
+        let gateway = Gateway::bind(config.gateway, publisher.clone(), replies)
+            .await
+            .map_err(|e| ChainError::Ports(Step::Gateway, e))?;
         let gateway = match jobs {
             Some(jobs) => gateway
                 .with_jobs(jobs.gateway, jobs.queues.queue, jobs.queues.fanout)
                 .await
-                .context("starting the jobs API")?,
+                .map_err(|e| ChainError::Ports(Step::JobsApi, e))?,
             None => gateway,
         };
         let gateway_breaker = gateway.breaker();
-        let gateway_addr = gateway.local_addr()?;
+        let gateway_addr = gateway.local_addr().map_err(ChainError::GatewayAddr)?;
         let pending = gateway.pending();
         let gateway_task = smol::spawn(watched("gateway", &exit, gateway.serve(until(gateway_stopped))));
 
@@ -284,11 +330,11 @@ impl Chain {
 
     /// Starts the processor again at the same address; `publisher` replaces the broker
     /// publisher for its replies (e.g. a fault-injecting one).
-    pub fn start_processor(&mut self, publisher: Option<Arc<dyn Publisher>>) -> anyhow::Result<()> {
+    pub fn start_processor(&mut self, publisher: Option<Arc<dyn Publisher>>) -> Result<(), ChainError> {
         self.processor.take();
         let publisher = publisher.unwrap_or_else(|| self.publisher.clone());
         let server = ProcessorServer::start_on(self.grpc_env.clone(), &self.processor_config, publisher)
-            .context("restarting the processor")?;
+            .map_err(|source| ChainError::Processor { restart: true, source })?;
         self.processor = Some(server);
         Ok(())
     }

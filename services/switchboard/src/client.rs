@@ -1,7 +1,34 @@
+use std::io;
 use std::net::SocketAddr;
 
 use async_std::net::TcpStream;
 use http_types::{Method, Request, Url};
+
+/// Why a request got no complete reply.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The path does not make a URL.
+    #[error("bad request path")]
+    Url(#[from] http_types::url::ParseError),
+    /// The JSON body cannot be encoded.
+    #[error("encoding the JSON body")]
+    Json(#[from] serde_json::Error),
+    /// Connecting to the server.
+    #[error("connecting")]
+    Connect(#[source] io::Error),
+    /// The exchange itself: the request could not be sent or the reply not read.
+    #[error("HTTP exchange: {0}")]
+    Http(http_types::Error),
+    /// The server went away mid-response.
+    #[error("connection closed after {received} of {declared} body bytes")]
+    Truncated {
+        /// Body bytes read.
+        received: usize,
+        /// Body bytes announced by `Content-Length`.
+        declared: usize,
+    },
+}
 
 /// A reply as the client saw it.
 #[derive(Debug, Clone)]
@@ -43,7 +70,7 @@ impl HttpClient {
         path: &str,
         content_type: Option<&str>,
         body: Vec<u8>,
-    ) -> anyhow::Result<HttpReply> {
+    ) -> Result<HttpReply, ClientError> {
         self.send_with(method, path, content_type, &[], body).await
     }
 
@@ -55,7 +82,7 @@ impl HttpClient {
         content_type: Option<&str>,
         headers: &[(&str, &str)],
         body: Vec<u8>,
-    ) -> anyhow::Result<HttpReply> {
+    ) -> Result<HttpReply, ClientError> {
         let url = Url::parse(&format!("http://{}{}", self.addr, path))?;
         let mut req = Request::new(method, url);
         if let Some(ct) = content_type {
@@ -68,8 +95,8 @@ impl HttpClient {
         let stream = match &self.stream {
             Some(s) => s.clone(),
             None => {
-                let s = TcpStream::connect(self.addr).await?;
-                s.set_nodelay(true)?;
+                let s = TcpStream::connect(self.addr).await.map_err(ClientError::Connect)?;
+                s.set_nodelay(true).map_err(ClientError::Connect)?;
                 self.stream = Some(s.clone());
                 s
             }
@@ -78,15 +105,15 @@ impl HttpClient {
             Ok(res) => res,
             Err(e) => {
                 self.stream = None;
-                return Err(anyhow::anyhow!("{e}"));
+                return Err(ClientError::Http(e));
             }
         };
         let declared = res.len();
-        let body = res.body_string().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let body = res.body_string().await.map_err(ClientError::Http)?;
         if declared.is_some_and(|n| n != body.len()) {
             // The server went away mid-response (async-h1 ends the body at EOF quietly).
             self.stream = None;
-            anyhow::bail!("connection closed after {} of {} body bytes", body.len(), declared.unwrap_or(0));
+            return Err(ClientError::Truncated { received: body.len(), declared: declared.unwrap_or(0) });
         }
         if res.header("Connection").is_some_and(|v| v.as_str().eq_ignore_ascii_case("close")) {
             self.stream = None;
@@ -100,12 +127,12 @@ impl HttpClient {
     }
 
     /// `POST path` with a JSON body.
-    pub async fn post_json(&mut self, path: &str, body: &serde_json::Value) -> anyhow::Result<HttpReply> {
+    pub async fn post_json(&mut self, path: &str, body: &serde_json::Value) -> Result<HttpReply, ClientError> {
         self.send(Method::Post, path, Some("application/json"), serde_json::to_vec(body)?).await
     }
 
     /// `GET path`.
-    pub async fn get(&mut self, path: &str) -> anyhow::Result<HttpReply> {
+    pub async fn get(&mut self, path: &str) -> Result<HttpReply, ClientError> {
         self.send(Method::Get, path, None, Vec::new()).await
     }
 }

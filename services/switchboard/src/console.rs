@@ -49,7 +49,7 @@ pub(crate) async fn start(
             Some(smol::spawn(console.serve(futures_lite::future::pending())))
         }
         Err(e) => {
-            log::warn!("no console: {e:#}");
+            log::warn!("no console: {}", switchboard_service::error_chain(&e));
             None
         }
     }

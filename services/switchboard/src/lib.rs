@@ -9,6 +9,6 @@ mod chain;
 mod client;
 mod dead_letters;
 
-pub use chain::{Chain, ChainConfig, ChainJobs};
-pub use client::{HttpClient, HttpReply};
+pub use chain::{Chain, ChainConfig, ChainError, ChainJobs, Step};
+pub use client::{ClientError, HttpClient, HttpReply};
 pub use dead_letters::dead_letters;

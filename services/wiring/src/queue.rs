@@ -26,28 +26,31 @@ pub struct Queues {
 }
 
 impl Queues {
-    /// Ports over one embedded work queue.
-    #[cfg(feature = "embedded")]
-    pub fn embedded(broker: MemoryWorkQueue) -> Self {
+    /// Every port over the one `broker`, named `kind`.
+    #[cfg(any(feature = "embedded", feature = "amqp"))]
+    fn over<B>(broker: B, kind: &'static str) -> Self
+    where
+        B: WorkQueue + Fanout + Browse + switchboard_ports::InspectQueues + Clone + 'static,
+    {
         Queues {
             queue: Arc::new(broker.clone()),
             fanout: Arc::new(broker.clone()),
-            kind: "embedded",
+            kind,
             dead_letters: Arc::new(broker.clone()),
             inspect: Some(Arc::new(broker)),
         }
     }
 
+    /// Ports over one embedded work queue.
+    #[cfg(feature = "embedded")]
+    pub fn embedded(broker: MemoryWorkQueue) -> Self {
+        Self::over(broker, "embedded")
+    }
+
     /// Ports over one RabbitMQ connection.
     #[cfg(feature = "amqp")]
     pub fn rabbitmq(broker: AmqpWorkQueue) -> Self {
-        Queues {
-            queue: Arc::new(broker.clone()),
-            fanout: Arc::new(broker.clone()),
-            kind: "rabbitmq",
-            dead_letters: Arc::new(broker.clone()),
-            inspect: Some(Arc::new(broker)),
-        }
+        Self::over(broker, "rabbitmq")
     }
 
     /// The queues where `queue`'s jobs wait out a retry delay under `options`, shortest delay

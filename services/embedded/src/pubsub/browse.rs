@@ -5,7 +5,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use switchboard_ports::{Error, ErrorKind, InspectTopics, Message, PublishError, Publisher, TopicBrowser, TopicLog};
+use switchboard_ports::{
+    Error, ErrorKind, InspectTopics, Message, PartitionOffsets, PublishError, Publisher, ReadRange, TopicBrowser,
+    TopicLog,
+};
 
 use super::group::Group;
 use super::{lock, MemoryBroker};
@@ -24,22 +27,15 @@ fn unknown(topic: &str) -> Error {
 #[async_trait]
 impl TopicLog for MemoryBroker {
     /// A topic not created yet has no partitions to read: nothing was published to it.
-    async fn bounds(&self, topic: &str, group: &str) -> Result<Vec<(i64, i64)>, Error> {
+    async fn offsets(&self, topic: &str, group: &str) -> Result<Vec<PartitionOffsets>, Error> {
         if self.existing(topic).is_none() {
             return Ok(Vec::new());
         }
-        let offsets = self.topic_offsets(topic, group).await?;
-        Ok(offsets.iter().map(|p| (p.next_read(), p.end)).collect())
+        self.topic_offsets(topic, group).await
     }
 
-    async fn read(
-        &self,
-        topic: &str,
-        partition: i32,
-        from: i64,
-        until: i64,
-        max: usize,
-    ) -> Result<Vec<(i64, Message)>, Error> {
+    async fn read(&self, topic: &str, range: ReadRange) -> Result<Vec<(i64, Message)>, Error> {
+        let ReadRange { partition, from, until, max } = range;
         let t = self.existing(topic).ok_or_else(|| unknown(topic))?;
         let part = t
             .partitions

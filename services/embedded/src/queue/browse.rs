@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use switchboard_ports::{Browse, BrowsePass, Browsed, Error, ErrorKind, Message, PublishError, WorkQueue};
+use switchboard_ports::{Browse, BrowsePass, Browsed, Error, Message, PassBroker, PublishError, WorkQueue};
 
 use super::{unknown_queue, Entry, Inner, MemoryWorkQueue, State};
 
 #[async_trait]
 impl Browse for MemoryWorkQueue {
-    async fn browse(&self, source: &str, max: usize) -> Result<Box<dyn BrowsePass>, Error> {
+    async fn browse(&self, source: &str, max: usize) -> Result<BrowsePass, Error> {
         let mut st = self.inner.lock();
         if st.closed {
             return Err(Error::closed());
@@ -24,13 +24,13 @@ impl Browse for MemoryWorkQueue {
             .enumerate()
             .map(|(i, e)| Browsed { partition: None, offset: i as i64, message: e.message.clone() })
             .collect();
-        Ok(Box::new(QueuePass {
+        let pass = QueuePass {
             broker: self.clone(),
             inner: self.inner.clone(),
             queue: source.to_owned(),
             held: held.into_iter().map(Some).collect(),
-            entries,
-        }))
+        };
+        Ok(BrowsePass::new(entries, pass))
     }
 }
 
@@ -40,27 +40,19 @@ struct QueuePass {
     queue: String,
     /// `None` once removed.
     held: Vec<Option<Entry>>,
-    entries: Vec<Browsed>,
 }
 
 #[async_trait]
-impl BrowsePass for QueuePass {
-    fn entries(&self) -> &[Browsed] {
-        &self.entries
-    }
-
+impl PassBroker for QueuePass {
     async fn send(&mut self, destination: &str, message: Message) -> Result<(), PublishError> {
         self.broker.enqueue(destination, message).await
     }
 
-    async fn remove(&mut self, index: usize) -> Result<(), Error> {
-        match self.held.get_mut(index) {
-            Some(slot) => {
-                *slot = None;
-                Ok(())
-            }
-            None => Err(Error::new(ErrorKind::Invalid, format!("no entry {index} in this pass"))),
+    async fn remove(&mut self, _: &[Browsed], index: usize) -> Result<(), Error> {
+        if let Some(slot) = self.held.get_mut(index) {
+            *slot = None;
         }
+        Ok(())
     }
 
     async fn finish(self: Box<Self>) -> Result<(), Error> {

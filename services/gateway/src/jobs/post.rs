@@ -37,7 +37,8 @@ pub(super) async fn post_job(jobs: Arc<Jobs>, mut req: Request<State>) -> tide::
     };
     let Some(key) = key else {
         let id = uuid::Uuid::new_v4().to_string();
-        return Ok(submit(&jobs, &state, id, text, None, traceparent.as_deref(), deadline).await);
+        let job = Submission { id, text, claim: None, deadline };
+        return Ok(submit(&jobs, &state, job, traceparent.as_deref()).await);
     };
     // Every gateway derives the same id from the key, and knows the job (with the fingerprint
     // of its request) once it is accepted anywhere.
@@ -66,29 +67,30 @@ pub(super) async fn post_job(jobs: Arc<Jobs>, mut req: Request<State>) -> tide::
             }
             Some(_) => idempotency::reused(),
             None => {
-                let claim = Some((first, fingerprint));
-                submit(&jobs, &state, id, text, claim, traceparent.as_deref(), deadline).await
+                let job = Submission { id, text, claim: Some((first, fingerprint)), deadline };
+                submit(&jobs, &state, job, traceparent.as_deref()).await
             }
         },
     })
 }
 
-/// Enqueues the job `id`, tells every gateway it is queued, and answers 202; or the error,
-/// at the latest at `deadline`. `claim`: the Idempotency-Key claim and request fingerprint.
-/// Its spans are exported once the answer is known.
-async fn submit(
-    jobs: &Arc<Jobs>,
-    state: &State,
+/// A job to enqueue, as the request gave it.
+struct Submission {
     id: String,
     text: String,
+    /// The Idempotency-Key claim and the request's fingerprint.
     claim: Option<(First, String)>,
-    traceparent: Option<&str>,
+    /// The answer is due by then.
     deadline: Instant,
-) -> Response {
+}
+
+/// Enqueues `job`, tells every gateway it is queued, and answers 202; or the error, at the
+/// latest at its deadline. Its spans are exported once the answer is known.
+async fn submit(jobs: &Arc<Jobs>, state: &State, job: Submission, traceparent: Option<&str>) -> Response {
     let tracer = &state.config.tracer;
-    let mut trail = Trail::new(tracer, &text);
+    let mut trail = Trail::new(tracer, &job.text);
     let entered = tracer.enter(traceparent);
-    let res = enqueue(jobs, state, id, text, claim, entered.ctx, deadline, &mut trail).await;
+    let res = enqueue(jobs, state, job, entered.ctx, &mut trail).await;
     if trail.is_on() {
         let to = Publish {
             route: crate::route_table::JOBS.path,
@@ -101,17 +103,8 @@ async fn submit(
     res
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn enqueue(
-    jobs: &Arc<Jobs>,
-    state: &State,
-    id: String,
-    text: String,
-    claim: Option<(First, String)>,
-    trace: TraceContext,
-    deadline: Instant,
-    trail: &mut Trail,
-) -> Response {
+async fn enqueue(jobs: &Arc<Jobs>, state: &State, job: Submission, trace: TraceContext, trail: &mut Trail) -> Response {
+    let Submission { id, text, claim, deadline } = job;
     let fingerprint = claim.as_ref().map(|(_, f)| f.clone()).unwrap_or_default();
     // The envelope only records the hops: a job has no reply topic and no request deadline.
     let mut envelope = Envelope::start(&id, text, "", Duration::ZERO);

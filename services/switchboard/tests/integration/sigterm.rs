@@ -99,12 +99,9 @@ fn sigterm_under_load_drains_in_flight_requests_and_exits_zero() {
 }
 
 /// Connection refused or closed before a request was accepted (the listener is gone).
-fn is_refused(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
-            matches!(io.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset)
-        })
-    })
+fn is_refused(e: &switchboard::ClientError) -> bool {
+    matches!(e, switchboard::ClientError::Connect(io)
+        if matches!(io.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset))
 }
 
 fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
