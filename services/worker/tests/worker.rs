@@ -170,8 +170,9 @@ fn events_carry_the_request_fingerprint() {
         let mut events = Events::listen(&q, &config.events_exchange).await;
         let w = Running::start(worker(&q, config.clone(), &processor)).await;
         let mut job = switchboard_proto::Job::new();
-        job.id = "job-with-key".into();
-        job.body = "hello world".into();
+        let envelope = job.envelope.mut_or_insert_default();
+        envelope.id = "job-with-key".into();
+        envelope.body = "hello world".into();
         job.request_fingerprint = "fp-1".into();
         let bytes = switchboard_proto::ProtoMessage::write_to_bytes(&job).unwrap();
         q.enqueue(&config.queue, switchboard_ports::Message::new(bytes)).await.unwrap();
