@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use grpcio::RpcStatusCode;
 use switchboard_embedded::pubsub::{BrokerConfig, MemoryBroker};
-use switchboard_grpc::client::processor_client;
+use switchboard_grpc::client::ProcessorClientBuilder;
 use switchboard_ports::{ErrorKind, Publisher, Subscriber};
 use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_proto::convert::Stage;
@@ -66,7 +66,7 @@ fn each_envelope_of_a_mixed_batch_gets_its_own_status_in_order_and_its_own_reply
         let server = start(Arc::new(broker.clone()), metrics.clone());
         let replies = broker.subscribe("replies", "t").await.unwrap();
         let others = broker.subscribe("replies.b", "t").await.unwrap();
-        let client = processor_client(&server.local_addr().to_string());
+        let client = ProcessorClientBuilder::new(server.local_addr().to_string()).connect();
 
         let mut to_partition_2 = envelope("a", "replies");
         to_partition_2.reply_partition = Some(2);
@@ -131,7 +131,7 @@ fn a_caller_that_omits_the_envelope_gets_only_the_outcome_and_the_reply_is_publi
         let broker = MemoryBroker::new();
         let server = start(Arc::new(broker.clone()), Metrics::new("processor"));
         let replies = broker.subscribe("replies", "t").await.unwrap();
-        let client = processor_client(&server.local_addr().to_string());
+        let client = ProcessorClientBuilder::new(server.local_addr().to_string()).connect();
 
         let mut b = batch(vec![envelope("a", "replies"), envelope("", "replies"), envelope("b", "replies")]);
         b.omit_envelopes = true;
@@ -168,7 +168,7 @@ fn a_transient_publish_failure_is_unavailable_for_the_envelopes_it_hit_only() {
         let broker = MemoryBroker::new();
         let publisher = FaultyPublisher::failing(Arc::new(broker.clone()), ErrorKind::Unavailable);
         let server = start(publisher.clone(), Metrics::new("processor"));
-        let client = processor_client(&server.local_addr().to_string());
+        let client = ProcessorClientBuilder::new(server.local_addr().to_string()).connect();
         let sent =
             vec![envelope("a", "replies"), envelope("", "replies"), envelope("job", ""), envelope("b", "replies")];
         let resp = client.process_batch_async(&batch(sent)).unwrap().await.unwrap();
@@ -185,7 +185,7 @@ fn a_batch_over_the_maximum_is_refused_whole_and_nothing_is_published() {
     run(async {
         let broker = MemoryBroker::new();
         let server = start(Arc::new(broker.clone()), Metrics::new("processor"));
-        let client = processor_client(&server.local_addr().to_string());
+        let client = ProcessorClientBuilder::new(server.local_addr().to_string()).connect();
         let sent: Vec<_> = (0..=MAX_BATCH).map(|i| envelope(&format!("id-{i}"), "replies")).collect();
         let err = client.process_batch_async(&batch(sent)).unwrap().await.unwrap_err();
         let grpcio::Error::RpcFailure(status) = &err else { panic!("{err:?}") };

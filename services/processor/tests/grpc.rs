@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use grpcio::{CallOption, ChannelBuilder, Environment, RpcStatusCode};
 use switchboard_embedded::pubsub::{BrokerConfig, MemoryBroker};
-use switchboard_grpc::client::processor_client;
+use switchboard_grpc::client::ProcessorClientBuilder;
 use switchboard_ports::Subscriber;
 use switchboard_processor::{ProcessorServer, ServerConfig, HEALTH_SERVICE_NAME};
 use switchboard_proto::convert::Stage;
@@ -44,7 +44,7 @@ fn process_appends_its_hops_and_publishes_the_reply_before_answering() {
     smol::block_on(async {
         let (server, broker) = start();
         let replies = broker.subscribe("replies", "test").await.unwrap();
-        let client = processor_client(&server.local_addr().to_string());
+        let client = ProcessorClientBuilder::new(server.local_addr().to_string()).connect();
         let mut envelope = Envelope::start("id-1", "x", "replies", Duration::from_secs(5));
         envelope.record(Stage::GrpcClient, "test");
         let resp = client.process_async(&request(envelope)).unwrap().await.unwrap();
@@ -65,7 +65,7 @@ fn process_appends_its_hops_and_publishes_the_reply_before_answering() {
 fn invalid_and_expired_envelopes_get_proper_status_codes() {
     smol::block_on(async {
         let (server, _broker) = start();
-        let client = processor_client(&server.local_addr().to_string());
+        let client = ProcessorClientBuilder::new(server.local_addr().to_string()).connect();
         let missing = client.process_async(&ProcessRequest::new()).unwrap().await.unwrap_err();
         assert!(
             matches!(missing, grpcio::Error::RpcFailure(ref s) if s.code() == RpcStatusCode::INVALID_ARGUMENT),
@@ -102,7 +102,7 @@ fn standard_health_service_reports_serving() {
 fn replies_go_only_to_allowed_topics_and_never_create_one() {
     smol::block_on(async {
         let (server, broker) = start();
-        let client = processor_client(&server.local_addr().to_string());
+        let client = ProcessorClientBuilder::new(server.local_addr().to_string()).connect();
         for topic in ["switchboard.requests", "no.such.topic", "replies.other"] {
             let e = Envelope::start("id-5", "x", topic, Duration::from_secs(5));
             let err = client.process_async(&request(e)).unwrap().await.unwrap_err();
@@ -118,7 +118,7 @@ fn replies_go_only_to_allowed_topics_and_never_create_one() {
 fn an_envelope_that_already_carries_a_reply_is_refused() {
     smol::block_on(async {
         let (server, broker) = start();
-        let client = processor_client(&server.local_addr().to_string());
+        let client = ProcessorClientBuilder::new(server.local_addr().to_string()).connect();
         let mut processed = Envelope::start("id-6", "x", "replies", Duration::from_secs(5));
         processed.record(Stage::GrpcServer, "processor");
         let mut failed = Envelope::start("id-7", "x", "replies", Duration::from_secs(5));
@@ -138,7 +138,7 @@ fn a_reply_that_can_never_be_published_is_failed_precondition_not_unavailable() 
         // The allowed topic does not exist and the broker does not create topics: permanent.
         let broker = MemoryBroker::with_config(BrokerConfig { auto_create_topics: false, ..BrokerConfig::default() });
         let (server, _broker) = start_on(broker);
-        let client = processor_client(&server.local_addr().to_string());
+        let client = ProcessorClientBuilder::new(server.local_addr().to_string()).connect();
         let e = Envelope::start("id-8", "x", "replies", Duration::from_secs(5));
         let err = client.process_async(&request(e)).unwrap().await.unwrap_err();
         assert_eq!(code_of(&err), Some(RpcStatusCode::FAILED_PRECONDITION), "{err:?}");

@@ -33,7 +33,7 @@ fn config(batch_max: usize) -> RelayConfig {
 }
 
 fn handler(config: RelayConfig, broker: &MemoryBroker, processor: &ProcessorServer) -> RequestHandler {
-    let client = switchboard_grpc::client::processor_client(&processor.local_addr().to_string());
+    let client = switchboard_grpc::client::ProcessorClientBuilder::new(processor.local_addr().to_string()).connect();
     let breaker = switchboard_resilience::CircuitBreaker::new(config.breaker.clone());
     RequestHandler::new(Arc::new(config), client, Arc::new(broker.clone()), breaker)
 }
@@ -61,7 +61,8 @@ fn many_requests_each_get_their_own_reply_and_ack(batch_max: usize) {
     run(async {
         let broker = MemoryBroker::new();
         let processor = processor(Arc::new(broker.clone()));
-        let client = switchboard_grpc::client::processor_client(&processor.local_addr().to_string());
+        let client =
+            switchboard_grpc::client::ProcessorClientBuilder::new(processor.local_addr().to_string()).connect();
         let config = config(batch_max);
         let metrics = config.metrics.clone();
         let relay = Relay::new(config, Arc::new(broker.clone()), Arc::new(broker.clone()), client).subscribe();

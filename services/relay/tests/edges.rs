@@ -28,7 +28,7 @@ fn processor(broker: &MemoryBroker) -> ProcessorServer {
 }
 
 fn handler(broker: &MemoryBroker, processor: &ProcessorServer) -> RequestHandler {
-    let client = switchboard_grpc::client::processor_client(&processor.local_addr().to_string());
+    let client = switchboard_grpc::client::ProcessorClientBuilder::new(processor.local_addr().to_string()).connect();
     let config = RelayConfig::default();
     let breaker = switchboard_resilience::CircuitBreaker::new(config.breaker.clone());
     RequestHandler::new(Arc::new(config), client, Arc::new(broker.clone()), breaker)
@@ -165,7 +165,8 @@ fn a_request_that_cannot_be_dead_lettered_does_not_hold_its_partition() {
         let broker = MemoryBroker::with_config(BrokerConfig { auto_create_topics: false, ..BrokerConfig::default() });
         broker.ensure_topic(REQUESTS, 1).await.unwrap();
         let processor = processor(&broker);
-        let client = switchboard_grpc::client::processor_client(&processor.local_addr().to_string());
+        let client =
+            switchboard_grpc::client::ProcessorClientBuilder::new(processor.local_addr().to_string()).connect();
         let config = RelayConfig::default();
         let relay = Relay::new(config, Arc::new(broker.clone()), Arc::new(broker.clone()), client);
         let (stop, stopped) = async_channel::bounded::<()>(1);

@@ -26,7 +26,7 @@ fn handler(
     publisher: Arc<FaultyPublisher<MemoryBroker>>,
     processor: &ProcessorServer,
 ) -> RequestHandler {
-    let client = switchboard_grpc::client::processor_client(&processor.local_addr().to_string());
+    let client = switchboard_grpc::client::ProcessorClientBuilder::new(processor.local_addr().to_string()).connect();
     let breaker = switchboard_resilience::CircuitBreaker::new(config.breaker.clone());
     RequestHandler::new(Arc::new(config), client, publisher, breaker)
 }

@@ -22,7 +22,7 @@ fn run<T>(f: impl std::future::Future<Output = T>) -> T {
 fn processor_and_client(publisher: Arc<dyn Publisher>) -> (ProcessorServer, ProcessorClient) {
     let config = ServerConfig { addr: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() };
     let server = ProcessorServer::start(&config, publisher).unwrap();
-    let client = switchboard_grpc::client::processor_client(&server.local_addr().to_string());
+    let client = switchboard_grpc::client::ProcessorClientBuilder::new(server.local_addr().to_string()).connect();
     (server, client)
 }
 
@@ -102,7 +102,7 @@ fn a_whole_call_failure_is_each_envelopes_failure_with_its_request_handed_back()
     run(async {
         // Nothing listens there: the channel cannot connect.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        let client = switchboard_grpc::client::processor_client(&port.to_string());
+        let client = switchboard_grpc::client::ProcessorClientBuilder::new(port.to_string()).connect();
         let answers = collect_queued(client, 8, &[("a", LONG), ("b", Duration::from_secs(5)), ("c", LONG)]).await;
         let ids: Vec<&str> = answers.iter().map(id).collect();
         assert_eq!(ids, ["a", "b", "c"]);

@@ -135,7 +135,7 @@ impl TestProcessor {
 
     /// A client for it.
     pub fn client(&self) -> switchboard_proto::ProcessorClient {
-        switchboard_grpc::client::processor_client(&self.addr.to_string())
+        switchboard_grpc::client::ProcessorClientBuilder::new(self.addr.to_string()).connect()
     }
 
     pub async fn stop(mut self) {
