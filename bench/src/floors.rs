@@ -84,7 +84,7 @@ impl Call for BrokerCall {
 }
 
 /// Unary calls to the real processor service with a publisher that drops its replies, through
-/// the relay's own client settings ([`switchboard_grpc::client::processor_client`]), all
+/// the relay's own client settings ([`switchboard_grpc::client::ProcessorClientBuilder`]), all
 /// workers sharing one channel as the relay does.
 pub async fn grpc_floor(message_size: usize, phase: &Phase) -> Result<PhaseReport, Error> {
     let config = ServerConfig {
@@ -94,7 +94,7 @@ pub async fn grpc_floor(message_size: usize, phase: &Phase) -> Result<PhaseRepor
     };
     let server = ProcessorServer::start(&config, Arc::new(DiscardPublisher))
         .map_err(|e| Error::Setup(format!("processor: {e}")))?;
-    let client = switchboard_grpc::client::processor_client(&server.local_addr().to_string());
+    let client = switchboard_grpc::client::ProcessorClientBuilder::new(server.local_addr().to_string()).connect();
     let mut request = ProcessRequest::new();
     let text: String = "benchmark message ".chars().cycle().take(message_size.max(1)).collect();
     // A budget longer than any run: the processor refuses expired envelopes.

@@ -100,12 +100,8 @@ impl Entry {
     /// The decoded body when the payload is an envelope or job, else the payload, lossy
     /// UTF-8, at most `max` bytes.
     pub fn preview(&self, max: usize) -> String {
-        let body = match self.source {
-            SourceKind::Requests => Envelope::decode(&self.message.payload).ok().map(|e| e.body),
-            SourceKind::Jobs => Job::parse_from_bytes(&self.message.payload).ok().map(|j| j.body),
-        };
-        match body {
-            Some(b) => capped(b.as_bytes(), max),
+        match envelope_of(self.source, &self.message.payload) {
+            Some(e) => capped(e.body.as_bytes(), max),
             None => capped(&self.message.payload, max),
         }
     }
@@ -141,8 +137,17 @@ impl Entry {
 
 /// The job id of a jobs-queue message: from the job, else its `job-id` header.
 fn job_id(m: &Message) -> Option<String> {
-    let from_job = Job::parse_from_bytes(&m.payload).ok().map(|j| j.id).filter(|id| !id.is_empty());
+    let from_job = envelope_of(SourceKind::Jobs, &m.payload).map(|e| e.id).filter(|id| !id.is_empty());
     from_job.or_else(|| m.header_str("job-id").filter(|id| !id.is_empty()).map(str::to_owned))
+}
+
+/// The envelope a dead letter carries: the message itself on the requests topic, the job's on
+/// the jobs queue; none when the payload does not decode (or is a job without one).
+fn envelope_of(source: SourceKind, payload: &[u8]) -> Option<Envelope> {
+    match source {
+        SourceKind::Requests => Envelope::decode(payload).ok(),
+        SourceKind::Jobs => Job::parse_from_bytes(payload).ok().and_then(|j| j.envelope.into_option()),
+    }
 }
 
 /// `bytes` as lossy UTF-8, cut at `max` bytes (on a character boundary).
@@ -151,32 +156,35 @@ pub fn capped(bytes: &[u8], max: usize) -> String {
     s.trim_end_matches('\u{fffd}').to_owned()
 }
 
-/// What envelopes and jobs both carry: `kind`, id, body (capped), traceparent and hops.
-fn carried(kind: &str, id: &str, body: &str, traceparent: Option<&str>, hops: &[switchboard_proto::Hop]) -> Value {
-    let hops: Vec<Value> = hops.iter().map(|h| json!({"name": h.name, "service": h.service})).collect();
-    json!({"kind": kind, "id": id, "body": capped(body.as_bytes(), 4096), "traceparent": traceparent, "hops": hops})
-}
-
 fn decoded(source: SourceKind, payload: &[u8]) -> Value {
-    match source {
+    let (kind, envelope, created_unix_ms) = match source {
         SourceKind::Requests => match Envelope::decode(payload) {
-            Ok(e) => {
-                let mut v = carried("envelope", &e.id, &e.body, e.traceparent(), &e.hops);
-                v["reply_to"] = json!(e.reply_to);
-                v["deadline_unix_ms"] = json!(e.deadline_unix_ms);
-                v["failure"] = json!(e.failure.as_ref().map(|f| f.message.clone()));
-                v
-            }
-            Err(e) => json!({"kind": "undecodable", "error": e.to_string()}),
+            Ok(e) => ("envelope", e, None),
+            Err(e) => return json!({"kind": "undecodable", "error": e.to_string()}),
         },
         SourceKind::Jobs => match Job::parse_from_bytes(payload) {
-            Ok(j) => {
-                let traceparent = j.trace.as_ref().map(|t| t.traceparent.as_str());
-                let mut v = carried("job", &j.id, &j.body, traceparent, &j.hops);
-                v["created_unix_ms"] = json!(j.created_unix_ms);
-                v
-            }
-            Err(e) => json!({"kind": "undecodable", "error": e.to_string()}),
+            Ok(j) => match j.envelope.into_option() {
+                Some(e) => ("job", e, Some(j.created_unix_ms)),
+                None => {
+                    let why = "job without envelope (written in the format before jobs carried one)";
+                    return json!({"kind": "job", "error": why, "created_unix_ms": j.created_unix_ms});
+                }
+            },
+            Err(e) => return json!({"kind": "undecodable", "error": e.to_string()}),
         },
+    };
+    let mut doc = json!({
+        "kind": kind,
+        "id": envelope.id,
+        "body": capped(envelope.body.as_bytes(), 4096),
+        "reply_to": envelope.reply_to,
+        "deadline_unix_ms": envelope.deadline_unix_ms,
+        "traceparent": envelope.traceparent(),
+        "failure": envelope.failure.as_ref().map(|f| f.message.clone()),
+        "hops": envelope.hops.iter().map(|h| json!({"name": h.name, "service": h.service})).collect::<Value>(),
+    });
+    if let Some(ms) = created_unix_ms {
+        doc["created_unix_ms"] = ms.into();
     }
+    doc
 }

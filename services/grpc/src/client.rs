@@ -8,52 +8,82 @@ use grpcio::{ChannelBuilder, Environment};
 
 use switchboard_proto::ProcessorClient;
 
-/// A client for the processor at `addr` (`host:port`), on its own completion-queue thread.
+use crate::ClientTls;
+
+/// How to reach the processor: its address, the completion-queue threads the channel runs on,
+/// and TLS. The one way every caller (relay, worker, tests, benches) builds its client, so all
+/// get the same channel settings.
 ///
-/// The channel connects lazily and reconnects by itself with gRPC's backoff, capped here at one
-/// second so a restarted processor is found again quickly.
-pub fn processor_client(addr: &str) -> ProcessorClient {
-    processor_client_on(Arc::new(Environment::new(1)), addr)
+/// ```no_run
+/// # use switchboard_grpc::client::ProcessorClientBuilder;
+/// let client = ProcessorClientBuilder::new("127.0.0.1:50051").connect();
+/// ```
+#[derive(Clone)]
+pub struct ProcessorClientBuilder {
+    addr: String,
+    env: Option<Arc<Environment>>,
+    tls: Option<ClientTls>,
 }
 
-/// Like [`processor_client`] on an existing environment: in one process, a client and server
-/// sharing a completion-queue thread save a thread hand-off in each direction of every call.
-///
-/// `addr` may name several processors: `a:p,b:p` (IP addresses) or one DNS name resolving to
-/// many. Calls go round robin over the connected ones that report SERVING ([`SERVICE_CONFIG`]);
-/// a processor whose connection breaks (killed: the kernel resets it) leaves the rotation at
-/// once, one reporting NOT_SERVING (draining) as soon as it says so, and keepalive pings (1 s,
-/// 1 s timeout, also while idle) find a silently vanished host within ~2 s.
-pub fn processor_client_on(env: Arc<Environment>, addr: &str) -> ProcessorClient {
-    processor_client_tls_on(env, addr, None)
-}
-
-/// Like [`processor_client`], over TLS when `tls` is set (plaintext otherwise). A handshake
-/// the processor refuses (no or a wrong client certificate, a server certificate the CA did
-/// not sign) fails the call with `UNAVAILABLE`, which the relay's breaker counts as a
-/// dependency failure.
-pub fn processor_client_tls(addr: &str, tls: Option<&crate::ClientTls>) -> ProcessorClient {
-    processor_client_tls_on(Arc::new(Environment::new(1)), addr, tls)
-}
-
-/// Like [`processor_client_tls`] on an existing environment.
-pub fn processor_client_tls_on(env: Arc<Environment>, addr: &str, tls: Option<&crate::ClientTls>) -> ProcessorClient {
-    let mut builder = ChannelBuilder::new(env)
-        .max_reconnect_backoff(Duration::from_secs(1))
-        .initial_reconnect_backoff(Duration::from_millis(100))
-        .raw_cfg_string(c"grpc.service_config".into(), service_config())
-        // Ours only: a DNS TXT record never replaces it.
-        .raw_cfg_int(c"grpc.service_config_disable_resolution".into(), 1)
-        .keepalive_time(Duration::from_secs(1))
-        .keepalive_timeout(Duration::from_secs(1))
-        .keepalive_permit_without_calls(true);
-    if let Some(tls) = tls {
-        if let Some(name) = tls.server_name() {
-            builder = builder.override_ssl_target(name);
-        }
-        builder = builder.set_credentials(tls.credentials());
+impl std::fmt::Debug for ProcessorClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessorClientBuilder")
+            .field("addr", &self.addr)
+            .field("shared_environment", &self.env.is_some())
+            .field("tls", &self.tls)
+            .finish()
     }
-    ProcessorClient::new(builder.connect(&crate::grpc_target(addr)))
+}
+
+impl ProcessorClientBuilder {
+    /// A plaintext client for the processor at `addr` (`host:port`), on its own
+    /// completion-queue thread.
+    ///
+    /// `addr` may name several processors: `a:p,b:p` (IP addresses) or one DNS name resolving to
+    /// many. Calls go round robin over the connected ones that report SERVING ([`SERVICE_CONFIG`]);
+    /// a processor whose connection breaks (killed: the kernel resets it) leaves the rotation at
+    /// once, one reporting NOT_SERVING (draining) as soon as it says so, and keepalive pings (1 s,
+    /// 1 s timeout, also while idle) find a silently vanished host within ~2 s.
+    pub fn new(addr: impl Into<String>) -> Self {
+        ProcessorClientBuilder { addr: addr.into(), env: None, tls: None }
+    }
+
+    /// Runs the channel on an existing environment: in one process, a client and server
+    /// sharing a completion-queue thread save a thread hand-off in each direction of every call.
+    pub fn environment(mut self, env: Arc<Environment>) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// Calls over TLS. A handshake the processor refuses (no or a wrong client certificate, a
+    /// server certificate the CA did not sign) fails the call with `UNAVAILABLE`, which the
+    /// relay's breaker counts as a dependency failure.
+    pub fn tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The client. The channel connects lazily and reconnects by itself with gRPC's backoff,
+    /// capped here at one second so a restarted processor is found again quickly.
+    pub fn connect(self) -> ProcessorClient {
+        let env = self.env.unwrap_or_else(|| Arc::new(Environment::new(1)));
+        let mut builder = ChannelBuilder::new(env)
+            .max_reconnect_backoff(Duration::from_secs(1))
+            .initial_reconnect_backoff(Duration::from_millis(100))
+            .raw_cfg_string(c"grpc.service_config".into(), service_config())
+            // Ours only: a DNS TXT record never replaces it.
+            .raw_cfg_int(c"grpc.service_config_disable_resolution".into(), 1)
+            .keepalive_time(Duration::from_secs(1))
+            .keepalive_timeout(Duration::from_secs(1))
+            .keepalive_permit_without_calls(true);
+        if let Some(tls) = &self.tls {
+            if let Some(name) = tls.server_name() {
+                builder = builder.override_ssl_target(name);
+            }
+            builder = builder.set_credentials(tls.credentials());
+        }
+        ProcessorClient::new(builder.connect(&crate::grpc_target(&self.addr)))
+    }
 }
 
 /// The processor channel's gRPC service config: round robin, over the processors whose

@@ -10,6 +10,6 @@ pub mod client;
 pub mod target;
 pub mod tls;
 
-pub use client::{call_metadata, processor_client, processor_client_on, processor_client_tls, processor_client_tls_on};
+pub use client::{call_metadata, ProcessorClientBuilder};
 pub use target::grpc_target;
 pub use tls::{ClientTls, GrpcClientTlsArgs, GrpcServerTlsArgs, ProcessorClientArgs, ServerTls};

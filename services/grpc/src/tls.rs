@@ -171,15 +171,16 @@ pub struct ProcessorClientArgs {
 impl ProcessorClientArgs {
     /// The client, over TLS when configured; errors name the file that could not be loaded.
     pub fn connect(&self) -> io::Result<switchboard_proto::ProcessorClient> {
-        let tls = self.tls.load()?;
-        if let Some(tls) = &tls {
+        let mut client = crate::ProcessorClientBuilder::new(&self.target.processor_addr);
+        if let Some(tls) = self.tls.load()? {
             // grpc-core's own log (handshake failures) through `log`, not stderr.
             grpcio::redirect_log();
             log::info!(
                 "calling the processor over TLS ({})",
                 if tls.is_mutual() { "mutual" } else { "server-authenticated" }
             );
+            client = client.tls(tls);
         }
-        Ok(crate::processor_client_tls(&self.target.processor_addr, tls.as_ref()))
+        Ok(client.connect())
     }
 }

@@ -127,6 +127,17 @@ impl Span {
         self
     }
 
+    /// Marks a gRPC span failed with status `code` (its number): `error.type` is `deadline`
+    /// for DEADLINE_EXCEEDED, `unavailable` for UNAVAILABLE, `refused` for any other status.
+    pub fn grpc_failed(self, code: i32, message: impl Into<String>) -> Self {
+        let error_type = match code {
+            4 => "deadline",
+            14 => "unavailable",
+            _ => "refused",
+        };
+        self.failed(error_type, message)
+    }
+
     /// The hop attributes every switchboard span carries: `switchboard.hop` (the seed's label),
     /// `switchboard.log` (the hop's log line, capped at [`LOG_LINE_CAP`] bytes) and
     /// `switchboard.message_id`.
@@ -192,5 +203,15 @@ mod tests {
         assert!(span.is_error());
         assert_eq!(span.end_unix_nanos, 10, "an end before the start is clamped");
         assert_eq!(span.attributes, vec![("error.type", Value::from("breaker_open"))]);
+    }
+
+    #[test]
+    fn a_failed_grpc_span_is_typed_by_its_status() {
+        let ctx = TraceContext::new();
+        for (code, error_type) in [(4, "deadline"), (14, "unavailable"), (3, "refused"), (9, "refused")] {
+            let span = Span::new(&ctx, None, Kind::Server, "call", 0, 1).grpc_failed(code, "why");
+            assert!(span.is_error());
+            assert_eq!(span.attributes, vec![("error.type", Value::from(error_type))], "code {code}");
+        }
     }
 }

@@ -19,8 +19,12 @@ use crate::spans::Trail;
 const SERVICE: &str = "processor";
 
 /// Implements the generated `Processor` trait over a [`Publisher`]: an envelope with a reply
-/// topic gets its reply published there before the call answers OK; one without (a job) is
-/// answered over gRPC only. Replies go only to allowed reply topics.
+/// topic gets its reply published there before the call answers OK; one without is answered
+/// over gRPC only. Replies go only to allowed reply topics.
+///
+/// The reply topic is where the answer goes, not what kind of work it is: the relay's requests
+/// always name one (it dead-letters those that do not), and the worker clears it on its jobs because
+/// it reports their results itself, on the job-events exchange.
 #[derive(Clone)]
 pub struct ProcessorHandler {
     publisher: Arc<dyn Publisher>,
@@ -135,7 +139,7 @@ impl ProcessorHandler {
         let entered = self.tracer.enter(envelope.traceparent());
         trail.served(entered, &envelope);
         if envelope.reply_to.is_empty() {
-            // No reply topic (a job from the worker): the gRPC answer is the reply.
+            // No reply topic (the worker's jobs): the gRPC answer is the reply.
             envelope.set_traceparent(entered.ctx.to_string());
             return Ok(envelope);
         }

@@ -107,12 +107,7 @@ pub(crate) fn finish(tracer: &Tracer, trail: Trail, method: &'static str, result
     .attr("rpc.method", rpc_method)
     .attr("rpc.grpc.status_code", code);
     if let Err(st) = result {
-        let error_type = match code {
-            4 => "deadline",
-            14 => "unavailable",
-            _ => "refused",
-        };
-        server = server.failed(error_type, st.message().to_owned());
+        server = server.grpc_failed(code, st.message().to_owned());
     }
     let mut spans = vec![server];
     if let Some(p) = trail.publish {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_embedded::pubsub::MemoryBroker;
-use switchboard_grpc::client::processor_client;
+use switchboard_grpc::client::ProcessorClientBuilder;
 use switchboard_ports::{Subscriber, TopicAdmin};
 use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_proto::health::ServingStatus;
@@ -48,7 +48,7 @@ fn calls_spread_over_every_processor_and_a_stopped_one_is_routed_around() {
         let broker = MemoryBroker::new();
         let (ma, mb) = (Metrics::new("processor"), Metrics::new("processor"));
         let (a, b) = (start(&broker, ma.clone()), start(&broker, mb.clone()));
-        let client = processor_client(&format!("{},{}", a.local_addr(), b.local_addr()));
+        let client = ProcessorClientBuilder::new(format!("{},{}", a.local_addr(), b.local_addr())).connect();
         // A processor joins the rotation once connected and its health reported SERVING.
         assert!(call_until(&client, || calls(&ma) > 0 && calls(&mb) > 0).await, "both joined");
         let (a0, b0) = (calls(&ma), calls(&mb));
@@ -109,7 +109,7 @@ fn a_processor_reporting_not_serving_gets_no_calls_until_it_serves_again() {
         let broker = MemoryBroker::new();
         let (ma, mb) = (Metrics::new("processor"), Metrics::new("processor"));
         let (a, b) = (start(&broker, ma.clone()), start(&broker, mb.clone()));
-        let client = processor_client(&format!("{},{}", a.local_addr(), b.local_addr()));
+        let client = ProcessorClientBuilder::new(format!("{},{}", a.local_addr(), b.local_addr())).connect();
         assert!(call_until(&client, || calls(&ma) > 0 && calls(&mb) > 0).await, "both joined");
 
         // b keeps listening and answering; only its health changes.
@@ -151,7 +151,7 @@ fn a_reply_goes_to_the_partition_the_envelope_names_and_never_outside_the_topic(
         let broker = MemoryBroker::new();
         broker.ensure_topic("replies", 3).await.unwrap();
         let server = start(&broker, Metrics::new("processor"));
-        let client = processor_client(&server.local_addr().to_string());
+        let client = ProcessorClientBuilder::new(server.local_addr().to_string()).connect();
         let mine = broker.assign("replies", &[2]).await.unwrap();
         client.process_async(&request("to-2", Some(2))).unwrap().await.expect("in range");
         let d = mine.recv().await.unwrap();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use grpcio::RpcStatusCode;
 use switchboard_embedded::pubsub::{BrokerConfig, MemoryBroker};
-use switchboard_grpc::client::processor_client;
+use switchboard_grpc::client::ProcessorClientBuilder;
 use switchboard_ports::{ErrorKind, Publisher, Subscriber};
 use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_proto::convert::Stage;
@@ -35,7 +35,7 @@ fn with_processor<T: Future<Output = ()>>(
     };
     let server = ProcessorServer::start(&config, publisher).unwrap();
     run(async {
-        test(processor_client(&server.local_addr().to_string())).await;
+        test(ProcessorClientBuilder::new(server.local_addr().to_string()).connect()).await;
         server.shutdown().await;
     });
 }

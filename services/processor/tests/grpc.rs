@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use grpcio::{CallOption, ChannelBuilder, Environment, RpcStatusCode};
 use switchboard_embedded::pubsub::{BrokerConfig, MemoryBroker};
-use switchboard_grpc::client::processor_client;
+use switchboard_grpc::client::ProcessorClientBuilder;
 use switchboard_ports::Subscriber;
 use switchboard_processor::{ProcessorServer, ServerConfig, HEALTH_SERVICE_NAME};
 use switchboard_proto::convert::Stage;
@@ -29,7 +29,7 @@ fn start_on(broker: &MemoryBroker) -> ProcessorServer {
 fn with_processor<T: Future<Output = ()>>(broker: MemoryBroker, test: impl FnOnce(ProcessorClient, MemoryBroker) -> T) {
     let server = start_on(&broker);
     smol::block_on(async {
-        test(processor_client(&server.local_addr().to_string()), broker).await;
+        test(ProcessorClientBuilder::new(server.local_addr().to_string()).connect(), broker).await;
         server.shutdown().await;
     });
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use grpcio::{CallOption, RpcStatusCode};
 use switchboard_embedded::pubsub::MemoryBroker;
-use switchboard_grpc::client::{processor_client, processor_client_tls};
+use switchboard_grpc::client::ProcessorClientBuilder;
 use switchboard_grpc::tls::{ClientTls, ServerTls};
 use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_proto::{Envelope, ProcessRequest, ProcessorClient};
@@ -31,7 +31,7 @@ fn start(mutual: bool) -> ProcessorServer {
 fn client(server: &ProcessorServer, ca: &str, identity: Option<(&str, &str)>) -> ProcessorClient {
     let certs = test_certs();
     let tls = ClientTls::from_pem(certs.read(ca), identity.map(|(c, k)| (certs.read(c), certs.read(k))), None);
-    processor_client_tls(&server.local_addr().to_string(), Some(&tls))
+    ProcessorClientBuilder::new(server.local_addr().to_string()).tls(tls).connect()
 }
 
 /// One call (an envelope without reply topic: answered over gRPC only), bounded.
@@ -53,7 +53,7 @@ fn mutual_tls_admits_the_right_client_and_refuses_every_other_one() {
         let good = client(&server, "ca.pem", Some(("client.pem", "client.key")));
         assert_eq!(call(&good).await, Ok("x and gRPC server".to_owned()));
 
-        let plaintext = processor_client(&server.local_addr().to_string());
+        let plaintext = ProcessorClientBuilder::new(server.local_addr().to_string()).connect();
         assert_eq!(call(&plaintext).await, Err(RpcStatusCode::UNAVAILABLE), "plaintext client");
         let anonymous = client(&server, "ca.pem", None);
         assert_eq!(call(&anonymous).await, Err(RpcStatusCode::UNAVAILABLE), "no client certificate");
@@ -74,7 +74,7 @@ fn server_only_tls_serves_clients_without_a_certificate() {
         let server = start(false);
         let anonymous = client(&server, "ca.pem", None);
         assert_eq!(call(&anonymous).await, Ok("x and gRPC server".to_owned()));
-        let plaintext = processor_client(&server.local_addr().to_string());
+        let plaintext = ProcessorClientBuilder::new(server.local_addr().to_string()).connect();
         assert_eq!(call(&plaintext).await, Err(RpcStatusCode::UNAVAILABLE), "plaintext client");
         server.shutdown().await;
     });

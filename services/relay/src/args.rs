@@ -12,8 +12,8 @@ pub struct RelayArgs {
     #[arg(long, env = "SWITCHBOARD_RELAY_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub relay_max_in_flight: u64,
     /// Most envelopes in one `ProcessBatch` call to the processor: those ready at the same
-    /// moment go together, a lone one at once as `Process` (no waiting for company).
-    /// 1: one `Process` call per envelope.
+    /// moment go together, a lone one at once as a batch of one (no waiting for company).
+    /// 1: a call per envelope.
     #[arg(long, env = "SWITCHBOARD_RELAY_BATCH_MAX", default_value_t = crate::config::DEFAULT_BATCH_MAX as u64, value_parser = clap::value_parser!(u64).range(1..=switchboard_proto::MAX_BATCH as u64))]
     pub relay_batch_max: u64,
     /// Retries towards the processor allowed, as a percentage of recent calls (retry budget).

@@ -1,11 +1,17 @@
-//! The relay's calls to the processor: one unary `Process` per envelope, or, with batching on,
-//! the envelopes that are ready at the same moment carried together in one `ProcessBatch`.
+//! The relay's calls to the processor: the envelopes ready at the same moment carried together
+//! in one `ProcessBatch` call, at most `batch_max` of them (1: one envelope a call).
+//!
+//! Every call goes through the collecting task, and every call is a `ProcessBatch`, a lone
+//! envelope being a batch of one: the processor handles each envelope of a batch exactly as
+//! `Process` handles one (the same checks, publish and status), and takes the trace context from
+//! each envelope's own `trace`, so one RPC serves every case. A processor without
+//! `ProcessBatch` answers UNIMPLEMENTED, a processor failure like any other: processors are
+//! upgraded before relays.
 //!
 //! Batching never waits for company: the collecting task takes the first envelope as soon as
-//! it is queued, adds only those already queued behind it, and starts the call; a lone
-//! envelope goes out at once as a plain `Process` call (today's unary call, headers and all).
-//! Calls run on their own tasks, so several batches are in flight at once and the collector is
-//! back to collecting while they are.
+//! it is queued, adds only those already queued behind it, and starts the call. Calls run on
+//! their own tasks, so several batches are in flight at once and the collector is back to
+//! collecting while they are.
 
 use std::cmp::Reverse;
 use std::pin::pin;
@@ -14,81 +20,58 @@ use std::time::{Duration, Instant};
 use futures::channel::oneshot;
 use futures_lite::future;
 use grpcio::{CallOption, RpcStatus, RpcStatusCode};
-use log::{error, warn};
-use switchboard_proto::{ProcessBatchRequest, ProcessRequest, ProcessResponse, ProcessorClient};
+use log::error;
+use switchboard_proto::{Envelope, ProcessBatchRequest, ProcessResponse, ProcessorClient};
 
-pub(crate) use switchboard_proto::methods::{PROCESS, PROCESS_BATCH};
+pub(crate) use switchboard_proto::methods::PROCESS_BATCH;
 
-/// What one envelope's call came to: the request handed back (for a failure answer or a dead
-/// letter), the result `Process` gives for it, and the RPC that carried it.
+/// What one envelope's call came to: the envelope handed back (for a failure answer or a dead
+/// letter), the result `Process` would give for it, and how many envelopes the call carried.
 #[derive(Debug)]
 pub(crate) struct Answer {
-    pub request: ProcessRequest,
+    pub envelope: Envelope,
     pub result: Result<ProcessResponse, grpcio::Error>,
-    pub method: &'static str,
+    pub batch_len: usize,
 }
 
-/// How the relay reaches the processor.
+/// How the relay reaches the processor: through the collecting task (see the module docs).
 #[derive(Clone)]
-pub(crate) enum Calls {
-    /// One `Process` call per envelope, made by the request's own task.
-    Unary(ProcessorClient),
-    /// Through the collecting task (see the module docs).
-    Batched(async_channel::Sender<Item>),
+pub(crate) struct Calls {
+    items: async_channel::Sender<Item>,
 }
 
 /// One envelope waiting for its call.
 pub(crate) struct Item {
-    request: ProcessRequest,
+    envelope: Envelope,
     deadline: Instant,
     reply: oneshot::Sender<Answer>,
 }
 
 impl Calls {
-    /// Unary calls when `max_batch` is 1; otherwise a collecting task (on smol's executor,
-    /// ending once every `Calls` clone is dropped) making batches of up to `max_batch`, with
-    /// room for `queue` waiting envelopes (the relay's requests in flight).
+    /// A collecting task (on smol's executor, ending once every `Calls` clone is dropped)
+    /// making batches of up to `max_batch` envelopes (1 to [`MAX_BATCH`]), with room for `queue`
+    /// waiting envelopes (the relay's requests in flight).
+    ///
+    /// [`MAX_BATCH`]: switchboard_proto::MAX_BATCH
     pub(crate) fn new(client: ProcessorClient, max_batch: usize, queue: usize) -> Self {
-        if max_batch <= 1 {
-            return Calls::Unary(client);
-        }
-        let max_batch = max_batch.min(switchboard_proto::MAX_BATCH);
+        let max_batch = max_batch.clamp(1, switchboard_proto::MAX_BATCH);
         let (items, queued) = async_channel::bounded(queue.max(1));
         smol::spawn(collect(client, queued, max_batch)).detach();
-        Calls::Batched(items)
+        Calls { items }
     }
 
-    /// Calls the processor for `request` within `remaining`. `None` only if the batching task
-    /// is gone (it never ends while the relay runs): the request was not answered and its
+    /// Calls the processor for `envelope` within `remaining`. `None` only if the collecting
+    /// task is gone (it never ends while the relay runs): the envelope was not answered and its
     /// delivery should come back.
-    pub(crate) async fn call(&self, request: ProcessRequest, remaining: Duration) -> Option<Answer> {
-        match self {
-            Calls::Unary(client) => Some(unary(client, request, remaining).await),
-            Calls::Batched(items) => {
-                let (reply, answer) = oneshot::channel();
-                let item = Item { request, deadline: Instant::now() + remaining, reply };
-                if items.send(item).await.is_err() {
-                    error!("processor batching task stopped: request left for redelivery");
-                    return None;
-                }
-                answer.await.ok()
-            }
+    pub(crate) async fn call(&self, envelope: Envelope, remaining: Duration) -> Option<Answer> {
+        let (reply, answer) = oneshot::channel();
+        let item = Item { envelope, deadline: Instant::now() + remaining, reply };
+        if self.items.send(item).await.is_err() {
+            error!("processor batching task stopped: request left for redelivery");
+            return None;
         }
+        answer.await.ok()
     }
-}
-
-async fn unary(client: &ProcessorClient, mut request: ProcessRequest, remaining: Duration) -> Answer {
-    // The relay only needs the outcome, not the published envelope back.
-    request.omit_envelope = true;
-    let mut opt = CallOption::default().timeout(remaining);
-    if let Some(headers) = request.envelope.as_ref().and_then(switchboard_grpc::client::call_metadata) {
-        opt = opt.headers(headers);
-    }
-    let result = match client.process_async_opt(&request, opt) {
-        Ok(receiver) => receiver.await,
-        Err(e) => Err(e),
-    };
-    Answer { request, result, method: PROCESS }
 }
 
 /// Takes the first waiting envelope, adds those already queued (no linger), starts the call
@@ -106,37 +89,35 @@ async fn collect(client: ProcessorClient, queued: async_channel::Receiver<Item>,
     }
 }
 
-/// One call for `items`: a lone one as `Process`, several as `ProcessBatch`.
+/// One `ProcessBatch` call for `items`, each answered with its own result.
 async fn call_batch(client: ProcessorClient, items: Vec<Item>) {
     let now = Instant::now();
-    if items.len() == 1 {
-        let Item { request, deadline, reply } = items.into_iter().next().expect("one item");
-        let _ = reply.send(unary(&client, request, deadline.saturating_duration_since(now)).await);
-        return;
-    }
     // The call lasts as long as the latest deadline among its envelopes.
-    let latest = items.iter().map(|i| i.deadline).max().expect("several items");
+    let Some(latest) = items.iter().map(|i| i.deadline).max() else { return };
+    let batch_len = items.len();
     let mut batch = ProcessBatchRequest::new();
-    batch.omit_envelopes = true; // as in `unary`
-    batch.envelopes = Vec::with_capacity(items.len());
-    let mut waiters: Vec<Option<Waiter>> = Vec::with_capacity(items.len());
-    for Item { mut request, deadline, reply } in items {
-        batch.envelopes.push(request.envelope.take().unwrap_or_default());
-        waiters.push(Some(Waiter { request, deadline, reply }));
+    // The relay only needs each outcome, not the published envelope back.
+    batch.omit_envelopes = true;
+    batch.envelopes = Vec::with_capacity(batch_len);
+    let mut replies = Vec::with_capacity(batch_len);
+    for Item { envelope, deadline, reply } in items {
+        batch.envelopes.push(envelope);
+        replies.push((deadline, reply));
     }
-    let started = client.process_batch_async_opt(&batch, CallOption::default().timeout(latest - now));
-    // The call has serialized the batch: each envelope goes back to its own request.
-    for (w, envelope) in waiters.iter_mut().zip(batch.envelopes.drain(..)) {
-        if let Some(w) = w {
-            w.request.envelope = Some(envelope).into();
-        }
-    }
+    let timeout = latest.saturating_duration_since(now);
+    let started = client.process_batch_async_opt(&batch, CallOption::default().timeout(timeout));
+    // The call has serialized the batch: each envelope goes back to its own waiter.
+    let mut waiters: Vec<Option<Waiter>> = replies
+        .into_iter()
+        .zip(batch.envelopes.drain(..))
+        .map(|((deadline, reply), envelope)| Some(Waiter { envelope, deadline, reply, batch_len }))
+        .collect();
     let result = match started {
         Ok(receiver) => until_answered(receiver, &mut waiters, latest).await,
         Err(e) => Err(e),
     };
     match result {
-        Ok(resp) if resp.results.len() == waiters.len() => {
+        Ok(resp) if resp.results.len() == batch_len => {
             for (w, r) in waiters.iter_mut().zip(resp.results) {
                 if let Some(w) = w.take() {
                     w.answer(r.into_response());
@@ -145,20 +126,8 @@ async fn call_batch(client: ProcessorClient, items: Vec<Item>) {
         }
         Ok(resp) => {
             // Which result is whose cannot be known: each envelope is failed (and retried).
-            let why = format!("processor answered {} results for {} envelopes", resp.results.len(), waiters.len());
+            let why = format!("processor answered {} results for {batch_len} envelopes", resp.results.len());
             fail_all(&mut waiters, RpcStatus::with_message(RpcStatusCode::INTERNAL, why));
-        }
-        Err(grpcio::Error::RpcFailure(status)) if status.code() == RpcStatusCode::UNIMPLEMENTED => {
-            // A processor older than `ProcessBatch` (during a rolling upgrade): one call each.
-            warn!("processor does not implement ProcessBatch: calling Process for each envelope");
-            for w in waiters.into_iter().flatten() {
-                let client = client.clone();
-                smol::spawn(async move {
-                    let remaining = w.deadline.saturating_duration_since(Instant::now());
-                    let _ = w.reply.send(unary(&client, w.request, remaining).await);
-                })
-                .detach();
-            }
         }
         // The whole call failed: that is each envelope's failure, as its own call's would be.
         Err(grpcio::Error::RpcFailure(status)) => fail_all(&mut waiters, status),
@@ -167,7 +136,7 @@ async fn call_batch(client: ProcessorClient, items: Vec<Item>) {
 }
 
 /// The batch call's result, answering meanwhile each waiter whose own deadline passes first
-/// with DEADLINE_EXCEEDED, as its own unary call's timeout would have.
+/// with DEADLINE_EXCEEDED, as a call of its own would have timed out.
 ///
 /// The processor's per-envelope expiry check is not enough on its own: it covers envelopes
 /// that expired before the batch arrived, but one that expires while the batch is being
@@ -208,17 +177,18 @@ async fn until_answered<T>(
     }
 }
 
-/// An envelope of a batch in flight, its request waiting to be handed back.
+/// An envelope of a batch in flight, waiting to be handed back with its result.
 struct Waiter {
-    request: ProcessRequest,
+    envelope: Envelope,
     deadline: Instant,
     reply: oneshot::Sender<Answer>,
+    batch_len: usize,
 }
 
 impl Waiter {
     fn answer(self, result: Result<ProcessResponse, grpcio::Error>) {
         // A waiter that is gone (its task dropped at shutdown) needs no answer.
-        let _ = self.reply.send(Answer { request: self.request, result, method: PROCESS_BATCH });
+        let _ = self.reply.send(Answer { envelope: self.envelope, result, batch_len: self.batch_len });
     }
 }
 

@@ -27,8 +27,8 @@ pub struct RelayConfig {
     /// Requests handled at once by one relay (bounded concurrency towards the processor).
     pub max_in_flight: usize,
     /// Most envelopes carried by one `ProcessBatch` call: those ready at the same moment go
-    /// together, a lone one goes at once as `Process`. 1: every envelope its own `Process`
-    /// call. Capped at [`switchboard_proto::MAX_BATCH`].
+    /// together, a lone one goes at once as a batch of one. 1: a call per envelope. Capped at
+    /// [`switchboard_proto::MAX_BATCH`].
     pub batch_max: usize,
     /// Used when an envelope carries no deadline.
     pub default_budget: Duration,

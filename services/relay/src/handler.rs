@@ -5,11 +5,11 @@ use grpcio::RpcStatusCode;
 use log::{error, info, warn};
 use switchboard_ports::{stamp_dead_letter, ErrorKind, Message, Origin, Publisher};
 use switchboard_proto::convert::Stage;
-use switchboard_proto::{failure, Envelope, ProcessRequest, ProcessorClient};
+use switchboard_proto::{failure, Envelope, ProcessorClient};
 use switchboard_resilience::{CircuitBreaker, Jitter, RetryBudget, RetryPolicy};
 use switchboard_topology::topics::ReplyTopics;
 
-use crate::batcher::{Answer, Calls};
+use crate::batcher::{Answer, Calls, PROCESS_BATCH};
 use crate::spans::{Received, Trail};
 use crate::RelayConfig;
 
@@ -59,9 +59,9 @@ impl std::fmt::Debug for RequestHandler {
 
 impl RequestHandler {
     /// A handler calling the processor through `client` and publishing failures and dead
-    /// letters through `publisher`. With `config.batch_max` above 1 the calls go through a
-    /// batching task on smol's executor, which ends when the last clone of the handler is
-    /// dropped.
+    /// letters through `publisher`. The calls go through a batching task on smol's executor
+    /// (`config.batch_max` envelopes a call at most), which ends when the last clone of the
+    /// handler is dropped.
     pub fn new(
         config: Arc<RelayConfig>,
         client: ProcessorClient,
@@ -151,13 +151,11 @@ impl RequestHandler {
 
     async fn call_processor(
         &self,
-        envelope: Envelope,
+        mut envelope: Envelope,
         original: &Message,
         origin: &Origin,
         trail: &mut Trail,
     ) -> Handled {
-        let mut request = ProcessRequest::new();
-        request.envelope = Some(envelope).into();
         // Unbounded in count: the deadline and the retry budget end the retries.
         let mut delays = RetryPolicy::new()
             .max_retries(u32::MAX)
@@ -167,9 +165,7 @@ impl RequestHandler {
             .delays();
         self.budget.deposit();
         loop {
-            let envelope = request.envelope.as_ref().expect("set above");
             let Some(remaining) = envelope.remaining().filter(|r| !r.is_zero()) else {
-                let envelope = request.envelope.take().unwrap_or_default();
                 let why = "processor did not answer in time";
                 trail.call_failed("deadline", why);
                 return self.answer(envelope, origin, failure::Code::DEADLINE_EXCEEDED, why, None, trail).await;
@@ -178,7 +174,6 @@ impl RequestHandler {
                 Ok(permit) => permit,
                 Err(rejected) => {
                     // Fail fast: the caller hears 503 + Retry-After now, not at its deadline.
-                    let envelope = request.envelope.take().unwrap_or_default();
                     let why = "processor unavailable (circuit open)";
                     trail.call_failed("breaker_open", why);
                     let retry_after = Some(rejected.retry_after());
@@ -186,16 +181,17 @@ impl RequestHandler {
                 }
             };
             let started = Instant::now();
-            // The permit is this envelope's own, batched or not: the breaker counts envelopes.
-            let Some(Answer { request: sent, result, method }) = self.calls.call(request, remaining).await else {
+            // The permit is this envelope's own, whatever else its call carried: the breaker
+            // counts envelopes.
+            let Some(Answer { envelope: sent, result, batch_len }) = self.calls.call(envelope, remaining).await else {
                 permit.ignore();
                 return Handled::Retry;
             };
-            request = sent;
+            envelope = sent;
             let metrics = &self.config.metrics;
             metrics.hop("relay_grpc_call", started.elapsed());
-            metrics.grpc_call(method, grpc_code(&result));
-            trail.attempt(method, grpc_code(&result));
+            metrics.grpc_call(PROCESS_BATCH, grpc_code(&result));
+            trail.attempt(grpc_code(&result), batch_len);
             let status = match result {
                 Ok(_) => {
                     permit.success();
@@ -204,7 +200,6 @@ impl RequestHandler {
                 Err(grpcio::Error::RpcFailure(status)) => status,
                 Err(e) => grpcio::RpcStatus::with_message(RpcStatusCode::UNAVAILABLE, e.to_string()),
             };
-            let envelope = request.envelope.as_ref().expect("set above");
             match status.code() {
                 RpcStatusCode::INVALID_ARGUMENT | RpcStatusCode::FAILED_PRECONDITION => {
                     // The request's fault, or a reply that can never be published (missing
@@ -219,7 +214,6 @@ impl RequestHandler {
                 }
                 RpcStatusCode::DEADLINE_EXCEEDED => {
                     permit.failure();
-                    let envelope = request.envelope.take().unwrap_or_default();
                     let why = "processor did not answer in time";
                     trail.call_failed("deadline", why);
                     return self.answer(envelope, origin, failure::Code::DEADLINE_EXCEEDED, why, None, trail).await;
@@ -232,7 +226,6 @@ impl RequestHandler {
                     let pause = delays.next().unwrap_or(MAX_CALL_BACKOFF);
                     if envelope.remaining().is_none_or(|r| r <= pause) {
                         // The budget ran out retrying: the caller hears 504, not a fail-fast 503.
-                        let envelope = request.envelope.take().unwrap_or_default();
                         let why = format!("processor unavailable until the deadline: {}", status.message());
                         trail.call_failed("deadline", &why);
                         return self
@@ -240,7 +233,6 @@ impl RequestHandler {
                             .await;
                     }
                     if !self.budget.try_withdraw() {
-                        let envelope = request.envelope.take().unwrap_or_default();
                         let why = "processor unavailable (retry budget exhausted)";
                         trail.call_failed("unavailable", why);
                         return self

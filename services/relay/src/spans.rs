@@ -28,7 +28,8 @@ pub(crate) struct Trail {
     pub id: String,
     /// The body as the consumer hop logged it.
     pub body: String,
-    /// The call: its span's context, start and end, the method and the last gRPC status.
+    /// The call: its span's context, start and end, and its last attempt's gRPC status and
+    /// batch size.
     pub call: Option<Call>,
     /// Why the request failed before or without a call (dead-lettered, expired in the queue).
     pub error: Option<(&'static str, String)>,
@@ -40,8 +41,8 @@ pub(crate) struct Call {
     pub ctx: TraceContext,
     pub start: u64,
     pub end: u64,
-    pub method: &'static str,
     pub code: Option<i32>,
+    pub batch_len: usize,
     pub attempts: u32,
     pub error: Option<(&'static str, String)>,
 }
@@ -63,17 +64,17 @@ impl Trail {
     pub fn calling(&mut self, ctx: TraceContext) {
         if self.is_on() {
             let now = now_unix_nanos();
-            let method = switchboard_proto::methods::PROCESS;
-            self.call = Some(Call { ctx, start: now, end: now, method, code: None, attempts: 0, error: None });
+            self.call = Some(Call { ctx, start: now, end: now, code: None, batch_len: 0, attempts: 0, error: None });
         }
     }
 
-    /// One attempt of the call ended with gRPC status `code` (0 = OK).
-    pub fn attempt(&mut self, method: &'static str, code: i32) {
+    /// One attempt of the call ended with gRPC status `code` (0 = OK); its `ProcessBatch`
+    /// carried `batch_len` envelopes, this one included.
+    pub fn attempt(&mut self, code: i32, batch_len: usize) {
         if let Some(call) = &mut self.call {
             call.end = now_unix_nanos();
-            call.method = method;
             call.code = Some(code);
+            call.batch_len = batch_len;
             call.attempts += 1;
         }
     }
@@ -133,9 +134,10 @@ pub(crate) fn finish(tracer: &Tracer, trail: Trail, from: Option<Received<'_>>, 
     }
     let mut spans = vec![consumer];
     if let Some(call) = trail.call {
-        let method = call.method.rsplit('/').next().unwrap_or(call.method);
+        // "switchboard.v1.Processor/ProcessBatch": the relay's only call.
+        let name = crate::batcher::PROCESS_BATCH.trim_start_matches('/');
+        let method = name.rsplit('/').next().unwrap_or(name);
         let body = format!("{}{}", trail.body, Stage::GrpcClient.suffix());
-        let name = format!("switchboard.v1.Processor/{method}");
         let mut client = Span::new(&call.ctx, Some(entered.ctx.span_id()), Kind::Client, name, call.start, call.end)
             .hop(Stage::GrpcClient.label(), &body, &trail.id)
             .attr("rpc.system", "grpc")
@@ -143,7 +145,9 @@ pub(crate) fn finish(tracer: &Tracer, trail: Trail, from: Option<Received<'_>>, 
             .attr("rpc.method", method)
             .attr("switchboard.attempts", i64::from(call.attempts));
         if let Some(code) = call.code {
-            client = client.attr("rpc.grpc.status_code", code);
+            client = client
+                .attr("rpc.grpc.status_code", code)
+                .attr("switchboard.batch_size", i64::try_from(call.batch_len).unwrap_or(i64::MAX));
         }
         if let Some((error_type, message)) = call.error {
             client = client.failed(error_type, message);

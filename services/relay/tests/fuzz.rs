@@ -16,7 +16,7 @@ use switchboard_relay::{Handled, RelayConfig, RequestHandler};
 /// outcome would not be `DeadLettered`).
 fn handler(broker: &MemoryBroker) -> RequestHandler {
     let config = RelayConfig { default_budget: Duration::from_millis(200), ..RelayConfig::default() };
-    let client = switchboard_grpc::client::processor_client("127.0.0.1:9");
+    let client = switchboard_grpc::client::ProcessorClientBuilder::new("127.0.0.1:9").connect();
     let breaker = switchboard_resilience::CircuitBreaker::new(config.breaker.clone());
     RequestHandler::new(Arc::new(config), client, Arc::new(broker.clone()), breaker)
 }

@@ -224,7 +224,9 @@ impl Chain {
             (Some(server), addr)
         };
 
-        let client = switchboard_grpc::client::processor_client_on(grpc_env.clone(), &processor_addr.to_string());
+        let client = switchboard_grpc::client::ProcessorClientBuilder::new(processor_addr.to_string())
+            .environment(grpc_env.clone())
+            .connect();
         let relay = switchboard_relay::Relay::new(config.relay, requests, publisher.clone(), client);
         let relay_breaker = relay.breaker();
         // Subscribed before the gateway takes requests, so none is published into a group
@@ -236,8 +238,9 @@ impl Chain {
         let jobs = config.jobs.take();
         let worker = match &jobs {
             Some(jobs) => {
-                let client =
-                    switchboard_grpc::client::processor_client_on(grpc_env.clone(), &processor_addr.to_string());
+                let client = switchboard_grpc::client::ProcessorClientBuilder::new(processor_addr.to_string())
+                    .environment(grpc_env.clone())
+                    .connect();
                 let worker = switchboard_worker::Worker::new(
                     jobs.worker.clone(),
                     jobs.queues.queue.clone(),

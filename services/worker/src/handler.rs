@@ -129,14 +129,20 @@ impl JobHandler {
 
     async fn handle_traced(&self, job: Job, trail: &mut Trail) -> Handled {
         let spec = match switchboard_proto::Job::parse_from_bytes(job.payload()) {
-            Ok(spec) if !spec.id.is_empty() => spec,
+            Ok(spec) if spec.envelope.is_none() => {
+                // Fields 1-4 of a job are reserved: a job written before jobs carried their
+                // envelope decodes to nothing to run.
+                let why = "job without envelope (written in the format before jobs carried one)";
+                return self.dead_letter(job, why.into(), "invalid").await;
+            }
+            Ok(spec) if !spec.envelope.id.is_empty() => spec,
             Ok(_) => return self.dead_letter(job, "job without id".into(), "invalid").await,
             Err(e) => return self.dead_letter(job, format!("undecodable job: {e}"), "decode").await,
         };
+        let id = spec.envelope.id.as_str();
         if trail.is_on() {
-            let incoming = spec.trace.as_ref().map(|t| t.traceparent.as_str()).filter(|t| !t.is_empty());
-            trail.entered = Some(self.config.tracer.enter(incoming));
-            trail.id.clone_from(&spec.id);
+            trail.entered = Some(self.config.tracer.enter(spec.envelope.traceparent()));
+            trail.id = id.to_owned();
         }
         let (attempt, max) = (job.attempt(), self.config.max_attempts);
         // Sent back from the dead-letter queue this many times: its events say so, so every
@@ -145,8 +151,8 @@ impl JobHandler {
         // A first delivery at attempt 1 is either the job or a copy of one enqueued twice.
         // A redriven job is a deliberate new run of an id that already ended: never a copy.
         let fresh = attempt == 1 && !job.redelivered() && redriven == 0;
-        if redriven == 0 && (self.claims.finished(&spec.id) || (fresh && self.claims.taken(&spec.id))) {
-            info!("job already run or running on a worker: this copy is dropped id={}", spec.id);
+        if redriven == 0 && (self.claims.finished(id) || (fresh && self.claims.taken(id))) {
+            info!("job already run or running on a worker: this copy is dropped id={id}");
             return self.drop_copy(job).await;
         }
         if job.redelivered() {
@@ -157,7 +163,7 @@ impl JobHandler {
                 let why = format!("worker lost during attempt {attempt} of {max}");
                 return self.give_up(job, &spec, why, "redelivered").await;
             }
-            warn!("job redelivered after a lost worker, attempt {attempt} of {max} spent id={}", spec.id);
+            warn!("job redelivered after a lost worker, attempt {attempt} of {max} spent id={id}");
             return self.retry(job, Duration::ZERO).await;
         }
         if attempt > max {
@@ -169,7 +175,7 @@ impl JobHandler {
             Err(rejected) => {
                 // The processor is known to be down: put the job off without spending an attempt.
                 let after = rejected.retry_after().max(MIN_DEFER);
-                info!("breaker open, job deferred {after:?} id={}", spec.id);
+                info!("breaker open, job deferred {after:?} id={id}");
                 return self.defer(job, after).await;
             }
         };
@@ -177,20 +183,20 @@ impl JobHandler {
         // first `running` is a claim, and the worker runs it only if its claim wins.
         let claim = (fresh && !spec.request_fingerprint.is_empty()).then(|| (now_micros(), self.me.clone()));
         if let Some(claim) = &claim {
-            self.claims.claim(&spec.id, claim.clone());
+            self.claims.claim(id, claim.clone());
         }
         let at = claim.as_ref().map_or_else(now_micros, |(at, _)| *at);
         if let Err(e) =
             self.emit(&spec, JobStatus::JOB_STATUS_RUNNING, (attempt, redriven), |e| e.at_unix_micros = at).await
         {
             // Only a progress report: the outcome below is what must not be lost.
-            warn!("running event not broadcast id={}: {e}", spec.id);
+            warn!("running event not broadcast id={id}: {e}");
         }
         if let Some(claim) = claim {
             async_io::Timer::after(self.config.claim_wait).await;
-            if !self.claims.won(&spec.id, &claim) {
+            if !self.claims.won(id, &claim) {
                 permit.ignore();
-                info!("job claimed first by another worker: this copy is dropped id={}", spec.id);
+                info!("job claimed first by another worker: this copy is dropped id={id}");
                 return self.drop_copy(job).await;
             }
         }
@@ -199,7 +205,7 @@ impl JobHandler {
             Ok(envelope) => {
                 permit.success();
                 let result = envelope.body.to_uppercase();
-                info!("job done: {result} id={}", spec.id);
+                info!("job done: {result} id={id}");
                 let sent = self
                     .emit(&spec, JobStatus::JOB_STATUS_DONE, (attempt, redriven), |e| {
                         e.result = result.clone();
@@ -209,7 +215,7 @@ impl JobHandler {
                 if let Err(e) = sent {
                     // Acking now would lose the result: do it again later (the gateways keep
                     // the first `done` of a job, so a repeat is harmless).
-                    warn!("done event not broadcast id={}: {e}", spec.id);
+                    warn!("done event not broadcast id={id}: {e}");
                     return self.defer(job, self.config.retry_base).await;
                 }
                 self.metrics.job("succeeded");
@@ -222,7 +228,7 @@ impl JobHandler {
                     return self.give_up(job, &spec, why, "too_many_retries").await;
                 }
                 let after = self.config.backoff(attempt);
-                warn!("job attempt {attempt} of {max} failed, retry in {after:?} id={}: {why}", spec.id);
+                warn!("job attempt {attempt} of {max} failed, retry in {after:?} id={id}: {why}");
                 self.retry(job, after).await
             }
             Err(CallFailure::Permanent(why)) => {
@@ -232,18 +238,18 @@ impl JobHandler {
         }
     }
 
-    /// Calls the processor with the job as an envelope without reply topic (answered over gRPC
-    /// only), within the attempt's deadline.
+    /// Calls the processor with the job's envelope, within the attempt's deadline.
     async fn call(&self, spec: &switchboard_proto::Job, trail: &mut Trail) -> Result<Envelope, CallFailure> {
         let timeout = match spec.attempt_timeout_ms {
             0 => self.config.attempt_timeout,
             ms => Duration::from_millis(u64::from(ms)),
         };
-        let mut envelope = Envelope::new();
-        envelope.id = spec.id.clone();
-        envelope.body = spec.body.clone();
-        envelope.hops = spec.hops.clone();
-        envelope.trace = spec.trace.clone();
+        let mut envelope = Envelope::clone(&spec.envelope);
+        // The processor publishes to an envelope's reply topic and answers one without over
+        // gRPC only: a job's result is the worker's to report, so whatever topic its envelope
+        // names is dropped.
+        envelope.reply_to.clear();
+        envelope.reply_partition = None;
         envelope.deadline_unix_ms = now_millis() + timeout.as_millis() as i64;
         envelope.record(Stage::RabbitmqConsumer, SERVICE);
         info!("RABBITMQ Consumer: {} id={}", envelope.body, envelope.id);
@@ -301,7 +307,7 @@ impl JobHandler {
         fill: impl FnOnce(&mut JobEvent),
     ) -> Result<(), switchboard_ports::Error> {
         let mut event = JobEvent::new();
-        event.id = spec.id.clone();
+        event.id = spec.envelope.id.clone();
         event.status = status.into();
         event.attempt = attempt;
         event.redrives = redriven;
@@ -311,8 +317,8 @@ impl JobHandler {
         event.worker = self.me.clone();
         fill(&mut event);
         let mut message = switchboard_ports::Message::new(event.write_to_bytes().expect("in-memory message encodes"))
-            .with_header(JOB_ID_HEADER, spec.id.as_bytes());
-        if let Some(tp) = spec.trace.as_ref().map(|t| t.traceparent.as_str()).filter(|t| !t.is_empty()) {
+            .with_header(JOB_ID_HEADER, spec.envelope.id.as_bytes());
+        if let Some(tp) = spec.envelope.traceparent() {
             message = message.with_header("traceparent", tp.as_bytes());
         }
         self.fanout.broadcast(&self.config.events_exchange, message).await.map_err(|e| e.error)
@@ -321,17 +327,16 @@ impl JobHandler {
     /// Broadcasts `failed`, then dead-letters the job; if the broadcast fails the job is
     /// deferred instead, so no job ends without its outcome being told.
     async fn give_up(&self, job: Job, spec: &switchboard_proto::Job, why: String, kind: &'static str) -> Handled {
-        warn!("job failed id={}: {why}", spec.id);
+        warn!("job failed id={}: {why}", spec.envelope.id);
         let at = (job.attempt(), redrives(job.message()));
         let sent = self.emit(spec, JobStatus::JOB_STATUS_FAILED, at, |e| e.error = why.clone()).await;
         if let Err(e) = sent {
-            warn!("failed event not broadcast id={}: {e}", spec.id);
+            warn!("failed event not broadcast id={}: {e}", spec.envelope.id);
             return self.defer(job, self.config.retry_base).await;
         }
         self.metrics.job("failed");
         // The dead letter carries the job's trace, whoever enqueued it.
-        let traceparent = spec.trace.as_ref().map(|t| t.traceparent.clone()).filter(|t| !t.is_empty());
-        let job = match traceparent {
+        let job = match spec.envelope.traceparent() {
             Some(tp) if job.message().header(TRACEPARENT_HEADER).is_none() => job.with_header(TRACEPARENT_HEADER, tp),
             _ => job,
         };

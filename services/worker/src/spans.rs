@@ -82,12 +82,7 @@ pub(crate) fn finish(tracer: &Tracer, trail: Trail, queue: &str, attempt: u32, h
         .attr("rpc.method", "Process")
         .attr("rpc.grpc.status_code", code);
         if let Some(why) = error {
-            let error_type = match code {
-                4 => "deadline",
-                14 => "unavailable",
-                _ => "refused",
-            };
-            client = client.failed(error_type, why);
+            client = client.grpc_failed(code, why);
         }
         spans.push(client);
     }

@@ -162,8 +162,9 @@ fn events_carry_the_request_fingerprint() {
     on_memory_queue(test_config("fingerprint"), |q, config| async move {
         let (processor, mut events, w) = start_one_worker(&q, &config, TestProcessor::start()).await;
         let mut job = switchboard_proto::Job::new();
-        job.id = "job-with-key".into();
-        job.body = "hello world".into();
+        let envelope = job.envelope.mut_or_insert_default();
+        envelope.id = "job-with-key".into();
+        envelope.body = "hello world".into();
         job.request_fingerprint = "fp-1".into();
         let bytes = switchboard_proto::ProtoMessage::write_to_bytes(&job).unwrap();
         q.enqueue(&config.queue, switchboard_ports::Message::new(bytes)).await.unwrap();

@@ -106,7 +106,8 @@ async fn submit(jobs: &Arc<Jobs>, state: &State, job: Submission, traceparent: O
 async fn enqueue(jobs: &Arc<Jobs>, state: &State, job: Submission, trace: TraceContext, trail: &mut Trail) -> Response {
     let Submission { id, text, claim, deadline } = job;
     let fingerprint = claim.as_ref().map(|(_, f)| f.clone()).unwrap_or_default();
-    // The envelope only records the hops: a job has no reply topic and no request deadline.
+    // The job's envelope has no reply topic (the worker takes the answer from the processor's
+    // gRPC response) and no deadline (the worker gives each attempt its own).
     let mut envelope = Envelope::start(&id, text, "", Duration::ZERO);
     envelope.deadline_unix_ms = 0;
     // The enqueue is a child span of this request's; the worker continues from it.
@@ -119,17 +120,14 @@ async fn enqueue(jobs: &Arc<Jobs>, state: &State, job: Submission, trace: TraceC
     info!("REST request: {} id={id}", envelope.body);
     envelope.record(Stage::RabbitmqPublisher, SERVICE);
 
+    let publish_started = envelope.hops.last().map_or(0, |h| switchboard_otlp::micros_to_nanos(h.at_unix_micros));
     let mut job = switchboard_proto::Job::new();
-    job.id = id.clone();
-    job.body = envelope.body.clone();
-    job.hops = envelope.hops.clone();
-    job.trace = envelope.trace.clone();
+    job.envelope = Some(envelope).into();
     job.created_unix_ms = now_millis();
     job.request_fingerprint = fingerprint.clone();
     let message = Message::new(job.write_to_bytes().expect("in-memory message encodes"))
         .with_header(JOB_ID_HEADER, id.as_bytes())
         .with_header(TRACEPARENT, publish_span.to_string().as_bytes());
-    let publish_started = envelope.hops.last().map_or(0, |h| switchboard_otlp::micros_to_nanos(h.at_unix_micros));
 
     // The enqueue runs on its own task holding the request's slot and its key's claim: if the
     // budget ends first, the answer is 503, but a late confirm still records and announces the
@@ -187,7 +185,7 @@ async fn enqueue(jobs: &Arc<Jobs>, state: &State, job: Submission, trace: TraceC
             );
         }
     }
-    info!("RABBITMQ Publisher: {} id={id}", envelope.body);
+    info!("RABBITMQ Publisher: {} id={id}", job.envelope.body);
     state.metrics.job("accepted");
     // The job is accepted whatever happens now; answer once the other gateways were told (or
     // at the budget: they then learn of it when a worker starts it).

@@ -9,7 +9,7 @@ use grpcio::RpcStatusCode;
 use switchboard_embedded::pubsub::MemoryBroker;
 use switchboard_ports::Publisher;
 use switchboard_processor::{ProcessorServer, ServerConfig};
-use switchboard_proto::{Envelope, ProcessRequest};
+use switchboard_proto::Envelope;
 use switchboard_testkit::fault::{Effect, FaultyPublisher, Trigger};
 
 use super::*;
@@ -22,20 +22,18 @@ fn run<T>(f: impl std::future::Future<Output = T>) -> T {
 fn processor_and_client(publisher: Arc<dyn Publisher>) -> (ProcessorServer, ProcessorClient) {
     let config = ServerConfig { addr: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() };
     let server = ProcessorServer::start(&config, publisher).unwrap();
-    let client = switchboard_grpc::client::processor_client(&server.local_addr().to_string());
+    let client = switchboard_grpc::client::ProcessorClientBuilder::new(server.local_addr().to_string()).connect();
     (server, client)
 }
 
 /// A request for `id`; one whose id starts with `bad-` already carries the processor's hop, so
 /// the processor refuses it (INVALID_ARGUMENT) and publishes nothing.
-fn request(id: &str) -> ProcessRequest {
+fn request(id: &str) -> Envelope {
     let mut envelope = Envelope::start(id, "hi", "switchboard.replies", Duration::from_secs(30));
     if id.starts_with("bad-") {
         envelope.record(switchboard_proto::convert::Stage::GrpcServer, "processor");
     }
-    let mut r = ProcessRequest::new();
-    r.envelope = Some(envelope).into();
-    r
+    envelope
 }
 
 /// Queues one item per `(id, budget)` before the collector starts, then runs it to the end
@@ -45,7 +43,7 @@ async fn collect_queued(client: ProcessorClient, max_batch: usize, items: &[(&st
     let mut answers = Vec::new();
     for (id, budget) in items {
         let (reply, answer) = oneshot::channel();
-        tx.try_send(Item { request: request(id), deadline: Instant::now() + *budget, reply }).unwrap();
+        tx.try_send(Item { envelope: request(id), deadline: Instant::now() + *budget, reply }).unwrap();
         answers.push(answer);
     }
     drop(tx);
@@ -58,7 +56,7 @@ async fn collect_queued(client: ProcessorClient, max_batch: usize, items: &[(&st
 }
 
 fn id(a: &Answer) -> &str {
-    &a.request.envelope.as_ref().expect("the request is handed back with its envelope").id
+    &a.envelope.id
 }
 
 fn code(a: &Answer) -> RpcStatusCode {
@@ -80,35 +78,35 @@ fn queued_envelopes_go_in_batches_of_at_most_the_maximum_each_answered_for_itsel
         let ids: Vec<String> =
             (0..9).map(|i| if i == 2 || i == 5 { format!("bad-{i}") } else { format!("id-{i}") }).collect();
         let items: Vec<(&str, Duration)> = ids.iter().map(|i| (i.as_str(), LONG)).collect();
-        // 9 with at most 4 a call: 4 + 4 in two batches, the last one alone as `Process`.
+        // 9 with at most 4 a call: 4 + 4 in two batches, the last one alone in a third.
         let answers = collect_queued(client, 4, &items).await;
         for (a, want) in answers.iter().zip(&ids) {
-            assert_eq!(id(a), want, "each waiter gets its own request back");
+            assert_eq!(id(a), want, "each waiter gets its own envelope back");
             let expected = if want.starts_with("bad-") { RpcStatusCode::INVALID_ARGUMENT } else { RpcStatusCode::OK };
             assert_eq!(code(a), expected, "{want}: each waiter gets its own envelope's result");
             if let Ok(resp) = &a.result {
                 assert!(resp.envelope.is_none(), "the relay asked for the outcome only");
             }
         }
-        let methods: Vec<&str> = answers.iter().map(|a| a.method).collect();
-        assert_eq!(methods, [[PROCESS_BATCH; 8].as_slice(), &[PROCESS]].concat());
+        let sizes: Vec<usize> = answers.iter().map(|a| a.batch_len).collect();
+        assert_eq!(sizes, [[4; 8].as_slice(), &[1]].concat(), "the batch each envelope went in");
         assert_eq!(broker.end_offsets("switchboard.replies").unwrap().iter().sum::<i64>(), 7, "the 7 accepted");
         server.shutdown().await;
     });
 }
 
 #[test]
-fn a_whole_call_failure_is_each_envelopes_failure_with_its_request_handed_back() {
+fn a_whole_call_failure_is_each_envelopes_failure_with_its_envelope_handed_back() {
     run(async {
         // Nothing listens there: the channel cannot connect.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        let client = switchboard_grpc::client::processor_client(&port.to_string());
+        let client = switchboard_grpc::client::ProcessorClientBuilder::new(port.to_string()).connect();
         let answers = collect_queued(client, 8, &[("a", LONG), ("b", Duration::from_secs(5)), ("c", LONG)]).await;
         let ids: Vec<&str> = answers.iter().map(id).collect();
         assert_eq!(ids, ["a", "b", "c"]);
         for a in &answers {
             assert_eq!(code(a), RpcStatusCode::UNAVAILABLE, "{:?}", a.result);
-            assert_eq!(a.method, PROCESS_BATCH);
+            assert_eq!(a.batch_len, 3, "one call for the three");
         }
     });
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_grpc::client::processor_client;
+use switchboard_grpc::ProcessorClientBuilder;
 use switchboard_ports::Publisher;
 use switchboard_processor::{ProcessorServer, ServerConfig};
 use switchboard_proto::ProcessorClient;
@@ -19,7 +19,7 @@ pub fn with_processor<T: Future<Output = ()>>(replies: Arc<dyn Publisher>, test:
     let config = ServerConfig { addr: "127.0.0.1:0".parse().unwrap(), ..ServerConfig::default() };
     let processor = ProcessorServer::start(&config, replies).unwrap();
     switchboard_testkit::block_on_within(Duration::from_secs(60), async {
-        test(processor_client(&processor.local_addr().to_string())).await;
+        test(ProcessorClientBuilder::new(processor.local_addr().to_string()).connect()).await;
         processor.shutdown().await;
     });
 }

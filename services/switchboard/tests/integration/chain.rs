@@ -202,7 +202,7 @@ fn metrics_readiness_and_trace_context_after_one_transaction() {
             r#"messages_published_total{topic="switchboard.replies",outcome="ok"} 1"#,
             r#"messages_consumed_total{topic="switchboard.requests"} 1"#,
             r#"messages_consumed_total{topic="switchboard.replies"} 1"#,
-            r#"grpc_calls_total{method="/switchboard.v1.Processor/Process",code="OK"} 2"#,
+            r#"grpc_calls_total{method="/switchboard.v1.Processor/ProcessBatch",code="OK"} 2"#,
             r#"breaker_state{breaker="relay_processor"} 0"#,
             r#"breaker_state{breaker="gateway_publish"} 0"#,
             r#"hop_duration_seconds_count{hop="grpc_call"} 1"#,

@@ -122,7 +122,7 @@ fn permanent_publish_errors_are_dead_lettered_or_dropped_not_retried() {
                 ..RelayConfig::default()
             };
             let breaker = switchboard_resilience::CircuitBreaker::new(config.breaker.clone());
-            let client = switchboard_grpc::client::processor_client("127.0.0.1:9");
+            let client = switchboard_grpc::client::ProcessorClientBuilder::new("127.0.0.1:9").connect();
             RequestHandler::new(Arc::new(config), client, ports.publisher.clone(), breaker)
         };
         let mut late = Envelope::start("late", "x", &missing, Duration::from_secs(10));

@@ -135,7 +135,7 @@ impl TestProcessor {
 
     /// A client for it.
     pub fn client(&self) -> switchboard_proto::ProcessorClient {
-        switchboard_grpc::client::processor_client(&self.addr.to_string())
+        switchboard_grpc::client::ProcessorClientBuilder::new(self.addr.to_string()).connect()
     }
 
     pub async fn stop(mut self) {
@@ -174,9 +174,7 @@ pub async fn enqueue<Q: WorkQueue + ?Sized>(q: &Q, queue: &str, body: &str) -> S
     envelope.record(Stage::RestRequest, "gateway");
     envelope.record(Stage::RabbitmqPublisher, "gateway");
     let mut job = switchboard_proto::Job::new();
-    job.id = id.clone();
-    job.body = envelope.body.clone();
-    job.hops = envelope.hops.clone();
+    job.envelope = Some(envelope).into();
     q.enqueue(queue, Message::new(job.write_to_bytes().unwrap())).await.expect("enqueue");
     id
 }
@@ -422,28 +420,33 @@ pub async fn exhausted_retries_dead_letter<Q: WorkQueue + Fanout + Clone + 'stat
     assert_eq!(processor.calls(), 3);
     let dead = dead_letters(&q, &config.queue, 1).await;
     let spec = switchboard_proto::Job::parse_from_bytes(&dead[0].0).expect("the job itself is dead-lettered");
-    assert_eq!(spec.id, id);
+    assert_eq!(spec.envelope.id, id);
     assert_eq!(dead[0].1, failed.error, "the DLQ carries the reason");
     stop_and_delete(w, processor, &q, &config.queue).await;
 }
 
-/// Undecodable bytes and a job without id go to the dead-letter queue with their reason; the
+/// Undecodable bytes, a job without id and one without envelope go to the dead-letter queue with their reason; the
 /// worker keeps going and completes the next job.
 pub async fn poison_dead_lettered_worker_keeps_going<Q: WorkQueue + Fanout + Clone + 'static>(q: Q) {
     let config = test_config("poison");
     let (processor, mut events, w) = start_one_worker(&q, &config, TestProcessor::start()).await;
     q.enqueue(&config.queue, Message::new(&b"\xff\xff\xff not a job"[..])).await.unwrap();
     let mut no_id = switchboard_proto::Job::new();
-    no_id.body = "who am I".into();
+    no_id.envelope.mut_or_insert_default().body = "who am I".into();
     q.enqueue(&config.queue, Message::new(no_id.write_to_bytes().unwrap())).await.unwrap();
+    // A job as written before jobs carried their envelope: id (field 1) and body (field 2).
+    let legacy = b"\x0a\x06legacy\x12\x05hello";
+    q.enqueue(&config.queue, Message::new(&legacy[..])).await.unwrap();
     let id = enqueue(&q, &config.queue, "hello world").await;
     let done = events.wait_for(&id, JobStatus::JOB_STATUS_DONE).await;
     assert_eq!(done.result, HELLO_RESULT);
-    let mut dead = dead_letters(&q, &config.queue, 2).await;
+    let mut dead = dead_letters(&q, &config.queue, 3).await;
     dead.sort();
-    assert!(dead[0].1.starts_with("job without id"), "{:?}", dead[0].1);
-    assert!(dead[1].1.starts_with("undecodable job"), "{:?}", dead[1].1);
-    assert_eq!(dead[1].0, b"\xff\xff\xff not a job");
+    assert!(dead[0].1.starts_with("job without envelope"), "{:?}", dead[0].1);
+    assert_eq!(dead[0].0, legacy);
+    assert!(dead[1].1.starts_with("job without id"), "{:?}", dead[1].1);
+    assert!(dead[2].1.starts_with("undecodable job"), "{:?}", dead[2].1);
+    assert_eq!(dead[2].0, b"\xff\xff\xff not a job");
     assert_eq!(processor.calls(), 1, "poison never reached the processor");
     stop_and_delete(w, processor, &q, &config.queue).await;
 }
