@@ -4,6 +4,8 @@
 //! they are written here from the parsed descriptors: unary and server-streaming methods (the
 //! health service's `Watch`); client streaming is refused at build time.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

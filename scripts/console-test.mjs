@@ -19,8 +19,8 @@ const STEP = process.argv[2];
 const CONSOLE = env('CONSOLE_URL');
 const GATEWAY = env('GATEWAY_URL');
 const OUT = env('CONSOLE_TEST_OUT');
-const SEED = 'HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER';
-const SEED_HOPS = ['gateway/REST request', 'gateway/KAFKA Publisher', 'relay/KAFKA Consumer', 'relay/gRPC Client',
+const HELLO_RESULT = 'HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER';
+const HELLO_HOPS = ['gateway/REST request', 'gateway/KAFKA Publisher', 'relay/KAFKA Consumer', 'relay/gRPC Client',
   'processor/gRPC Server', 'processor/KAFKA Publisher', 'gateway/KAFKA Consumer'];
 const XSS = '<script>alert(1)</script>';
 
@@ -141,7 +141,7 @@ const steps = {
     await page.waitForSelector('#page-transactions:not([hidden])');
     await page.evaluate(() => { window.consoleTestNoReload = true; });
     const sent = await post('/messages', 'hello world');
-    check(sent.status === 200 && sent.body && sent.body.message === SEED, `the gateway answered ${sent.status} ${JSON.stringify(sent.body)}`);
+    check(sent.status === 200 && sent.body && sent.body.message === HELLO_RESULT, `the gateway answered ${sent.status} ${JSON.stringify(sent.body)}`);
     const replied = Date.now();
     // Polled every 50 ms: a figure for BENCHMARKS.md, printed, not asserted (a loaded machine
     // may take longer; that it shows at all is the test).
@@ -152,19 +152,19 @@ const steps = {
     check(await page.evaluate(() => window.consoleTestNoReload === true), 'the page reloaded to show the transaction');
     await shot('transactions');
 
-    // Its waterfall: the 7 hops on gateway, relay and processor, and the upper-cased seed.
+    // Its waterfall: the 7 hops on gateway, relay and processor, and the upper-cased hello string.
     const rows = await openWaterfall(sent.trace, 7);
     const hops = rows.map((r) => `${r.service}/${r.hop}`);
     check(rows.length === 7, `the waterfall has ${rows.length} spans, not 7: ${hops.join(', ')}`);
-    check(JSON.stringify([...hops].sort()) === JSON.stringify([...SEED_HOPS].sort()), `the hops are ${hops.join(', ')}`);
-    check(rows.every((r) => r.status !== 'error'), 'a span of the seed transaction is marked failed');
+    check(JSON.stringify([...hops].sort()) === JSON.stringify([...HELLO_HOPS].sort()), `the hops are ${hops.join(', ')}`);
+    check(rows.every((r) => r.status !== 'error'), 'a span of the hello transaction is marked failed');
     check((await page.textContent('#tx-status')).trim() === 'ok', 'the transaction status is not ok');
     check(await page.isHidden('#tx-error'), '#tx-error shows for a transaction that succeeded');
-    await until('the upper-cased seed string on the waterfall page', async () => (await page.innerText('#page-transaction')).includes(SEED), 10_000);
+    await until('the upper-cased hello string on the waterfall page', async () => (await page.innerText('#page-transaction')).includes(HELLO_RESULT), 10_000);
     const log = await page.$$eval('.hop-log li', (lis) => lis.map((li) => li.textContent));
     check(log.length >= 7, `the hop log has ${log.length} lines`);
     check(log.some((l) => l.includes('gRPC Server: hello world from rest and Kafka publisher and Kafka consumer and gRPC client and gRPC server')),
-      `no gRPC Server line in the seed's form in the hop log: ${log.join(' | ')}`);
+      `no gRPC Server line in the Go example's form in the hop log: ${log.join(' | ')}`);
     await page.click('#waterfall .span-row:nth-of-type(5)');
     await page.waitForSelector('#span-detail:not([hidden])');
     await shot('waterfall');
@@ -225,7 +225,7 @@ const steps = {
     await until(`the topic ${topic} with its lag`, async () => /lag/i.test((await page.textContent(`#topology [data-topic="${topic}"]`, { timeout: 1000 })) || ''));
     await until(`the queue ${queue} with its depth`, async () => /\d/.test((await page.textContent(`#topology [data-queue="${queue}"]`, { timeout: 1000 })) || ''));
     const sent = await post('/messages', 'hello world');
-    check(sent.status === 200 && sent.body.message === SEED, `the gateway answered ${sent.status} ${JSON.stringify(sent.body)}`);
+    check(sent.status === 200 && sent.body.message === HELLO_RESULT, `the gateway answered ${sent.status} ${JSON.stringify(sent.body)}`);
     await page.click('a[data-page="transactions"]');
     await until('the message from the separate services in the list', async () => (await attr(txRow(sent.trace), 'data-status')) === 'ok', 30_000);
     const rows = await openWaterfall(sent.trace, 7);

@@ -9,7 +9,7 @@
 #      sign-in form refuses a wrong one and lets the right one in;
 #   1. the all-in-one (`switchboard run`, embedded brokers, its console): a message appears in
 #      the list without a reload, its waterfall has the 7 hops on gateway, relay and processor
-#      and the upper-cased seed string; a job shows done; `<script>alert(1)</script>` shows as
+#      and the upper-cased hello string; a job shows done; `<script>alert(1)</script>` shows as
 #      text and no dialog opens;
 #   2. every service as its own process on tansu (scripts/brokers.sh) and RabbitMQ, with the
 #      console beside them: the processor stopped, the relay's breaker turns open and failed

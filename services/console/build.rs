@@ -1,6 +1,8 @@
 //! Embeds every file under `assets/` in the binary: a table of (URL path, bytes) that
 //! `src/assets.rs` serves, so the console needs no files beside it.
 
+#![forbid(unsafe_code)]
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 

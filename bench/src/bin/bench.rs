@@ -3,6 +3,8 @@
 //! `--kafka-floor BROKERS` instead measures only the broker floor on a real Kafka-compatible
 //! broker, through the adapter and settings the services use.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use switchboard_bench::{
     kafka_floor, print_embedded, print_phase, run_embedded, EmbeddedConfig, LoadArgs, Mode, Phase,

@@ -6,6 +6,8 @@
 //! Exits 1 with the broker's error when the groups cannot be listed (unreachable, or a broker
 //! that does not answer ListGroups): a missing answer is never printed as "no groups".
 
+#![forbid(unsafe_code)]
+
 use std::time::Duration;
 
 use anyhow::Context;

@@ -6,6 +6,8 @@
 //! until it finishes. Both together run at once (the kill test). A run that lost a request or a
 //! job, or delivered a reply to the wrong caller, exits non-zero.
 
+#![forbid(unsafe_code)]
+
 use std::time::Duration;
 
 use anyhow::Context;

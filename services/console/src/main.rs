@@ -1,5 +1,7 @@
 //! `console`: the console deployed alone, beside the separate services.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@ use crate::store::Transaction;
 
 /// Attribute holding the hop label, as in the log ("gRPC Client").
 pub(crate) const HOP: &str = "switchboard.hop";
-/// Attribute holding the hop's log line in the seed's form.
+/// Attribute holding the hop's log line in the form of the Go example's transaction log.
 pub(crate) const LOG: &str = "switchboard.log";
 /// Attribute holding the envelope or job id.
 pub(crate) const MESSAGE_ID: &str = "switchboard.message_id";

@@ -12,7 +12,7 @@ use serde_json::json;
 use switchboard::{Chain, ChainConfig, HttpClient};
 use switchboard_embedded::pubsub::MemoryBroker;
 
-const SEED: &str = "HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER";
+const HELLO_RESULT: &str = "HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER";
 
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
@@ -92,7 +92,7 @@ fn a_connection_burst_past_the_descriptor_limit_leaves_the_gateway_answering() {
                 }
             }
         };
-        assert_eq!(answer, SEED);
+        assert_eq!(answer, HELLO_RESULT);
     });
     assert!(child.0.try_wait().unwrap().is_none(), "switchboard exited");
 }
@@ -164,7 +164,7 @@ fn a_slowloris_past_the_connection_limit_is_shed_after_the_timeouts() {
             "{timed_out} of 100 slow bodies answered 408: {:?}",
             shed.iter().flatten().find(|s| !s.starts_with("HTTP/1.1 408"))
         );
-        assert_eq!(hello(addr).await.unwrap(), SEED);
+        assert_eq!(hello(addr).await.unwrap(), HELLO_RESULT);
         chain.stop().await;
     });
 }

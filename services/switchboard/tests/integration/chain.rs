@@ -9,7 +9,7 @@ use serde_json::json;
 use switchboard::{Chain, ChainConfig, HttpClient};
 use switchboard_embedded::pubsub::MemoryBroker;
 
-const SEED: &str = "HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER";
+const HELLO_RESULT: &str = "HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER";
 
 fn free_port_config() -> ChainConfig {
     let mut c = ChainConfig::default();
@@ -29,14 +29,14 @@ async fn start_with_broker(config: ChainConfig) -> (Chain, MemoryBroker) {
 }
 
 #[test]
-fn hello_world_comes_back_as_the_seed_string_with_every_hop() {
+fn hello_world_comes_back_upper_cased_with_every_hop() {
     smol::block_on(async {
         let chain = start(free_port_config()).await;
         let mut client = HttpClient::new(chain.gateway_addr());
         let reply = client.post_json("/messages", &json!({"message": "hello world"})).await.unwrap();
         assert_eq!(reply.status, 200, "{}", reply.body);
         let body = reply.json();
-        assert_eq!(body["message"], SEED);
+        assert_eq!(body["message"], HELLO_RESULT);
         assert!(!body["id"].as_str().unwrap().is_empty());
         let hops: Vec<(String, String)> = body["hops"]
             .as_array()
@@ -170,7 +170,7 @@ fn a_poison_request_is_dead_lettered_with_its_reason_and_the_chain_keeps_serving
         d.ack();
         let mut client = HttpClient::new(chain.gateway_addr());
         let reply = client.post_json("/messages", &json!({"message": "hello world"})).await.unwrap();
-        assert_eq!(reply.json()["message"], SEED);
+        assert_eq!(reply.json()["message"], HELLO_RESULT);
         chain.stop().await;
     });
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 use switchboard::{Chain, ChainConfig, HttpClient};
 use switchboard_wiring::BrokerArgs;
 
-const SEED: &str = "HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER";
+const HELLO_RESULT: &str = "HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER";
 
 async fn start_on_kafka() -> Chain {
     let brokers = std::env::var("KAFKA_BROKERS")
@@ -37,13 +37,13 @@ async fn start_on_kafka() -> Chain {
 
 #[test]
 #[ignore = "needs a real Kafka: make test-real"]
-fn seed_string_and_concurrent_requests_over_real_kafka() {
+fn hello_result_and_concurrent_requests_over_real_kafka() {
     smol::block_on(async {
         let chain = start_on_kafka().await;
         let mut client = HttpClient::new(chain.gateway_addr());
         let reply = client.post_json("/messages", &json!({"message": "hello world"})).await.unwrap();
         assert_eq!(reply.status, 200, "{}", reply.body);
-        assert_eq!(reply.json()["message"], SEED);
+        assert_eq!(reply.json()["message"], HELLO_RESULT);
         assert_eq!(reply.json()["hops"].as_array().unwrap().len(), 7);
 
         let addr = chain.gateway_addr();
