@@ -138,7 +138,7 @@ impl Span {
         self.failed(error_type, message)
     }
 
-    /// The hop attributes every switchboard span carries: `switchboard.hop` (the seed's label),
+    /// The hop attributes every switchboard span carries: `switchboard.hop` (the hop's label in the Go example's transaction log),
     /// `switchboard.log` (the hop's log line, capped at [`LOG_LINE_CAP`] bytes) and
     /// `switchboard.message_id`.
     pub fn hop(self, label: &'static str, body: &str, message_id: &str) -> Self {
@@ -187,7 +187,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_log_line_is_the_seed_form_capped_at_a_char_boundary() {
+    fn the_log_line_is_the_transaction_log_form_capped_at_a_char_boundary() {
         assert_eq!(log_line("KAFKA Publisher", "hello world from rest"), "KAFKA Publisher: hello world from rest");
         let long = "é".repeat(300);
         let line = log_line("gRPC Server", &long);
