@@ -138,9 +138,9 @@ impl Span {
         self.failed(error_type, message)
     }
 
-    /// The hop attributes every switchboard span carries: `switchboard.hop` (the hop's label in the Go example's transaction log),
-    /// `switchboard.log` (the hop's log line, capped at [`LOG_LINE_CAP`] bytes) and
-    /// `switchboard.message_id`.
+    /// The hop attributes every switchboard span carries: `switchboard.hop` (the hop's label in
+    /// the Go example's transaction log), `switchboard.log` (the hop's log line, capped at
+    /// [`LOG_LINE_CAP`] bytes) and `switchboard.message_id`.
     pub fn hop(self, label: &'static str, body: &str, message_id: &str) -> Self {
         self.attr("switchboard.hop", label)
             .attr("switchboard.log", log_line(label, body))
