@@ -15,6 +15,10 @@
 # COST_HOPS=1 also prints where a transaction's time goes: the mean of each hop of the chain
 # over the measured run, from the gateway's hop_duration histograms (the timeline every hop
 # records, read from the all-in-one's /metrics), beside the client's latency. At 1 in flight it shows which hand-offs a lone request waits on.
+# COST_COLLECTOR=1 exports the server's spans to a console of its own process (release `console`
+# on COST_COLLECTOR_ADDR, default 127.0.0.1:18318) as their OTLP/HTTP receiver, so the figure is
+# what tracing costs the chain, not what a collector costs; the OTEL_* variables (sampler, …)
+# pass through. With export on, the line ends with the spans exported and dropped while measured.
 # The server runs on the embedded broker at RUST_LOG=warn (COST_LOG to change it) on COST_ADDR (default
 # 127.0.0.1:18080); loadgen warms up for 2 s, then runs SECONDS (default 6) with CONCURRENCY
 # connections (default 32). Prints one line: req/s, CPU µs per transaction, context switches
@@ -31,12 +35,22 @@ LOG="$(mktemp)"
 
 if [[ "${SKIP_BUILD:-0}" != 1 && "$BIN" == "$ROOT/target/release" ]]; then
     (cd "$ROOT" && cargo build -q --release -p switchboard --bin switchboard -p switchboard-bench --bin loadgen)
+    [[ "${COST_COLLECTOR:-0}" == 1 ]] && (cd "$ROOT" && cargo build -q --release -p switchboard-console --bin console)
+fi
+
+collector_pid=
+if [[ "${COST_COLLECTOR:-0}" == 1 ]]; then
+    COLLECTOR_ADDR="${COST_COLLECTOR_ADDR:-127.0.0.1:18318}"
+    env -u KAFKA_BROKERS -u AMQP_URL CONSOLE_ADDR="$COLLECTOR_ADDR" RUST_LOG=warn "$BIN/console" >"$LOG.collector" 2>&1 &
+    collector_pid=$!
+    wait_for_http "http://$COLLECTOR_ADDR/healthz" "$collector_pid" 10 "$LOG.collector"
+    export OTEL_EXPORTER_OTLP_ENDPOINT="http://$COLLECTOR_ADDR"
 fi
 
 env -u KAFKA_BROKERS GATEWAY_ADDR="$ADDR" PROCESSOR_ADDR=127.0.0.1:0 RUST_LOG="${COST_LOG:-warn}" \
     "$BIN/switchboard" run >"$LOG" 2>&1 &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$LOG" "$LOG.perf" "$LOG.hops0" "$LOG.threads"*' EXIT
+trap 'kill -TERM $pid $collector_pid 2>/dev/null; wait $pid $collector_pid 2>/dev/null; rm -f "$LOG" "$LOG".*' EXIT
 for ((i = 0; i < 100; i++)); do
     curl -sf "http://$ADDR/healthz" >/dev/null && break
     kill -0 "$pid" 2>/dev/null || { cat "$LOG"; echo "cost: switchboard exited" >&2; exit 1; }
@@ -57,9 +71,13 @@ hops() { curl -sf "http://$ADDR/metrics" | awk -F'[{}" ]+' '/hop_duration_second
     if ($1 ~ /_sum$/) sum[$3] = $NF; else n[$3] = $NF } END { for (h in n) print h, sum[h], n[h] }' | sort; }
 [[ "${COST_HOPS:-0}" == 1 ]] && hops >"$LOG.hops0"
 [[ "${COST_THREADS:-0}" == 1 ]] && threads_of "$pid" >"$LOG.threads0"
+# The server's own export counters: "exported dropped" spans so far.
+spans() { curl -sf "http://$ADDR/metrics" | awk '/^otlp_spans_exported_total/ {e += $NF} /^otlp_spans_dropped_total/ {d += $NF} END {print e + 0, d + 0}'; }
+spans0=$(spans)
 c0=$(ticks); s0=$(switches)
 out="$("$BIN/loadgen" --target "http://$ADDR/messages" --concurrency "$CONC" --warmup 0s --duration "${SECS}s" --progress 0 2>&1)"
 c1=$(ticks); s1=$(switches)
+spans1=$(spans)
 [[ "${COST_THREADS:-0}" == 1 ]] && threads_of "$pid" >"$LOG.threads1"
 if [[ "${COST_HOPS:-0}" == 1 ]]; then
     # The chain's six steps in order; relay_grpc_call (the relay's whole call, processor
@@ -80,5 +98,9 @@ if [[ "${COST_PROFILE:-0}" == 1 ]]; then
     layers "$LOG.perf" "${COST_PROFILE_TOP:-4}" "$per_tx"
 fi
 [[ "${COST_THREADS:-0}" == 1 ]] && thread_costs "$LOG.threads0" "$LOG.threads1" "$ok"
-awk -v cpu="$per_tx" -v s=$((s1 - s0)) -v n="$ok" -v r="$rps" -v k="$CONC" \
-    'BEGIN {printf "cost: %d in flight, %s req/s, %.0f µs CPU per transaction, %.2f context switches per transaction\n", k, r, cpu, s / n}'
+failed="$(grep -oE '[0-9]+ failed' <<<"$out" | grep -oE '[0-9]+' || echo 0)"
+awk -v cpu="$per_tx" -v s=$((s1 - s0)) -v n="$ok" -v r="$rps" -v k="$CONC" -v f="${failed:-0}" -v a="$spans0" -v b="$spans1" \
+    'BEGIN {printf "cost: %d in flight, %s req/s, %.1f µs CPU per transaction, %.2f context switches per transaction, %d failed", k, r, cpu, s / n, f
+            split(a, x, " "); split(b, y, " ")
+            if (y[1] + y[2] > 0) printf ", spans exported %d dropped %d", y[1] - x[1], y[2] - x[2]
+            print ""}'
