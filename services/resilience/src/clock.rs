@@ -136,10 +136,19 @@ mod tests {
     fn system_clocks_are_monotonic_and_move() {
         let clocks: [&dyn Clock; 2] = [&SystemClock::new(), &PreciseClock::new()];
         for clock in clocks {
+            // The coarse clock follows the kernel's tick, which a loaded VM can hold back for a
+            // while: what matters is that it never goes back and does move, not by how much.
             let a = clock.now();
-            std::thread::sleep(Duration::from_millis(30));
-            let b = clock.now();
-            assert!(b >= a + Duration::from_millis(20), "{clock:?}: {a:?} then {b:?}");
+            let mut b = a;
+            for _ in 0..200 {
+                std::thread::sleep(Duration::from_millis(10));
+                b = clock.now();
+                assert!(b >= a, "{clock:?} went back: {a:?} then {b:?}");
+                if b > a {
+                    break;
+                }
+            }
+            assert!(b > a, "{clock:?} did not move in 2 s: {a:?}");
         }
     }
 }
