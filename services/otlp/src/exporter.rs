@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use prost::Message;
 use switchboard_telemetry::Metrics;
 
 use crate::config::{ConfigError, ExportConfig};
@@ -190,8 +189,7 @@ impl Batcher {
     }
 
     fn send(&self, batch: Vec<Queued>, backoff: &mut Backoff) {
-        let (req, counts) = request(batch);
-        let body = req.encode_to_vec();
+        let (body, counts) = request(batch);
         match self.client.post(body) {
             Ok(()) => {
                 for (service, n) in counts {
