@@ -160,14 +160,7 @@ fn span_message(span: &Span, buf: &mut Vec<u8>) {
         length_delimited(tag::Span_parent_span_id, &parent.to_bytes(), buf);
     }
     length_delimited(tag::Span_name, span.name.as_bytes(), buf);
-    let kind = match span.kind {
-        Kind::Internal => SpanKind::Internal,
-        Kind::Server => SpanKind::Server,
-        Kind::Client => SpanKind::Client,
-        Kind::Producer => SpanKind::Producer,
-        Kind::Consumer => SpanKind::Consumer,
-    };
-    prost::encoding::int32::encode(tag::Span_kind, &(kind as i32), buf);
+    prost::encoding::int32::encode(tag::Span_kind, &(span_kind(span.kind) as i32), buf);
     prost::encoding::fixed64::encode(tag::Span_start_time_unix_nano, &span.start_unix_nanos, buf);
     prost::encoding::fixed64::encode(tag::Span_end_time_unix_nano, &span.end_unix_nanos, buf);
     for (key, value) in &span.attributes {
@@ -184,6 +177,16 @@ fn span_message(span: &Span, buf: &mut Vec<u8>) {
     }
     // The low byte is the W3C trace flags: an exported span is a recorded one.
     prost::encoding::fixed32::encode(tag::Span_flags, &0x01, buf);
+}
+
+fn span_kind(kind: Kind) -> SpanKind {
+    match kind {
+        Kind::Internal => SpanKind::Internal,
+        Kind::Server => SpanKind::Server,
+        Kind::Client => SpanKind::Client,
+        Kind::Producer => SpanKind::Producer,
+        Kind::Consumer => SpanKind::Consumer,
+    }
 }
 
 /// One `Span.attributes` entry: a `KeyValue` whose `AnyValue` is a string or an int.
@@ -233,20 +236,13 @@ mod tests {
 
     /// The span as the `opentelemetry-proto` types say it, built independently of the encoder.
     fn expected(span: &Span) -> proto::Span {
-        let kind = match span.kind {
-            Kind::Internal => SpanKind::Internal,
-            Kind::Server => SpanKind::Server,
-            Kind::Client => SpanKind::Client,
-            Kind::Producer => SpanKind::Producer,
-            Kind::Consumer => SpanKind::Consumer,
-        };
         proto::Span {
             trace_id: span.trace_id.to_bytes().to_vec(),
             span_id: span.span_id.to_bytes().to_vec(),
             parent_span_id: span.parent.map(|p| p.to_bytes().to_vec()).unwrap_or_default(),
             flags: 0x01,
             name: span.name.to_string(),
-            kind: kind as i32,
+            kind: span_kind(span.kind) as i32,
             start_time_unix_nano: span.start_unix_nanos,
             end_time_unix_nano: span.end_unix_nanos,
             attributes: span
