@@ -45,7 +45,7 @@ collector_pid=
 if [[ "${COST_COLLECTOR:-0}" != 0 ]]; then
     COLLECTOR_ADDR="${COST_COLLECTOR_ADDR:-127.0.0.1:18318}"
     if [[ "$COST_COLLECTOR" == sink ]]; then
-        python3 "$ROOT/scripts/otlp_sink.py" "${COLLECTOR_ADDR##*:}" >"$LOG.collector" 2>&1 &
+        python3 "$ROOT/scripts/otlp_sink.py" "$COLLECTOR_ADDR" >"$LOG.collector" 2>&1 &
     else
         env -u KAFKA_BROKERS -u AMQP_URL CONSOLE_ADDR="$COLLECTOR_ADDR" RUST_LOG=warn "$BIN/console" >"$LOG.collector" 2>&1 &
     fi

@@ -4,7 +4,7 @@ ExportTraceServiceResponse, decoding nothing: it stands in for a collector on an
 `scripts/cost.sh` measures what trace export costs the chain on a machine with few cores, where a
 real receiver's own CPU would slow the load generator and the chain alike.
 
-    otlp_sink.py PORT
+    otlp_sink.py HOST:PORT
 """
 
 import http.server
@@ -37,4 +37,5 @@ class Sink(http.server.BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+    host, port = sys.argv[1].rsplit(":", 1)
+    http.server.ThreadingHTTPServer((host, int(port)), Sink).serve_forever()

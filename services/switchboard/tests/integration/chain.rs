@@ -5,11 +5,10 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::hello::CHAIN_RESULT;
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, HttpClient};
 use switchboard_embedded::pubsub::MemoryBroker;
-
-const HELLO_RESULT: &str = "HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER";
 
 fn free_port_config() -> ChainConfig {
     let mut c = ChainConfig::default();
@@ -36,7 +35,7 @@ fn hello_world_comes_back_upper_cased_with_every_hop() {
         let reply = client.post_json("/messages", &json!({"message": "hello world"})).await.unwrap();
         assert_eq!(reply.status, 200, "{}", reply.body);
         let body = reply.json();
-        assert_eq!(body["message"], HELLO_RESULT);
+        assert_eq!(body["message"], CHAIN_RESULT);
         assert!(!body["id"].as_str().unwrap().is_empty());
         let hops: Vec<(String, String)> = body["hops"]
             .as_array()
@@ -170,7 +169,7 @@ fn a_poison_request_is_dead_lettered_with_its_reason_and_the_chain_keeps_serving
         d.ack();
         let mut client = HttpClient::new(chain.gateway_addr());
         let reply = client.post_json("/messages", &json!({"message": "hello world"})).await.unwrap();
-        assert_eq!(reply.json()["message"], HELLO_RESULT);
+        assert_eq!(reply.json()["message"], CHAIN_RESULT);
         chain.stop().await;
     });
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::hello::JOB_RESULT;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;
@@ -16,8 +17,6 @@ use switchboard_proto::{JobEvent, ProtoMessage};
 use switchboard_wiring::Queues;
 
 const EVENTS: &str = "switchboard.job-events";
-const HELLO_RESULT: &str =
-    "HELLO WORLD FROM REST AND RABBITMQ PUBLISHER AND RABBITMQ CONSUMER AND GRPC CLIENT AND GRPC SERVER";
 
 /// Posts a job and polls it until done; fails after 20 s.
 async fn job_completes(client: &mut HttpClient) {
@@ -28,7 +27,7 @@ async fn job_completes(client: &mut HttpClient) {
     loop {
         let status = client.get(&format!("/jobs/{id}")).await.unwrap().json();
         if status["status"] == "done" {
-            assert_eq!(status["result"], HELLO_RESULT);
+            assert_eq!(status["result"], JOB_RESULT);
             return;
         }
         assert!(Instant::now() < deadline, "job {id} not done in 20 s: {status}");

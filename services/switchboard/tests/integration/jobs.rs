@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::edges_support::{gateway_on_memory, Served};
+use crate::hello::JOB_RESULT;
 use http_types::{Method, Request, Url};
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient, HttpReply};
@@ -14,9 +15,6 @@ use switchboard_embedded::queue::MemoryWorkQueue;
 use switchboard_gateway::{GatewayConfig, JobsConfig};
 use switchboard_ports::QueueOptions;
 use switchboard_wiring::Queues;
-
-const HELLO_RESULT: &str =
-    "HELLO WORLD FROM REST AND RABBITMQ PUBLISHER AND RABBITMQ CONSUMER AND GRPC CLIENT AND GRPC SERVER";
 
 fn config(queues: Queues) -> ChainConfig {
     let mut c = ChainConfig::default();
@@ -76,7 +74,7 @@ fn post_job_then_get_done_with_the_upper_cased_result() {
         let job = wait_final(&mut client, &id).await;
         assert_eq!(job["status"], "done", "{job}");
         assert_eq!(job["id"], id.as_str());
-        assert_eq!(job["result"], HELLO_RESULT);
+        assert_eq!(job["result"], JOB_RESULT);
         assert_eq!(job["error"], serde_json::Value::Null);
         assert_eq!(job["attempt"], 1);
         chain.stop().await;

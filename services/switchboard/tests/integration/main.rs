@@ -9,6 +9,7 @@ mod dead_letters;
 mod dead_letters_support;
 mod edge_errors;
 mod edges_support;
+mod hello;
 mod idempotency;
 mod job_events_fuzz;
 mod jobs;

@@ -4,11 +4,10 @@
 
 use std::time::Duration;
 
+use crate::hello::CHAIN_RESULT;
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, HttpClient};
 use switchboard_wiring::BrokerArgs;
-
-const HELLO_RESULT: &str = "HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER";
 
 async fn start_on_kafka() -> Chain {
     let brokers = std::env::var("KAFKA_BROKERS")
@@ -43,7 +42,7 @@ fn hello_result_and_concurrent_requests_over_real_kafka() {
         let mut client = HttpClient::new(chain.gateway_addr());
         let reply = client.post_json("/messages", &json!({"message": "hello world"})).await.unwrap();
         assert_eq!(reply.status, 200, "{}", reply.body);
-        assert_eq!(reply.json()["message"], HELLO_RESULT);
+        assert_eq!(reply.json()["message"], CHAIN_RESULT);
         assert_eq!(reply.json()["hops"].as_array().unwrap().len(), 7);
 
         let addr = chain.gateway_addr();

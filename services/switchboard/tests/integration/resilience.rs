@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::hello::CHAIN_RESULT;
 use serde_json::json;
 use switchboard::{Chain, ChainConfig, HttpClient, HttpReply};
 use switchboard_embedded::pubsub::MemoryBroker;
@@ -12,7 +13,6 @@ use switchboard_ports::{ErrorKind, Publisher, Subscriber};
 use switchboard_resilience::{CircuitBreaker as Breaker, Config, Metrics, SlidingWindow, State};
 use switchboard_testkit::fault::{Effect, FaultyPublisher, Switch, Trigger};
 
-const HELLO_RESULT: &str = "HELLO WORLD FROM REST AND KAFKA PUBLISHER AND KAFKA CONSUMER AND GRPC CLIENT AND GRPC SERVER AND KAFKA PUBLISHER AND KAFKA CONSUMER";
 const WAIT_OPEN: Duration = Duration::from_millis(800);
 
 fn breaker_config() -> Config {
@@ -141,7 +141,7 @@ fn processor_down_opens_the_relay_breaker_then_the_breaker_refuses_then_recovery
         recovers(&mut client).await;
         // The reply reaches the caller before the relay records the probe's gRPC answer.
         assert!(settles(|| chain.relay_breaker().state() == State::Closed).await, "half-open → closed");
-        assert_eq!(post(&mut client).await.json()["message"], HELLO_RESULT);
+        assert_eq!(post(&mut client).await.json()["message"], CHAIN_RESULT);
         chain.stop().await;
     });
 }
@@ -246,7 +246,7 @@ fn requests_on_a_hung_relays_partitions_get_a_second_chance() {
         for call in calls {
             let reply = call.await;
             assert_eq!(reply.status, 200, "{}", reply.body);
-            assert_eq!(reply.json()["message"], HELLO_RESULT);
+            assert_eq!(reply.json()["message"], CHAIN_RESULT);
         }
         let metrics = chain.metrics().encode();
         let republished: u64 = metrics

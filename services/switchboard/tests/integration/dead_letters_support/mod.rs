@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::hello::JOB_RESULT;
 use serde_json::{json, Value};
 use switchboard::{Chain, ChainConfig, ChainJobs, HttpClient};
 use switchboard_dead_letters::{DeadLetters, Filter, Run, Settings, Source, SourceKind};
@@ -13,9 +14,6 @@ use switchboard_ports::{
     ORIGIN_HEADER, ORIGIN_OFFSET_HEADER, ORIGIN_PARTITION_HEADER, REDRIVES_HEADER, TRACEPARENT_HEADER,
 };
 use switchboard_wiring::{PubSub, Queues};
-
-pub const HELLO_RESULT: &str =
-    "HELLO WORLD FROM REST AND RABBITMQ PUBLISHER AND RABBITMQ CONSUMER AND GRPC CLIENT AND GRPC SERVER";
 
 /// How long something that must happen may take before the test fails (a hang, not speed).
 pub const PATIENCE: Duration = Duration::from_secs(60);
@@ -211,7 +209,7 @@ pub async fn failed_job_is_redriven_once_fixed(rig: &Rig) {
     let report = ops.redrive(&jobs_only("gave up"), "test").await.unwrap();
     assert_eq!((report.done, report.refused, report.error.clone()), (1, 0, None), "{:?}", report.details);
     let done = wait_job(&mut client, &id, "done", |j| j["status"] == "done").await;
-    assert_eq!(done["result"], HELLO_RESULT, "{done}");
+    assert_eq!(done["result"], JOB_RESULT, "{done}");
     assert_eq!(done["attempt"], 1, "the redriven run starts again at attempt 1: {done}");
     assert!(ops.list(Some(SourceKind::Jobs), &Filter::default()).await.unwrap().entries.is_empty());
     chain.stop().await;
