@@ -147,13 +147,16 @@ fn depth(agent: &ureq::Agent, call: &Call, authorization: &str, shown: &str) -> 
 }
 
 /// `messages_ready`, `messages_unacknowledged` and `consumers` of a queue's JSON. A queue
-/// declared moments ago has no message counts until the broker's next statistics round: that
-/// is an error, not a zero, so nothing is shown that the broker did not say.
+/// declared moments ago has no message counts until the broker's next statistics round, and
+/// the consumer count is collected apart from the message counts: a missing one is an error,
+/// not a zero, so nothing is shown that the broker did not say.
 fn parse(body: &[u8]) -> Result<QueueDepth, String> {
+    const NOT_YET: &str = "statistics not collected yet";
     let json: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
     let count = |field: &str| json.get(field).and_then(serde_json::Value::as_u64);
-    let messages = count("messages_ready").ok_or("no message counts yet (statistics not collected)")?;
-    let consumers = count("consumers").map_or(0, |c| u32::try_from(c).unwrap_or(u32::MAX));
+    let messages = count("messages_ready").ok_or(format!("no message counts yet ({NOT_YET})"))?;
+    let consumers = count("consumers").ok_or(format!("no consumer count yet ({NOT_YET})"))?;
+    let consumers = u32::try_from(consumers).unwrap_or(u32::MAX);
     Ok(QueueDepth { messages, unacked: count("messages_unacknowledged"), consumers })
 }
 
@@ -182,6 +185,7 @@ mod tests {
         let body = br#"{"name":"jobs","messages_ready":3,"messages_unacknowledged":1,"consumers":2,"messages":4}"#;
         assert_eq!(parse(body).unwrap(), QueueDepth { messages: 3, unacked: Some(1), consumers: 2 });
         assert!(parse(br#"{"name":"jobs","consumers":0}"#).is_err());
+        assert!(parse(br#"{"name":"jobs","messages_ready":0,"messages_unacknowledged":1}"#).is_err());
         assert!(parse(b"<html>").is_err());
     }
 
