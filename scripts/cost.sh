@@ -22,6 +22,8 @@
 # batch without decoding it: on two cores the console's own CPU slows the load generator, and the
 # chain alike (the console takes about 7 % of the chain's CPU to decode and keep the spans).
 # With export on, the line ends with the spans exported and dropped while measured.
+# COST_BURN=PCT runs a process busy for PCT % of one core beside the server: what that much other
+# work on the host does to the figure (on two cores the closed loop magnifies it).
 # The server runs on the embedded broker at RUST_LOG=warn (COST_LOG to change it) on COST_ADDR (default
 # 127.0.0.1:18080); loadgen warms up for 2 s, then runs SECONDS (default 6) with CONCURRENCY
 # connections (default 32). Prints one line: req/s, CPU µs per transaction, context switches
@@ -35,6 +37,10 @@ CONC="${2:-32}"
 SECS="${3:-6}"
 ADDR="${COST_ADDR:-127.0.0.1:18080}"
 LOG="$(mktemp)"
+if [[ -n "${COST_BURN:-}" ]]; then
+    [[ "$COST_BURN" =~ ^[0-9]+([.][0-9]+)?$ ]] && awk -v p="$COST_BURN" 'BEGIN {exit !(p > 0 && p < 100)}' ||
+        die "COST_BURN is a percentage of one core, above 0 and below 100"
+fi
 
 if [[ "${SKIP_BUILD:-0}" != 1 && "$BIN" == "$ROOT/target/release" ]]; then
     (cd "$ROOT" && cargo build -q --release -p switchboard --bin switchboard -p switchboard-bench --bin loadgen)
@@ -54,11 +60,23 @@ if [[ "${COST_COLLECTOR:-0}" != 0 ]]; then
     export OTEL_EXPORTER_OTLP_ENDPOINT="http://$COLLECTOR_ADDR"
 fi
 
+burn_pid=
+if [[ -n "${COST_BURN:-}" ]]; then
+    # Busy in 2 ms slices, idle between them, until stopped.
+    python3 -c 'import sys, time
+busy = 0.002; idle = busy * (100 - float(sys.argv[1])) / float(sys.argv[1])
+while True:
+    t = time.perf_counter()
+    while time.perf_counter() - t < busy: pass
+    time.sleep(idle)' "$COST_BURN" &
+    burn_pid=$!
+fi
+
 env -u KAFKA_BROKERS GATEWAY_ADDR="$ADDR" PROCESSOR_ADDR=127.0.0.1:0 RUST_LOG="${COST_LOG:-warn}" \
     "$BIN/switchboard" run >"$LOG" 2>&1 &
 pid=$!
-# stop_pids: a collector ended by the signal (the Python sink) does not fail the run.
-trap 'stop_pids $pid $collector_pid; rm -f "$LOG" "$LOG".*' EXIT
+# stop_pids: a collector or burner ended by the signal (Python) does not fail the run.
+trap 'stop_pids $pid $collector_pid $burn_pid; rm -f "$LOG" "$LOG".*' EXIT
 for ((i = 0; i < 100; i++)); do
     curl -sf "http://$ADDR/healthz" >/dev/null && break
     kill -0 "$pid" 2>/dev/null || { cat "$LOG"; echo "cost: switchboard exited" >&2; exit 1; }
