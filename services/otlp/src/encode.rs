@@ -3,12 +3,13 @@
 //!
 //! Each service's resource and instrumentation scope are encoded once, with the
 //! `opentelemetry-proto` types, when its tracer is made. Spans are written straight from
-//! [`Span`] into the body with prost's encoding functions and the field numbers of
+//! [`Span`] with prost's encoding functions and the field numbers of
 //! `opentelemetry/proto/trace/v1/trace.proto`: building the `opentelemetry-proto` structs first
 //! cost every span about 25 allocations and as many frees (a key and a value string per
 //! attribute), half of the exporter thread's CPU. The tests decode the body with the
 //! `opentelemetry-proto` types and compare it with the same spans built as those types.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
@@ -110,45 +111,69 @@ fn string_kv(key: &str, value: &str) -> KeyValue {
     }
 }
 
-/// The spans of one service in a batch, already encoded as `ScopeSpans.spans` fields.
+/// The spans of one service in a batch: how many, and the length of their `ScopeSpans.spans`
+/// fields together.
 struct Group {
     service: Arc<ServiceResource>,
-    spans: Vec<u8>,
+    len: usize,
     count: u64,
 }
 
+/// Room for a span's message before the buffer of a batch's spans has to grow.
+const SPAN_BYTES: usize = 512;
+
 /// The body of the request carrying `batch` (one `ResourceSpans` per service), and how many
 /// spans each service has in it (to count them once the collector answers).
+///
+/// Each span is encoded once, into one buffer for the batch, and copied once, into the body:
+/// a message's length has to precede it, and the body is allocated at its exact size.
 pub(crate) fn request(batch: Vec<Queued>) -> (Vec<u8>, Vec<(Arc<ServiceResource>, u64)>) {
     let mut groups: Vec<Group> = Vec::new();
-    let mut scratch = Vec::with_capacity(512);
+    let mut encoded = Vec::with_capacity(batch.len() * SPAN_BYTES);
+    // Where each span's message lies in `encoded`, and its group.
+    let mut placed: Vec<(usize, Range<usize>)> = Vec::with_capacity(batch.len());
     for Queued { service, span } in batch {
         let at = match groups.iter().position(|g| Arc::ptr_eq(&g.service, &service)) {
             Some(at) => at,
             None => {
-                groups.push(Group { service, spans: Vec::with_capacity(64 * 1024), count: 0 });
+                groups.push(Group { service, len: 0, count: 0 });
                 groups.len() - 1
             }
         };
-        scratch.clear();
-        span_message(&span, &mut scratch);
+        let start = encoded.len();
+        span_message(&span, &mut encoded);
+        let len = encoded.len() - start;
         let group = &mut groups[at];
-        length_delimited(tag::ScopeSpans_spans, &scratch, &mut group.spans);
+        group.len += key_len(tag::ScopeSpans_spans) + encoded_len_varint(len as u64) + len;
         group.count += 1;
+        placed.push((at, start..encoded.len()));
     }
-    let mut body = Vec::with_capacity(groups.iter().map(|g| g.spans.len() + 256).sum());
-    for g in &groups {
-        let scope_spans_len = g.service.scope_field.len() + g.spans.len();
-        let resource_spans_len = g.service.resource_field.len()
-            + key_len(tag::ResourceSpans_scope_spans)
-            + encoded_len_varint(scope_spans_len as u64)
-            + scope_spans_len;
-        header(tag::ExportTraceServiceRequest_resource_spans, resource_spans_len, &mut body);
-        body.extend_from_slice(&g.service.resource_field);
-        header(tag::ResourceSpans_scope_spans, scope_spans_len, &mut body);
-        body.extend_from_slice(&g.service.scope_field);
-        body.extend_from_slice(&g.spans);
+    let lens: Vec<(usize, usize)> = groups
+        .iter()
+        .map(|g| {
+            let scope_spans_len = g.service.scope_field.len() + g.len;
+            let resource_spans_len = g.service.resource_field.len()
+                + key_len(tag::ResourceSpans_scope_spans)
+                + encoded_len_varint(scope_spans_len as u64)
+                + scope_spans_len;
+            (resource_spans_len, scope_spans_len)
+        })
+        .collect();
+    let size = lens
+        .iter()
+        .map(|(r, _)| key_len(tag::ExportTraceServiceRequest_resource_spans) + encoded_len_varint(*r as u64) + r)
+        .sum();
+    let mut body = Vec::with_capacity(size);
+    for (g, (group, (resource_spans_len, scope_spans_len))) in groups.iter().zip(&lens).enumerate() {
+        header(tag::ExportTraceServiceRequest_resource_spans, *resource_spans_len, &mut body);
+        body.extend_from_slice(&group.service.resource_field);
+        header(tag::ResourceSpans_scope_spans, *scope_spans_len, &mut body);
+        body.extend_from_slice(&group.service.scope_field);
+        for (_, span) in placed.iter().filter(|(at, _)| *at == g) {
+            length_delimited(tag::ScopeSpans_spans, &encoded[span.clone()], &mut body);
+        }
     }
+    debug_assert_eq!(body.len(), size, "the body's size is computed before it is written");
     (body, groups.into_iter().map(|g| (g.service, g.count)).collect())
 }
 
@@ -308,6 +333,37 @@ mod tests {
         let failed = &decoded.resource_spans[1].scope_spans[0].spans[0];
         assert_eq!(failed.parent_span_id, ctx.span_id().to_bytes());
         assert_eq!(failed.status.as_ref().map(|s| s.code), Some(StatusCode::Error as i32));
+    }
+
+    #[test]
+    fn a_large_batch_of_interleaved_services_decodes_whole_and_in_order() {
+        let metrics = Metrics::new("all");
+        let gw = Arc::new(ServiceResource::new("gateway", "i-1", "1.0", &[], metrics.clone()));
+        let relay = Arc::new(ServiceResource::new("relay", "i-1", "1.0", &[], metrics));
+        let ctx = TraceContext::new();
+        // Some messages past 16 KiB and groups past 2 MiB: lengths of every varint width.
+        let big = "x".repeat(30_000);
+        let spans: Vec<Span> = (0..600u64)
+            .map(|i| {
+                let why = if i.is_multiple_of(5) { big.clone() } else { format!("refused {i}") };
+                Span::new(&ctx.child(), Some(ctx.span_id()), Kind::Internal, format!("span {i}"), i, i + 1)
+                    .failed("refused", why)
+            })
+            .collect();
+        let service = |i: usize| if i.is_multiple_of(3) { &relay } else { &gw };
+        let batch = spans.iter().enumerate().map(|(i, s)| Queued { service: service(i).clone(), span: s.clone() });
+        let (body, counts) = request(batch.collect());
+        assert_eq!(counts.iter().map(|(s, n)| (s.name(), *n)).collect::<Vec<_>>(), [("relay", 200), ("gateway", 400)]);
+        let decoded = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+        for (r, name) in decoded.resource_spans.iter().zip(["relay", "gateway"]) {
+            let want: Vec<_> = spans
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| service(*i).name() == name)
+                .map(|(_, s)| expected(s))
+                .collect();
+            assert_eq!(r.scope_spans[0].spans, want, "{name}");
+        }
     }
 
     #[test]
