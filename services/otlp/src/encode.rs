@@ -111,12 +111,21 @@ fn string_kv(key: &str, value: &str) -> KeyValue {
     }
 }
 
-/// The spans of one service in a batch: how many, and the length of their `ScopeSpans.spans`
-/// fields together.
+/// The spans of one service in a batch: where each one's message lies in the batch's buffer.
 struct Group {
     service: Arc<ServiceResource>,
-    len: usize,
-    count: u64,
+    spans: Vec<Range<usize>>,
+}
+
+impl Group {
+    /// The lengths of its `ScopeSpans` message and of the `ResourceSpans` message around it.
+    fn lens(&self) -> (usize, usize) {
+        let spans: usize = self.spans.iter().map(|s| delimited_len(tag::ScopeSpans_spans, s.len())).sum();
+        let scope_spans = self.service.scope_field.len() + spans;
+        let resource_spans =
+            self.service.resource_field.len() + delimited_len(tag::ResourceSpans_scope_spans, scope_spans);
+        (scope_spans, resource_spans)
+    }
 }
 
 /// Room for a span's message before the buffer of a batch's spans has to grow.
@@ -130,51 +139,29 @@ const SPAN_BYTES: usize = 512;
 pub(crate) fn request(batch: Vec<Queued>) -> (Vec<u8>, Vec<(Arc<ServiceResource>, u64)>) {
     let mut groups: Vec<Group> = Vec::new();
     let mut encoded = Vec::with_capacity(batch.len() * SPAN_BYTES);
-    // Where each span's message lies in `encoded`, and its group.
-    let mut placed: Vec<(usize, Range<usize>)> = Vec::with_capacity(batch.len());
     for Queued { service, span } in batch {
-        let at = match groups.iter().position(|g| Arc::ptr_eq(&g.service, &service)) {
-            Some(at) => at,
-            None => {
-                groups.push(Group { service, len: 0, count: 0 });
-                groups.len() - 1
-            }
-        };
         let start = encoded.len();
         span_message(&span, &mut encoded);
-        let len = encoded.len() - start;
-        let group = &mut groups[at];
-        group.len += key_len(tag::ScopeSpans_spans) + encoded_len_varint(len as u64) + len;
-        group.count += 1;
-        placed.push((at, start..encoded.len()));
+        let placed = start..encoded.len();
+        match groups.iter_mut().find(|g| Arc::ptr_eq(&g.service, &service)) {
+            Some(group) => group.spans.push(placed),
+            None => groups.push(Group { service, spans: vec![placed] }),
+        }
     }
-    let lens: Vec<(usize, usize)> = groups
-        .iter()
-        .map(|g| {
-            let scope_spans_len = g.service.scope_field.len() + g.len;
-            let resource_spans_len = g.service.resource_field.len()
-                + key_len(tag::ResourceSpans_scope_spans)
-                + encoded_len_varint(scope_spans_len as u64)
-                + scope_spans_len;
-            (resource_spans_len, scope_spans_len)
-        })
-        .collect();
-    let size = lens
-        .iter()
-        .map(|(r, _)| key_len(tag::ExportTraceServiceRequest_resource_spans) + encoded_len_varint(*r as u64) + r)
-        .sum();
+    let lens: Vec<(usize, usize)> = groups.iter().map(Group::lens).collect();
+    let size = lens.iter().map(|&(_, r)| delimited_len(tag::ExportTraceServiceRequest_resource_spans, r)).sum();
     let mut body = Vec::with_capacity(size);
-    for (g, (group, (resource_spans_len, scope_spans_len))) in groups.iter().zip(&lens).enumerate() {
-        header(tag::ExportTraceServiceRequest_resource_spans, *resource_spans_len, &mut body);
+    for (group, &(scope_spans_len, resource_spans_len)) in groups.iter().zip(&lens) {
+        header(tag::ExportTraceServiceRequest_resource_spans, resource_spans_len, &mut body);
         body.extend_from_slice(&group.service.resource_field);
-        header(tag::ResourceSpans_scope_spans, *scope_spans_len, &mut body);
+        header(tag::ResourceSpans_scope_spans, scope_spans_len, &mut body);
         body.extend_from_slice(&group.service.scope_field);
-        for (_, span) in placed.iter().filter(|(at, _)| *at == g) {
+        for span in &group.spans {
             length_delimited(tag::ScopeSpans_spans, &encoded[span.clone()], &mut body);
         }
     }
     debug_assert_eq!(body.len(), size, "the body's size is computed before it is written");
-    (body, groups.into_iter().map(|g| (g.service, g.count)).collect())
+    (body, groups.into_iter().map(|g| (g.service, g.spans.len() as u64)).collect())
 }
 
 /// One `Span` message (without its own key and length) into `buf`.
@@ -220,10 +207,7 @@ fn key_value(key: &str, value: &Value, buf: &mut Vec<u8>) {
         Value::Str(s) => string_field_len(tag::AnyValue_string_value, s),
         Value::Int(i) => key_len(tag::AnyValue_int_value) + encoded_len_varint(*i as u64),
     };
-    let len = string_field_len(tag::KeyValue_key, key)
-        + key_len(tag::KeyValue_value)
-        + encoded_len_varint(any_len as u64)
-        + any_len;
+    let len = string_field_len(tag::KeyValue_key, key) + delimited_len(tag::KeyValue_value, any_len);
     header(tag::Span_attributes, len, buf);
     length_delimited(tag::KeyValue_key, key.as_bytes(), buf);
     header(tag::KeyValue_value, any_len, buf);
@@ -245,8 +229,13 @@ fn length_delimited(tag: u32, bytes: &[u8], buf: &mut Vec<u8>) {
     buf.extend_from_slice(bytes);
 }
 
+/// How many bytes a length-delimited field of `len` content bytes takes, key and length included.
+fn delimited_len(tag: u32, len: usize) -> usize {
+    key_len(tag) + encoded_len_varint(len as u64) + len
+}
+
 fn string_field_len(tag: u32, s: &str) -> usize {
-    key_len(tag) + encoded_len_varint(s.len() as u64) + s.len()
+    delimited_len(tag, s.len())
 }
 
 #[cfg(test)]
