@@ -12,9 +12,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use switchboard_telemetry::Metrics;
+use ureq::unversioned::transport::DefaultConnector;
 
 use crate::config::{ConfigError, ExportConfig};
 use crate::encode::{request, ServiceResource};
+use crate::resolver::KeptResolver;
 use crate::tracer::{Queued, Tracer};
 
 /// First pause after a failed export; doubles up to [`MAX_BACKOFF`].
@@ -261,7 +263,9 @@ impl Client {
         if let Some(path) = &config.certificate {
             builder = builder.tls_config(tls_with_ca(path)?);
         }
-        Ok(Client { agent: builder.build().into(), url: url.to_owned(), headers: config.headers.clone() })
+        // The collector's address is looked up every 30 s (resolver::KEEP), not before each batch.
+        let agent = ureq::Agent::with_parts(builder.build(), DefaultConnector::new(), KeptResolver::default());
+        Ok(Client { agent, url: url.to_owned(), headers: config.headers.clone() })
     }
 
     /// POSTs one request; `Err` says why it was not accepted (never a header value).

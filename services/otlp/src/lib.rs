@@ -19,6 +19,7 @@
 mod config;
 mod encode;
 mod exporter;
+mod resolver;
 pub mod sampler;
 mod span;
 mod tracer;
