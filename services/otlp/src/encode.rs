@@ -1,15 +1,17 @@
-//! Spans into the protobuf body of an OTLP `ExportTraceServiceRequest`, on the exporter thread
-//! only.
+//! Spans into the protobuf body of an OTLP `ExportTraceServiceRequest`.
 //!
-//! Each service's resource and instrumentation scope are encoded once, with the
-//! `opentelemetry-proto` types, when its tracer is made. Spans are written straight from
-//! [`Span`] with prost's encoding functions and the field numbers of
-//! `opentelemetry/proto/trace/v1/trace.proto`: building the `opentelemetry-proto` structs first
-//! cost every span about 25 allocations and as many frees (a key and a value string per
-//! attribute), half of the exporter thread's CPU. The tests decode the body with the
-//! `opentelemetry-proto` types and compare it with the same spans built as those types.
+//! Each span is encoded into its `Span` message by [`span_message`] on the thread that recorded
+//! it, where the span's strings are still in that core's cache; the exporter thread only puts
+//! the messages of a batch together behind each service's resource and scope (encoded once, with
+//! the `opentelemetry-proto` types, when its tracer is made). On the exporter thread, encoding
+//! would read every string from another core's cache and free them there one by one: about half
+//! of that thread's CPU under load.
+//!
+//! Spans are written straight from [`Span`] with prost's encoding functions and the field
+//! numbers of `opentelemetry/proto/trace/v1/trace.proto`, not through the `opentelemetry-proto`
+//! structs (a key and a value string to allocate per attribute). The tests decode the body with
+//! the `opentelemetry-proto` types and compare it with the same spans built as those types.
 
-use std::ops::Range;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
@@ -111,10 +113,10 @@ fn string_kv(key: &str, value: &str) -> KeyValue {
     }
 }
 
-/// The spans of one service in a batch: where each one's message lies in the batch's buffer.
+/// The spans of one service in a batch, as their encoded messages.
 struct Group {
     service: Arc<ServiceResource>,
-    spans: Vec<Range<usize>>,
+    spans: Vec<Vec<u8>>,
 }
 
 impl Group {
@@ -128,24 +130,19 @@ impl Group {
     }
 }
 
-/// Room for a span's message before the buffer of a batch's spans has to grow.
+/// Room for a span's message before its buffer has to grow.
 const SPAN_BYTES: usize = 512;
 
 /// The body of the request carrying `batch` (one `ResourceSpans` per service), and how many
-/// spans each service has in it (to count them once the collector answers).
-///
-/// Each span is encoded once, into one buffer for the batch, and copied once, into the body:
-/// a message's length has to precede it, and the body is allocated at its exact size.
+/// spans each service has in it (to count them once the collector answers). The body is
+/// allocated at its exact size: a message's length has to precede it, and every length is known
+/// before the first byte is written.
 pub(crate) fn request(batch: Vec<Queued>) -> (Vec<u8>, Vec<(Arc<ServiceResource>, u64)>) {
     let mut groups: Vec<Group> = Vec::new();
-    let mut encoded = Vec::with_capacity(batch.len() * SPAN_BYTES);
-    for Queued { service, span } in batch {
-        let start = encoded.len();
-        span_message(&span, &mut encoded);
-        let placed = start..encoded.len();
+    for Queued { service, message } in batch {
         match groups.iter_mut().find(|g| Arc::ptr_eq(&g.service, &service)) {
-            Some(group) => group.spans.push(placed),
-            None => groups.push(Group { service, spans: vec![placed] }),
+            Some(group) => group.spans.push(message),
+            None => groups.push(Group { service, spans: vec![message] }),
         }
     }
     let lens: Vec<(usize, usize)> = groups.iter().map(Group::lens).collect();
@@ -157,15 +154,22 @@ pub(crate) fn request(batch: Vec<Queued>) -> (Vec<u8>, Vec<(Arc<ServiceResource>
         header(tag::ResourceSpans_scope_spans, scope_spans_len, &mut body);
         body.extend_from_slice(&group.service.scope_field);
         for span in &group.spans {
-            length_delimited(tag::ScopeSpans_spans, &encoded[span.clone()], &mut body);
+            length_delimited(tag::ScopeSpans_spans, span, &mut body);
         }
     }
     debug_assert_eq!(body.len(), size, "the body's size is computed before it is written");
     (body, groups.into_iter().map(|g| (g.service, g.spans.len() as u64)).collect())
 }
 
+/// One span's `Span` message (without its own key and length).
+pub(crate) fn span_message(span: &Span) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(SPAN_BYTES);
+    write_span(span, &mut buf);
+    buf
+}
+
 /// One `Span` message (without its own key and length) into `buf`.
-fn span_message(span: &Span, buf: &mut Vec<u8>) {
+fn write_span(span: &Span, buf: &mut Vec<u8>) {
     length_delimited(tag::Span_trace_id, &span.trace_id.to_bytes(), buf);
     length_delimited(tag::Span_span_id, &span.span_id.to_bytes(), buf);
     if let Some(parent) = span.parent {
@@ -248,6 +252,10 @@ mod tests {
     use super::*;
     use crate::span::Kind;
 
+    fn queued(service: &Arc<ServiceResource>, span: &Span) -> Queued {
+        Queued { service: service.clone(), message: span_message(span) }
+    }
+
     /// The span as the `opentelemetry-proto` types say it, built independently of the encoder.
     fn expected(span: &Span) -> proto::Span {
         proto::Span {
@@ -298,11 +306,7 @@ mod tests {
         let produce = Span::new(&ctx.child(), Some(ctx.span_id()), Kind::Producer, "p", u64::MAX - 1, u64::MAX)
             .attr("messaging.system", "kafka");
         let spans = [root, call, produce];
-        let batch = vec![
-            Queued { service: gw.clone(), span: spans[0].clone() },
-            Queued { service: relay.clone(), span: spans[1].clone() },
-            Queued { service: gw, span: spans[2].clone() },
-        ];
+        let batch = vec![queued(&gw, &spans[0]), queued(&relay, &spans[1]), queued(&gw, &spans[2])];
         let (body, counts) = request(batch);
         assert_eq!(
             counts.iter().map(|(s, n)| (s.name().to_owned(), *n)).collect::<Vec<_>>(),
@@ -340,7 +344,7 @@ mod tests {
             })
             .collect();
         let service = |i: usize| if i.is_multiple_of(3) { &relay } else { &gw };
-        let batch = spans.iter().enumerate().map(|(i, s)| Queued { service: service(i).clone(), span: s.clone() });
+        let batch = spans.iter().enumerate().map(|(i, s)| queued(service(i), s));
         let (body, counts) = request(batch.collect());
         assert_eq!(counts.iter().map(|(s, n)| (s.name(), *n)).collect::<Vec<_>>(), [("relay", 200), ("gateway", 400)]);
         let decoded = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();

@@ -1,5 +1,5 @@
-//! A finished span as the services hand it over: plain data, no encoding, so building one on the
-//! chain's threads costs a few small allocations and nothing else.
+//! A finished span as the services hand it over: plain data, built only for a transaction the
+//! tracer keeps, and encoded by [`Tracer::export`](crate::Tracer::export) on the same thread.
 
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use switchboard_telemetry::{Metrics, SpanId, TraceContext};
 
-use crate::encode::ServiceResource;
+use crate::encode::{span_message, ServiceResource};
 use crate::sampler::Policy;
 use crate::span::Span;
 
@@ -14,7 +14,8 @@ use crate::span::Span;
 #[derive(Debug)]
 pub(crate) struct Queued {
     pub(crate) service: Arc<ServiceResource>,
-    pub(crate) span: Span,
+    /// Its OTLP `Span` message.
+    pub(crate) message: Vec<u8>,
 }
 
 /// Where one service's spans go. `Tracer::default()` is off: every method is a no-op (a
@@ -89,12 +90,13 @@ impl Tracer {
         self.inner.as_ref().is_some_and(|inner| inner.policy.keep(sampled, any_error, longest))
     }
 
-    /// Hands finished spans to the exporter thread without waiting: a span that finds the
-    /// queue full is dropped and counted (`otlp_spans_dropped_total{reason="queue_full"}`).
+    /// Encodes finished spans, on this thread, and hands them to the exporter thread without
+    /// waiting: a span that finds the queue full is dropped and counted
+    /// (`otlp_spans_dropped_total{reason="queue_full"}`).
     pub fn export(&self, spans: impl IntoIterator<Item = Span>) {
         let Some(inner) = &self.inner else { return };
         for span in spans {
-            let queued = Queued { service: inner.service.clone(), span };
+            let queued = Queued { service: inner.service.clone(), message: span_message(&span) };
             match inner.queue.try_send(queued) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => inner.service.metrics().spans_dropped("queue_full", 1),
