@@ -13,13 +13,17 @@
 #   scripts/cost-ab.sh 10 $off dead="OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9"
 #   scripts/cost-ab.sh 10 $off again=OTEL_SDK_DISABLED=true   # A/A: what the instrument gives
 #                                                              # for no change at all
+#   COST_AB_BIN=/tmp/main scripts/cost-ab.sh 10 $off main=COST_COLLECTOR=sink \
+#       change="COST_COLLECTOR=sink COST_AB_BIN=target/release"  # two builds against each other
 #
 # Each variant runs cost.sh with its VAR=VALUE settings added to the environment (COST_* and
 # OTEL_* pass through). CONCURRENCY and SECONDS are cost.sh's (COST_AB_CONC, default 32;
 # COST_AB_SECS, default 6). Binaries: target/release (built once here) unless COST_AB_BIN names
-# a directory holding switchboard, loadgen and console. Prints each run's line, then per
+# a directory holding switchboard, loadgen, console and otlp-sink; a variant's own COST_AB_BIN=DIR runs that
+# variant's binaries from DIR (two builds against each other). Prints each run's line, then per
 # variant the median CPU µs per transaction with its range, and for each variant after the first
-# the median of its paired ratios with their quartiles.
+# the median of its paired ratios with their quartiles, and their mean with a 90 % bootstrap
+# interval.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -39,7 +43,7 @@ n=${#labels[@]}
 BIN="${COST_AB_BIN:-$ROOT/target/release}"
 if [[ -z "${COST_AB_BIN:-}" ]]; then
     cargo build -q --release -p switchboard --bin switchboard -p switchboard-bench --bin loadgen \
-        -p switchboard-console --bin console || die "the release build failed"
+        --bin otlp-sink -p switchboard-console --bin console || die "the release build failed"
 fi
 
 results="$(mktemp)"
@@ -50,16 +54,18 @@ for ((r = 0; r < rounds; r++)); do
         if ((r % 2 == 0)); then i=$(((r + k) % n)); else i=$(((r + n - k) % n)); fi
         # shellcheck disable=SC2206 # the settings are words on purpose: VAR=VALUE …
         vars=(${settings[$i]})
-        line="$(env "${vars[@]}" SKIP_BUILD=1 bash "$ROOT/scripts/cost.sh" "$BIN" "${COST_AB_CONC:-32}" "${COST_AB_SECS:-6}")" ||
+        bin="$BIN"
+        for var in "${vars[@]}"; do [[ "$var" == COST_AB_BIN=* ]] && bin="${var#COST_AB_BIN=}"; done
+        line="$(env "${vars[@]}" SKIP_BUILD=1 bash "$ROOT/scripts/cost.sh" "$bin" "${COST_AB_CONC:-32}" "${COST_AB_SECS:-6}")" ||
             die "cost.sh failed for ${labels[$i]} in round $((r + 1))"
         echo "round $((r + 1)) ${labels[$i]}: $line"
-        cpu="$(grep -oE '[0-9.]+ µs CPU per transaction' <<<"$line" | grep -oE '^[0-9.]+')"
+        cpu="$(grep -oE '[0-9.]+ µs CPU per transaction' <<<"$line" | head -1 | grep -oE '^[0-9.]+')"
         echo "$r $i $cpu" >>"$results"
     done
 done
 
 python3 - "$results" "${labels[@]}" <<'EOF'
-import statistics, sys
+import random, statistics, sys
 
 path, labels = sys.argv[1], sys.argv[2:]
 runs = {}
@@ -74,6 +80,13 @@ def quartiles(xs):
     q = statistics.quantiles(xs, n=4)
     return q[0], q[2]
 
+def mean_interval(xs, draws=5000):
+    # 90 % bootstrap interval of the mean ratio: how far the rounds' spread lets it move. Seeded,
+    # so one set of runs always prints the same interval.
+    rng = random.Random(1)
+    means = sorted(statistics.fmean(rng.choices(xs, k=len(xs))) for _ in range(draws))
+    return means[draws // 20], means[draws - 1 - draws // 20]
+
 for i, label in enumerate(labels):
     cpu = [runs[(r, i)] for r in rounds]
     line = f"{label}: {statistics.median(cpu):.1f} µs CPU per transaction (median of {len(cpu)}, {min(cpu):.1f}–{max(cpu):.1f})"
@@ -82,5 +95,7 @@ for i, label in enumerate(labels):
         lo, hi = quartiles(ratios)
         pct = lambda x: f"{(x - 1) * 100:+.1f} %"
         line += f"; against {labels[0]}: paired median {pct(statistics.median(ratios))} (quartiles {pct(lo)} to {pct(hi)})"
+        m_lo, m_hi = mean_interval(ratios)
+        line += f", mean {pct(statistics.fmean(ratios))} (90 % interval {pct(m_lo)} to {pct(m_hi)})"
     print(line)
 EOF

@@ -18,10 +18,11 @@
 # COST_COLLECTOR=1 exports the server's spans to a console of its own process (release `console`
 # on COST_COLLECTOR_ADDR, default 127.0.0.1:18318) as their OTLP/HTTP receiver, so the figure is
 # what tracing costs the chain, not what a collector costs; the OTEL_* variables (sampler, …)
-# pass through. COST_COLLECTOR=sink exports to scripts/otlp_sink.py instead, which answers every
-# batch without decoding it: on two cores the console's own CPU slows the load generator, and the
-# chain alike (the console takes about 7 % of the chain's CPU to decode and keep the spans).
-# With export on, the line ends with the spans exported and dropped while measured.
+# pass through. COST_COLLECTOR=sink exports to `otlp-sink` (bench crate) instead, which answers
+# every batch without decoding it: on two cores the console's own CPU slows the load generator,
+# and the chain alike (the console takes about 7 % of the chain's CPU to decode and keep the spans).
+# With export on, the line ends with the spans exported and dropped while measured, and the
+# collector's own CPU µs per transaction.
 # COST_BURN=PCT runs a process busy for PCT % of one core beside the server: what that much other
 # work on the host does to the figure (on two cores the closed loop magnifies it).
 # The server runs on the embedded broker at RUST_LOG=warn (COST_LOG to change it) on COST_ADDR (default
@@ -45,13 +46,14 @@ fi
 if [[ "${SKIP_BUILD:-0}" != 1 && "$BIN" == "$ROOT/target/release" ]]; then
     (cd "$ROOT" && cargo build -q --release -p switchboard --bin switchboard -p switchboard-bench --bin loadgen)
     [[ "${COST_COLLECTOR:-0}" == 1 ]] && (cd "$ROOT" && cargo build -q --release -p switchboard-console --bin console)
+    [[ "${COST_COLLECTOR:-0}" == sink ]] && (cd "$ROOT" && cargo build -q --release -p switchboard-bench --bin otlp-sink)
 fi
 
 collector_pid=
 if [[ "${COST_COLLECTOR:-0}" != 0 ]]; then
     COLLECTOR_ADDR="${COST_COLLECTOR_ADDR:-127.0.0.1:18318}"
     if [[ "$COST_COLLECTOR" == sink ]]; then
-        python3 "$ROOT/scripts/otlp_sink.py" "$COLLECTOR_ADDR" >"$LOG.collector" 2>&1 &
+        "$BIN/otlp-sink" "$COLLECTOR_ADDR" >"$LOG.collector" 2>&1 &
     else
         env -u KAFKA_BROKERS -u AMQP_URL CONSOLE_ADDR="$COLLECTOR_ADDR" RUST_LOG=warn "$BIN/console" >"$LOG.collector" 2>&1 &
     fi
@@ -75,7 +77,7 @@ fi
 env -u KAFKA_BROKERS GATEWAY_ADDR="$ADDR" PROCESSOR_ADDR=127.0.0.1:0 RUST_LOG="${COST_LOG:-warn}" \
     "$BIN/switchboard" run >"$LOG" 2>&1 &
 pid=$!
-# stop_pids: a collector or burner ended by the signal (Python) does not fail the run.
+# stop_pids: a burner ended by the signal (Python) does not fail the run.
 trap 'stop_pids $pid $collector_pid $burn_pid; rm -f "$LOG" "$LOG".*' EXIT
 for ((i = 0; i < 100; i++)); do
     curl -sf "http://$ADDR/healthz" >/dev/null && break
@@ -83,7 +85,7 @@ for ((i = 0; i < 100; i++)); do
     sleep 0.1
 done
 
-ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+ticks() { awk '{print $14 + $15}' "/proc/${1:-$pid}/stat"; }
 # A thread may end between the glob and the read (grpc-core's timer threads come and go).
 switches() { cat /proc/"$pid"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s}' || true; }
 
@@ -102,8 +104,10 @@ hops() { curl -sf "http://$ADDR/metrics" | awk -F'[{}" ]+' '/hop_duration_second
 spans() { curl -sf "http://$ADDR/metrics" | awk '/^otlp_spans_exported_total/ {e += $NF} /^otlp_spans_dropped_total/ {d += $NF} END {print e + 0, d + 0}'; }
 spans0=$(spans)
 c0=$(ticks); s0=$(switches)
+[[ -n "$collector_pid" ]] && k0=$(ticks "$collector_pid")
 out="$("$BIN/loadgen" --target "http://$ADDR/messages" --concurrency "$CONC" --warmup 0s --duration "${SECS}s" --progress 0 2>&1)"
 c1=$(ticks); s1=$(switches)
+[[ -n "$collector_pid" ]] && k1=$(ticks "$collector_pid")
 spans1=$(spans)
 [[ "${COST_THREADS:-0}" == 1 ]] && threads_of "$pid" >"$LOG.threads1"
 if [[ "${COST_HOPS:-0}" == 1 ]]; then
@@ -127,7 +131,9 @@ fi
 [[ "${COST_THREADS:-0}" == 1 ]] && thread_costs "$LOG.threads0" "$LOG.threads1" "$ok"
 failed="$(grep -oE '[0-9]+ failed' <<<"$out" | grep -oE '[0-9]+' || echo 0)"
 awk -v cpu="$per_tx" -v s=$((s1 - s0)) -v n="$ok" -v r="$rps" -v k="$CONC" -v f="${failed:-0}" -v a="$spans0" -v b="$spans1" \
+    -v kc="${collector_pid:+$((k1 - k0))}" -v hz="$(getconf CLK_TCK)" \
     'BEGIN {printf "cost: %d in flight, %s req/s, %.1f µs CPU per transaction, %.2f context switches per transaction, %d failed", k, r, cpu, s / n, f
             split(a, x, " "); split(b, y, " ")
             if (y[1] + y[2] > 0) printf ", spans exported %d dropped %d", y[1] - x[1], y[2] - x[2]
+            if (kc != "") printf ", collector CPU %.1f µs per transaction", kc * 1e6 / hz / n
             print ""}'
