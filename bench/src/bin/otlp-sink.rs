@@ -2,8 +2,8 @@
 //! empty (valid) `ExportTraceServiceResponse`, decoding nothing. `scripts/cost.sh` exports to it
 //! to price trace export as a collector on another host would see it: on a machine of few cores,
 //! every cycle a local receiver takes slows the load generator and the chain alike, so the
-//! stand-in has to be as cheap as the project's own HTTP server can make it (an interpreter's
-//! `http.server` took more CPU than the exporter thread it was measuring). `GET` answers 200 for
+//! stand-in has to be as cheap as the project's own HTTP server can make it (Python's
+//! `http.server` takes more CPU than the exporter thread it measures). `GET` answers 200 for
 //! health checks; a body over 16 MiB gets 413, unread.
 
 #![forbid(unsafe_code)]
