@@ -19,8 +19,8 @@
 # Each variant runs cost.sh with its VAR=VALUE settings added to the environment (COST_* and
 # OTEL_* pass through). CONCURRENCY and SECONDS are cost.sh's (COST_AB_CONC, default 32;
 # COST_AB_SECS, default 6). Binaries: target/release (built once here) unless COST_AB_BIN names
-# a directory holding switchboard, loadgen, console and otlp-sink; a variant's own COST_AB_BIN=DIR runs that
-# variant's binaries from DIR (two builds against each other). Prints each run's line, then per
+# a directory holding switchboard, loadgen, console and otlp-sink; a variant's own
+# COST_AB_BIN=DIR runs that variant's binaries from DIR (two builds against each other). Prints each run's line, then per
 # variant the median CPU µs per transaction with its range, and for each variant after the first
 # the median of its paired ratios with their quartiles, and their geometric mean with a 90 %
 # bootstrap interval. The geometric mean (the mean of the ratios' logarithms) because the mean of
